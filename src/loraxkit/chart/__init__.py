@@ -1,0 +1,1 @@
+"""Helpers around the lorax Helm chart (render through the real Helm engine)."""
