@@ -1,0 +1,1 @@
+"""EKS support: instance-type table, eksctl ClusterConfig model, cluster<->chart cross-checks."""
