@@ -11,7 +11,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="loraxkit",
         description="LoRAX on Kubernetes: simulator, load-test demo and helpers.",
     )
-    parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from loraxkit.sim.cli import register as register_sim; register_sim(subparsers)  # noqa: E702, I001
     return parser
 
 

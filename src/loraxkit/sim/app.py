@@ -1,0 +1,536 @@
+"""The simulator's routes: LoRAX's REST API on top of the batching engine, answering exactly as LoRAX's
+router does (status codes, error bodies, in-stream errors under HTTP 200, SSE framing, `x-*` headers)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from loraxkit import wire
+from loraxkit.sim.engine import Engine, EngineConfig, Sequence
+from loraxkit.sim.http import Connection, Request, chunk
+from loraxkit.sim.metrics import Registry
+from loraxkit.sim.profiles import Profile
+from loraxkit.sim.tokens import Vocabulary, expected_token_ids, natural_length
+from loraxkit.sim.trace import TraceWriter
+
+log = logging.getLogger("loraxkit.sim")
+
+DEFAULT_MODEL_ID = wire.DEFAULT_MODEL_ID
+SIM_STATE_ROUTE = "/sim/state"  # simulator-only introspection (not a LoRAX route)
+VERSION = "0.12.1"
+
+# Output kinds: how a sequence's tokens are framed.
+NATIVE, COMPAT_LIST, COMPLETION, CHAT = "native", "compat", "completion", "chat"
+
+
+@dataclass
+class SimConfig:
+    profile: Profile
+    host: str = "127.0.0.1"
+    port: int = 8080
+    seed: int = 0
+    trace_path: str | None = None
+    startup_delay_s: float = 0.0
+    model_id: str = DEFAULT_MODEL_ID
+    max_concurrent_requests: int = 1024
+    max_active_adapters: int = 1024
+    unloadable_adapters: tuple[str, ...] = ()
+    lenient: bool = False
+    limits: wire.Limits = field(default_factory=wire.Limits)
+    max_batch_total_tokens: int | None = None
+    max_batch_prefill_tokens: int | None = None
+    max_waiting_tokens: int = 20
+    waiting_served_ratio: float = 1.2
+    adapter_load_ms: float | None = None
+    step_jitter: float = 0.0
+    keep_alive_s: float = wire.DEFAULT_KEEP_ALIVE_S
+    default_adapter_source: str = "hub"
+
+
+@dataclass(eq=False)
+class Job:
+    """What a request needs beyond the engine's Sequence: how to frame and account for its output."""
+
+    kind: str
+    stream: bool
+    conn: Connection
+    params: wire.GenerateParams
+    inputs: str
+    arrival: float
+    headers: dict[str, str]
+    seed: int | None
+    slot_held: bool = False
+    finished: bool = False
+    status: int = 200
+    text_parts: list[str] = field(default_factory=list)
+
+
+class Simulator:
+    def __init__(self, config: SimConfig, vocab: Vocabulary | None = None) -> None:
+        self.config = config
+        self.vocab = vocab or Vocabulary()
+        profile = config.profile
+        self.metrics = Registry(config.limits.max_input_length, config.limits.max_total_tokens)
+        self.engine = Engine(profile, EngineConfig(
+            max_batch_total_tokens=config.max_batch_total_tokens or profile.max_batch_total_tokens,
+            max_batch_prefill_tokens=config.max_batch_prefill_tokens or profile.max_batch_prefill_tokens,
+            max_waiting_tokens=config.max_waiting_tokens,
+            waiting_served_ratio=config.waiting_served_ratio,
+            max_active_adapters=config.max_active_adapters,
+            adapter_load_ms=config.adapter_load_ms if config.adapter_load_ms is not None
+            else profile.adapter_load_ms,
+            unloadable_adapters=config.unloadable_adapters,
+            step_jitter=config.step_jitter,
+            seed=config.seed,
+        ), self.metrics)
+        self.trace = TraceWriter(config.trace_path) if config.trace_path else None
+        self.in_flight = 0
+        self.connections: set[Connection] = set()
+        self._chunk_cache: dict[str, dict[int, bytes]] = {NATIVE: {}, COMPAT_LIST: {}, COMPLETION: {}, CHAT: {}}
+        self._jobs: dict[int, Job] = {}
+        self._seq_jobs: dict[int, Job] = {}
+        self._keepalive_handle: asyncio.TimerHandle | None = None
+        self._routes = {
+            ("POST", wire.ROUTE_COMPAT): lambda c, r: self.generation(c, r, wire.ROUTE_COMPAT),
+            ("POST", wire.ROUTE_INVOCATIONS): lambda c, r: self.generation(c, r, wire.ROUTE_INVOCATIONS),
+            ("POST", wire.ROUTE_GENERATE): lambda c, r: self.generation(c, r, wire.ROUTE_GENERATE),
+            ("POST", wire.ROUTE_GENERATE_STREAM): lambda c, r: self.generation(c, r, wire.ROUTE_GENERATE_STREAM),
+            ("POST", wire.ROUTE_COMPLETIONS): lambda c, r: self.generation(c, r, wire.ROUTE_COMPLETIONS),
+            ("POST", wire.ROUTE_CHAT): lambda c, r: self.generation(c, r, wire.ROUTE_CHAT),
+            ("GET", wire.ROUTE_COMPAT): self.health,
+            ("GET", wire.ROUTE_HEALTH): self.health,
+            ("GET", wire.ROUTE_PING): self.health,
+            ("GET", wire.ROUTE_STARTUP): self.startup,
+            ("GET", wire.ROUTE_INFO): self.info,
+            ("GET", wire.ROUTE_METRICS): self.metrics_route,
+            ("POST", wire.ROUTE_TOKENIZE): self.tokenize,
+            ("GET", SIM_STATE_ROUTE): self.sim_state,
+        }
+        self._known_paths = {path for _, path in self._routes}
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self.engine.start()
+        self._schedule_keepalive()
+
+    async def stop(self) -> None:
+        if self._keepalive_handle is not None:
+            self._keepalive_handle.cancel()
+        await self.engine.stop()
+        if self.trace is not None:
+            self.trace.close()
+
+    def _schedule_keepalive(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._keepalive_handle = loop.call_later(min(self.config.keep_alive_s, 1.0), self._keepalive_tick)
+
+    def _keepalive_tick(self) -> None:
+        now = time.monotonic()
+        for job in list(self._jobs.values()):
+            if job.stream and not job.finished and now - job.conn.last_write >= self.config.keep_alive_s:
+                job.conn.write(chunk(wire.KEEP_ALIVE))
+        self._schedule_keepalive()
+
+    # ------------------------------------------------------------------ dispatch
+    def handle(self, conn: Connection, req: Request) -> None:
+        route = self._routes.get((req.method, req.path))
+        if route is not None:
+            route(conn, req)
+        elif req.path in self._known_paths:
+            conn.send(405, b"", "text/plain; charset=utf-8")
+        else:
+            conn.send(404, b"", "text/plain; charset=utf-8")
+
+    def _send_json(self, conn: Connection, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+        conn.send(status, wire.dumps(obj).encode(), "application/json", headers)
+
+    def _send_error(self, conn: Connection, err: wire.LoraxError, headers: dict[str, str] | None = None) -> None:
+        self._send_json(conn, err.status, err.body(), headers)
+
+    # ------------------------------------------------------------------ simple routes
+    def health(self, conn: Connection, req: Request) -> None:
+        conn.send(200, b"", "text/plain; charset=utf-8")
+
+    def info(self, conn: Connection, req: Request) -> None:
+        self._send_json(conn, 200, self.info_json())
+
+    def info_json(self) -> dict[str, Any]:
+        cfg, limits = self.config, self.config.limits
+        return {
+            "model_id": cfg.model_id, "model_sha": None, "model_dtype": "torch.bfloat16",
+            "model_device_type": "cuda", "model_pipeline_tag": "text-generation",
+            "max_concurrent_requests": cfg.max_concurrent_requests, "max_best_of": limits.max_best_of,
+            "max_stop_sequences": limits.max_stop_sequences, "max_input_length": limits.max_input_length,
+            "max_total_tokens": limits.max_total_tokens, "waiting_served_ratio": cfg.waiting_served_ratio,
+            "max_batch_total_tokens": self.engine.config.max_batch_total_tokens,
+            "max_waiting_tokens": cfg.max_waiting_tokens, "validation_workers": 2, "eager_prefill": True,
+            "version": VERSION, "sha": None, "docker_label": f"loraxkit-sim:{cfg.profile.name}",
+            "request_logger_url": None,
+        }
+
+    def metrics_route(self, conn: Connection, req: Request) -> None:
+        text = self.metrics.render()
+        want_json = "format=json" in req.query.lower() or "application/json" in req.headers.get("accept", "")
+        if want_json:
+            self._send_json(conn, 200, _metrics_as_json(text))
+        else:
+            conn.send(200, text.encode(), "text/plain; charset=utf-8")
+
+    def sim_state(self, conn: Connection, req: Request) -> None:
+        state = {"in_flight": self.in_flight, "max_concurrent_requests": self.config.max_concurrent_requests,
+                 "open_streams": sum(1 for j in self._jobs.values() if j.stream),
+                 "connections": len(self.connections), **self.engine.state()}
+        self._send_json(conn, 200, state)
+
+    def tokenize(self, conn: Connection, req: Request) -> None:
+        try:
+            body = self._json_body(req)
+            if not isinstance(body, dict) or "inputs" not in body:
+                raise wire.json_data_rejection("missing field `inputs`")
+            if not isinstance(body["inputs"], str):
+                raise wire.json_data_rejection("inputs: invalid type, expected a string")
+            add_special = body.get("add_special_tokens")
+            if add_special is not None and not isinstance(add_special, bool):
+                raise wire.json_data_rejection("add_special_tokens: invalid type, expected a boolean")
+        except wire.BodyRejection as rej:
+            conn.send(rej.status, rej.message.encode(), "text/plain; charset=utf-8")
+            return
+        spans = self.vocab.spans(body["inputs"], add_special is not False)
+        self._send_json(conn, 200, [{"id": s.id, "text": s.text, "start": s.start, "stop": s.stop} for s in spans])
+
+    def startup(self, conn: Connection, req: Request) -> None:
+        """`/startup` runs a real 1-token generation ("Who?") through the queue, as LoRAX does."""
+        params = wire.GenerateParams(max_new_tokens=1)
+        job = Job(kind="startup", stream=False, conn=conn, params=params, inputs="Who?", arrival=req.arrival,
+                  headers={}, seed=None)
+        try:
+            self._admit(job, wire.ROUTE_STARTUP, req, prompt_ids=None)
+        except wire.LoraxError as err:
+            self._send_json(conn, 500, err.body())
+
+    # ------------------------------------------------------------------ generation
+    def _json_body(self, req: Request) -> Any:
+        if req.too_large:
+            raise wire.BODY_TOO_LARGE
+        ctype = req.headers.get("content-type", "")
+        if "json" not in ctype.lower() and not self.config.lenient:
+            raise wire.MISSING_JSON_CONTENT_TYPE
+        try:
+            return json.loads(req.body)
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise wire.json_syntax_rejection(str(exc)) from None
+
+    def _parse(self, route: str, body: Any) -> tuple[str, str, wire.GenerateParams, bool,
+                                                         list[wire.ChatMessageIn] | None]:
+        lenient = self.config.lenient
+        if route in (wire.ROUTE_COMPAT, wire.ROUTE_INVOCATIONS):
+            inputs, params, stream = wire.parse_generate_body(body, lenient=lenient)
+            return (NATIVE if stream else COMPAT_LIST), inputs, params, stream, None
+        if route == wire.ROUTE_GENERATE:
+            inputs, params, _ = wire.parse_generate_body(body, lenient=lenient)
+            return NATIVE, inputs, params, False, None
+        if route == wire.ROUTE_GENERATE_STREAM:
+            inputs, params, _ = wire.parse_generate_body(body, lenient=lenient)
+            return NATIVE, inputs, params, True, None
+        if route == wire.ROUTE_COMPLETIONS:
+            prompt, params, stream = wire.parse_completion_body(body, self.config.model_id, lenient=lenient)
+            return COMPLETION, prompt, params, stream, None
+        messages, params, stream = wire.parse_chat_body(body, self.config.model_id, lenient=lenient)
+        return CHAT, "\n".join(m.content for m in messages), params, stream, messages
+
+    def _response_headers(self, job: Job) -> dict[str, str]:
+        headers = {wire.H_COMPUTE_TYPE: wire.COMPUTE_TYPE,
+                   wire.H_COMPUTE_CHARACTERS: str(len(job.inputs))}
+        if job.stream:
+            headers[wire.H_ACCEL_BUFFERING] = "no"
+        headers[wire.H_MODEL_ID] = self.config.model_id
+        if job.params.adapter_id:
+            headers[wire.H_ADAPTER_ID] = job.params.adapter_id
+            headers[wire.H_ADAPTER_SOURCE] = job.params.adapter_source or self.config.default_adapter_source
+        return headers
+
+    def generation(self, conn: Connection, req: Request, route: str) -> None:
+        try:
+            body = self._json_body(req)
+            kind, inputs, params, stream, messages = self._parse(route, body)
+            prompt_ids = self.vocab.chat_prompt_ids(messages) if messages is not None else None
+        except wire.BodyRejection as rej:
+            conn.send(rej.status, rej.message.encode(), "text/plain; charset=utf-8")
+            return
+        except wire.LoraxError as err:  # chat template errors are returned before any streaming starts
+            self.metrics.inc("lorax_request_failure", err=wire.FAILURE_LABEL.get(err.error_type, "bad_request"))
+            self._send_error(conn, err)
+            return
+        seed = params.seed
+        if seed is None and params.do_sample:
+            seed = uuid.uuid4().int & (2**64 - 1)
+        job = Job(kind=kind, stream=stream, conn=conn, params=params, inputs=inputs, arrival=req.arrival,
+                  headers={}, seed=seed if params.do_sample else None)
+        job.headers = self._response_headers(job)
+        self.metrics.inc("lorax_request_count")
+        if stream:
+            conn.start_stream(200, "text/event-stream", {"cache-control": "no-cache", **job.headers})
+        try:
+            self._admit(job, route, req, prompt_ids)
+        except wire.LoraxError as err:
+            self._reject(job, route, req, err)
+
+    def _admit(self, job: Job, route: str, req: Request, prompt_ids: list[int] | None) -> None:
+        """Concurrency slot, validation and tokenization (LoRAX order), then hand over to the engine."""
+        cfg, params = self.config, job.params
+        if job.stream and (params.best_of or 1) != 1:
+            raise wire.validation_error("`best_of` != 1 is not supported when streaming tokens")
+        if self.in_flight >= cfg.max_concurrent_requests:
+            raise wire.overloaded_error()
+        self.in_flight += 1
+        job.slot_held = True
+        self._jobs[id(job)] = job
+        job.conn.on_close = lambda: self._client_gone(job)
+        wire.validate_params(job.inputs, params, streaming=job.stream, max_best_of=cfg.limits.max_best_of,
+                             max_stop_sequences=cfg.limits.max_stop_sequences,
+                             max_input_length=cfg.limits.max_input_length)
+        ids = prompt_ids if prompt_ids is not None else self.vocab.encode(job.inputs)
+        if params.truncate is not None:
+            ids = self.vocab.truncate_left(ids, params.truncate)
+        max_new = wire.validate_lengths(len(ids), params.max_new_tokens, cfg.limits)
+        self.metrics.observe("lorax_request_input_length", float(len(ids)))
+        self.metrics.observe("lorax_request_max_new_tokens", float(max_new))
+        token_ids, finish = self._plan_output(job, max_new)
+        seq = Sequence(request_id=req.headers.get(wire.H_REQUEST_ID) or uuid.uuid4().hex, route=route,
+                       adapter_id=params.adapter_id or None, input_length=len(ids), max_new_tokens=max_new,
+                       token_ids=token_ids, finish_reason=finish, sink=self, arrival=job.arrival)
+        self._seq_jobs[id(seq)] = job
+        job.conn.on_close = lambda: self._client_gone(job, seq)
+        self.engine.submit(seq)
+
+    def _plan_output(self, job: Job, max_new: int) -> tuple[list[int], str]:
+        """The tokens this request will produce: fixed length if max_new_tokens was given (or EOS ignored),
+        else a natural EOS-terminated length; then cut at the first stop sequence."""
+        params, adapter = job.params, job.params.adapter_id or None
+        natural = natural_length(self.config.seed, adapter, job.inputs)
+        if params.max_new_tokens is None and not params.ignore_eos_token and natural < max_new:
+            ids = expected_token_ids(self.vocab, self.config.seed, adapter, job.inputs, natural - 1)
+            return [*ids, self.vocab.eos_id], wire.FINISH_EOS
+        ids = expected_token_ids(self.vocab, self.config.seed, adapter, job.inputs, max_new)
+        if params.stop:
+            text = ""
+            for i, tid in enumerate(ids):
+                text += self.vocab.token_text(tid)
+                if any(text.endswith(s) for s in params.stop if s):
+                    return ids[: i + 1], wire.FINISH_STOP
+        return ids, wire.FINISH_LENGTH
+
+    def _reject(self, job: Job, route: str, req: Request, err: wire.LoraxError) -> None:
+        self.metrics.inc("lorax_request_failure", err=wire.FAILURE_LABEL.get(err.error_type, "bad_request"))
+        self._release(job)
+        status = 200 if job.stream else err.status
+        if job.stream:
+            job.conn.end_stream(chunk(wire.sse_error(err)))
+        elif job.kind == "startup":
+            self._send_json(job.conn, 500, err.body())
+        else:
+            self._send_error(job.conn, err)
+        self._write_trace(req.headers.get(wire.H_REQUEST_ID) or uuid.uuid4().hex, route, job, None, status,
+                          err.error_type)
+
+    def _release(self, job: Job) -> None:
+        job.finished = True
+        self._jobs.pop(id(job), None)
+        if job.slot_held:
+            job.slot_held = False
+            self.in_flight -= 1
+
+    def _client_gone(self, job: Job, seq: Sequence | None = None) -> None:
+        if job.finished:
+            return
+        self.metrics.inc("lorax_request_failure", err="dropped")
+        if seq is not None:
+            self.engine.cancel(seq)
+            seq.end = time.time()
+            self._seq_jobs.pop(id(seq), None)
+            self._write_trace(seq.request_id, seq.route, job, seq, 200 if job.stream else 499, "dropped")
+        self._release(job)
+
+    # ------------------------------------------------------------------ Sink (engine callbacks)
+    def on_token(self, seq: Sequence, index: int, last: bool) -> float:
+        job = self._seq_jobs[id(seq)]
+        token_id = seq.token_ids[index]
+        if job.stream and not last:
+            cache = self._chunk_cache[job.kind]
+            data = cache.get(token_id)
+            if data is None:
+                data = cache[token_id] = chunk(self._token_event(job.kind, token_id))
+            job.conn.write(data)
+            return time.time()
+        if not last:
+            return time.time()
+        sent = self._finish(job, seq)
+        return sent
+
+    def on_error(self, seq: Sequence, err: wire.LoraxError) -> None:
+        job = self._seq_jobs.pop(id(seq), None)
+        if job is None or job.finished:
+            return
+        self.metrics.inc("lorax_request_failure", err=wire.FAILURE_LABEL.get(err.error_type, "bad_request"))
+        self._release(job)
+        if job.stream:
+            job.conn.end_stream(chunk(wire.sse_error(err)))
+        else:
+            self._send_json(job.conn, 500 if job.kind == "startup" else err.status, err.body(), job.headers)
+        self._write_trace(seq.request_id, seq.route, job, seq, 200 if job.stream else err.status,
+                          err.error_type)
+
+    def _token_event(self, kind: str, token_id: int) -> bytes:
+        text = self.vocab.token_text(token_id)
+        if kind == COMPLETION:
+            return wire.sse_event(wire.completion_chunk(text))
+        if kind == CHAT:
+            return wire.sse_event(wire.chat_chunk(text))
+        return wire.sse_event(wire.stream_response(self._token(token_id)))
+
+    def _token(self, token_id: int) -> dict[str, Any]:
+        return wire.token_json(token_id, self.vocab.token_text(token_id), _logprob(token_id),
+                               special=token_id == self.vocab.eos_id)
+
+    def _generated_text(self, seq: Sequence, job: Job) -> str:
+        ids = seq.token_ids
+        if ids and ids[-1] == self.vocab.eos_id:
+            ids = ids[:-1]
+        text = "".join(self.vocab.token_text(t) for t in ids)
+        if job.params.return_full_text:
+            text = job.inputs + text
+        return text
+
+    def _finish(self, job: Job, seq: Sequence) -> float:
+        """The last token: write the final event (stream) or the whole response, then account for it."""
+        self._seq_jobs.pop(id(seq), None)
+        now = time.time()
+        generated = len(seq.token_ids)
+        text = self._generated_text(seq, job)
+        last_id = seq.token_ids[-1]
+        if job.stream:
+            if job.kind == NATIVE:
+                details = wire.stream_details(seq.finish_reason, seq.input_length, generated, job.seed) \
+                    if job.params.details else None
+                final = wire.sse_event(wire.stream_response(self._token(last_id), text, details))
+            elif job.kind == COMPLETION:
+                final = wire.sse_event(wire.completion_chunk(self.vocab.token_text(last_id), seq.finish_reason,
+                                                             seq.input_length, generated)) + wire.DONE_EVENT
+            else:
+                final = wire.sse_event(wire.chat_chunk(self.vocab.token_text(last_id), seq.finish_reason,
+                                                       seq.input_length, generated)) + wire.DONE_EVENT
+            self._release(job)
+            job.conn.end_stream(chunk(final))
+        else:
+            body = self._full_response(job, seq, text, now)
+            self._release(job)
+            if job.kind == "startup":
+                job.conn.send(200, b"", "text/plain; charset=utf-8")
+            else:
+                job.conn.send(200, wire.dumps(body).encode(), "application/json",
+                              {**job.headers, **self._timing_headers(seq, now)})
+        sent = time.time()
+        self._account(seq, job, sent)
+        return sent
+
+    def _full_response(self, job: Job, seq: Sequence, text: str, now: float) -> Any:
+        generated = len(seq.token_ids)
+        if job.kind == COMPLETION:
+            return wire.completion_response(text, seq.finish_reason, seq.input_length, generated)
+        if job.kind == CHAT:
+            return wire.chat_response(text, seq.finish_reason, seq.input_length, generated, self.config.model_id,
+                                      int(now), f"{VERSION}-loraxkit-sim")
+        details = None
+        if job.params.details or job.params.decoder_input_details:
+            details = wire.generate_details(seq.finish_reason, seq.input_length,
+                                            [self._token(t) for t in seq.token_ids], job.seed)
+        response = wire.generate_response(text, details)
+        return [response] if job.kind == COMPAT_LIST else response
+
+    def _timing_headers(self, seq: Sequence, now: float) -> dict[str, str]:
+        admitted = seq.admitted or seq.queued
+        first = seq.token_times[0] if seq.token_times else now
+        n = max(len(seq.token_ids), 1)
+        total, validation = now - seq.arrival, seq.queued - seq.arrival
+        queue, inference, ttft = admitted - seq.queued, now - admitted, first - admitted
+        prompt, generated = seq.input_length, len(seq.token_ids)
+
+        def ms(seconds: float) -> str:
+            return str(max(int(seconds * 1000), 0))
+
+        return {
+            wire.H_COMPUTE_TIME: ms(total), wire.H_TOTAL_TIME: ms(total), wire.H_VALIDATION_TIME: ms(validation),
+            wire.H_QUEUE_TIME: ms(queue), wire.H_INFERENCE_TIME: ms(inference),
+            wire.H_TIME_PER_TOKEN: ms(inference / n), wire.H_TIME_TO_FIRST_TOKEN: ms(ttft),
+            wire.H_TIME_PER_OUTPUT_TOKEN: ms((inference - ttft) / max(n - 1, 1)),
+            wire.H_PROMPT_TOKENS: str(prompt), wire.H_GENERATED_TOKENS: str(generated),
+            wire.H_SKIPPED_TOKENS: "0", wire.H_TOTAL_TOKENS: str(prompt + generated),
+        }
+
+    def _account(self, seq: Sequence, job: Job, end: float) -> None:
+        admitted = seq.admitted or seq.queued
+        inference = end - admitted
+        m = self.metrics
+        m.inc("lorax_request_success")
+        m.observe("lorax_request_duration", end - seq.arrival)
+        m.observe("lorax_request_validation_duration", seq.queued - seq.arrival)
+        m.observe("lorax_request_queue_duration", admitted - seq.queued)
+        m.observe("lorax_request_inference_duration", inference)
+        m.observe("lorax_request_mean_time_per_token_duration", inference / max(len(seq.token_ids), 1))
+        m.observe("lorax_request_generated_tokens", float(len(seq.token_ids)))
+        seq.end = end
+        self._write_trace(seq.request_id, seq.route, job, seq, 200, None, end_override=end, final_sent=end)
+
+    def _write_trace(self, request_id: str, route: str, job: Job, seq: Sequence | None, status: int,
+                     error_type: str | None, end_override: float | None = None,
+                     final_sent: float | None = None) -> None:
+        if self.trace is None or job.kind == "startup":
+            return
+        token_times = list(seq.token_times) if seq is not None else []
+        if final_sent is not None:
+            token_times.append(final_sent)  # the engine appends it after the sink returns
+        self.trace.write({
+            "request_id": request_id, "route": route,
+            "adapter_id": job.params.adapter_id or None,
+            "arrival": job.arrival,
+            "admitted": seq.admitted if seq is not None else None,
+            "first_token": token_times[0] if token_times else None,
+            "token_times": token_times,
+            "end": end_override if end_override is not None else time.time(),
+            "status": status, "error_type": error_type,
+            "prompt_tokens": seq.input_length if seq is not None else None,
+            "generated_tokens": len(token_times),
+        })
+
+
+def _logprob(token_id: int) -> float:
+    # A stable, plausible log-probability per token (not a model output).
+    return -round(((token_id * 2654435761) % 1000) / 400.0, 4)
+
+
+def _metrics_as_json(text: str) -> dict[str, Any]:
+    """server.rs `parse_text_to_metrics`: {name: {type, data: [{key, value}]}}."""
+    families: dict[str, Any] = {}
+    current = ""
+    for line in text.splitlines():
+        if not line:
+            continue
+        if line.startswith("# TYPE "):
+            parts = line.split()
+            current = parts[2]
+            families[current] = {"type": parts[3], "data": []}
+            continue
+        if current in families:
+            name, _, value = line.rpartition(" ")
+            with contextlib.suppress(ValueError):
+                key = name if "{" in name else ("sum" if name.endswith("_sum") else
+                                                ("count" if name.endswith("_count") else ""))
+                families[current]["data"].append({"key": key, "value": float(value)})
+    return families

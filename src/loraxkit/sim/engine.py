@@ -1,0 +1,343 @@
+"""The continuous-batching scheduler: a waiting queue, prefill and decode steps timed by a profile, token
+budgets per batch and per prefill, adapter loading on first use and eviction beyond max active adapters.
+
+It follows LoRAX's router (`router/src/infer.rs` batching task, TGI lineage): a new batch is prefilled when
+the waiting queue holds at least `batch_size x waiting_served_ratio` admissible entries or no new entry was
+onboarded for `max_waiting_tokens` decode steps; the running batch pauses while a new batch prefills, then
+both decode together. One timer per step serves the whole batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import math
+import random
+import time
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from loraxkit.sim.metrics import Registry
+from loraxkit.sim.profiles import Profile
+from loraxkit.wire import LoraxError, generation_error
+
+
+class Sink(Protocol):
+    """Where a sequence's output goes (an HTTP response); returns the time.time() the bytes left."""
+
+    def on_token(self, seq: Sequence, index: int, last: bool) -> float: ...
+
+    def on_error(self, seq: Sequence, err: LoraxError) -> None: ...
+
+
+@dataclass(eq=False, slots=True)
+class Sequence:
+    """One generation request inside the engine. `token_ids` is the whole output, fixed at submit time."""
+
+    request_id: str
+    route: str
+    adapter_id: str | None
+    input_length: int
+    max_new_tokens: int
+    token_ids: list[int]
+    finish_reason: str
+    sink: Sink
+    arrival: float
+    queued: float = 0.0
+    admitted: float | None = None
+    first_token: float | None = None
+    end: float | None = None
+    token_times: list[float] = field(default_factory=list)
+    generated: int = 0
+    cancelled: bool = False
+    done: bool = False
+    error_type: str | None = None
+
+
+@dataclass
+class EngineConfig:
+    max_batch_total_tokens: int
+    max_batch_prefill_tokens: int
+    max_waiting_tokens: int = 20
+    waiting_served_ratio: float = 1.2
+    max_active_adapters: int = 1024
+    adapter_load_ms: float = 800.0
+    unloadable_adapters: tuple[str, ...] = ()
+    step_jitter: float = 0.0
+    seed: int = 0
+
+
+class AdapterTable:
+    """Which adapters are on the GPU, which are loading, which wait for a free slot (LRU eviction)."""
+
+    def __init__(self, max_active: int) -> None:
+        self.max_active = max_active
+        self.active: OrderedDict[str, None] = OrderedDict()
+        self.loading: set[str] = set()
+        self.pending: deque[str] = deque()
+        self.loads = 0
+        self.evictions = 0
+
+    def ready(self, adapter_id: str | None) -> bool:
+        return adapter_id is None or adapter_id in self.active
+
+    def touch(self, adapter_id: str) -> None:
+        self.active.move_to_end(adapter_id)
+
+    def wants(self, adapter_id: str) -> bool:
+        """Returns True if a load should start now; otherwise the adapter is active, loading or queued."""
+        if adapter_id in self.active or adapter_id in self.loading:
+            return False
+        if len(self.active) + len(self.loading) < self.max_active:
+            self.loading.add(adapter_id)
+            self.loads += 1
+            return True
+        if adapter_id not in self.pending:
+            self.pending.append(adapter_id)
+        return False
+
+    def evict_for_pending(self, in_use: set[str]) -> list[str]:
+        """Offload idle adapters (least recently used first) so pending ones can load; returns those to load."""
+        to_load: list[str] = []
+        while self.pending:
+            if len(self.active) + len(self.loading) >= self.max_active:
+                victim = next((a for a in self.active if a not in in_use), None)
+                if victim is None:
+                    break
+                del self.active[victim]
+                self.evictions += 1
+            adapter_id = self.pending.popleft()
+            self.loading.add(adapter_id)
+            self.loads += 1
+            to_load.append(adapter_id)
+        return to_load
+
+    def loaded(self, adapter_id: str) -> None:
+        self.loading.discard(adapter_id)
+        self.active[adapter_id] = None
+
+    def failed(self, adapter_id: str) -> None:
+        self.loading.discard(adapter_id)
+
+
+class Engine:
+    def __init__(self, profile: Profile, config: EngineConfig, metrics: Registry) -> None:
+        self.profile = profile
+        self.config = config
+        self.metrics = metrics
+        self.waiting: deque[Sequence] = deque()
+        self.running: list[Sequence] = []
+        self.adapters = AdapterTable(config.max_active_adapters)
+        self._rng = random.Random(config.seed)
+        self._wake = asyncio.Event()
+        self._waiting_steps = 0
+        self._deadline = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self.steps = 0
+
+    # ------------------------------------------------------------------ public
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    def submit(self, seq: Sequence) -> None:
+        seq.queued = time.time()
+        self.waiting.append(seq)
+        if seq.adapter_id is not None:
+            self._request_adapter(seq.adapter_id)
+        self.metrics.set("lorax_queue_length", len(self.waiting))
+        self._wake.set()
+
+    def cancel(self, seq: Sequence) -> None:
+        """The client went away: drop the sequence at the next step boundary."""
+        seq.cancelled = True
+
+    # ------------------------------------------------------------------ adapters
+    def _unloadable(self, adapter_id: str) -> bool:
+        return any(fnmatch.fnmatchcase(adapter_id, pattern) for pattern in self.config.unloadable_adapters)
+
+    def _request_adapter(self, adapter_id: str) -> None:
+        if self.adapters.ready(adapter_id):
+            return
+        if self.adapters.wants(adapter_id):
+            self._start_load(adapter_id)
+
+    def _start_load(self, adapter_id: str) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.config.adapter_load_ms / 1000.0, self._load_done, adapter_id)
+
+    def _load_done(self, adapter_id: str) -> None:
+        if self._unloadable(adapter_id):
+            self.adapters.failed(adapter_id)
+            self.metrics.inc("lorax_request_failure", err="download_adapter")
+            err = generation_error(f"Server error: failed to download or load adapter {adapter_id!r} "
+                                   "(simulated: it matches --unloadable-adapter)")
+            for seq in [s for s in self.waiting if s.adapter_id == adapter_id]:
+                self.waiting.remove(seq)
+                self._fail(seq, err)
+            self.metrics.set("lorax_queue_length", len(self.waiting))
+        else:
+            self.adapters.loaded(adapter_id)
+        self._wake.set()
+
+    def _service_adapters(self) -> None:
+        if not self.adapters.pending:
+            return
+        in_use = {s.adapter_id for s in self.running if s.adapter_id is not None}
+        in_use |= {s.adapter_id for s in self.waiting if s.adapter_id is not None and not s.cancelled
+                   and s.adapter_id in self.adapters.active}
+        for adapter_id in self.adapters.evict_for_pending(in_use):
+            self._start_load(adapter_id)
+
+    # ------------------------------------------------------------------ scheduling
+    def _drop_cancelled(self) -> None:
+        if any(s.cancelled for s in self.running):
+            self.running = [s for s in self.running if not s.cancelled]
+        if any(s.cancelled for s in self.waiting):
+            self.waiting = deque(s for s in self.waiting if not s.cancelled)
+            self.metrics.set("lorax_queue_length", len(self.waiting))
+
+    def _next_batch(self) -> list[Sequence]:
+        if not self.waiting:
+            return []
+        batch_size = len(self.running)
+        if batch_size and self._waiting_steps < self.config.max_waiting_tokens:
+            min_size = math.floor(batch_size * self.config.waiting_served_ratio)
+        else:
+            min_size = 1
+        token_budget = self.config.max_batch_total_tokens - sum(
+            s.input_length + s.max_new_tokens for s in self.running)
+        prefill_budget = self.config.max_batch_prefill_tokens
+        chosen: list[Sequence] = []
+        for seq in self.waiting:
+            if not self.adapters.ready(seq.adapter_id):
+                continue
+            need = seq.input_length + seq.max_new_tokens
+            if seq.input_length > prefill_budget or need > token_budget:
+                break
+            prefill_budget -= seq.input_length
+            token_budget -= need
+            chosen.append(seq)
+        if len(chosen) < max(min_size, 1):
+            return []
+        chosen_ids = {id(s) for s in chosen}
+        self.waiting = deque(s for s in self.waiting if id(s) not in chosen_ids)
+        self.metrics.set("lorax_queue_length", len(self.waiting))
+        return chosen
+
+    def _jitter(self, seconds: float) -> float:
+        if self.config.step_jitter <= 0:
+            return seconds
+        factor = self._rng.gauss(1.0, self.config.step_jitter)
+        return seconds * min(max(factor, 1.0 - 2 * self.config.step_jitter), 1.0 + 2 * self.config.step_jitter)
+
+    async def _sleep_step(self, seconds: float) -> None:
+        """Sleep one step on the GPU's own timeline: a late wake-up is absorbed by the next step."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        start = self._deadline if now - self._deadline < seconds else now
+        self._deadline = start + seconds
+        delay = self._deadline - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def _run(self) -> None:
+        while True:
+            self._drop_cancelled()
+            self._service_adapters()
+            new = self._next_batch()
+            if new:
+                await self._prefill(new)
+            elif self.running:
+                await self._decode()
+            else:
+                self._wake.clear()
+                self._deadline = 0.0
+                await self._wake.wait()
+
+    def _adapters_in(self, seqs: list[Sequence]) -> int:
+        return len({s.adapter_id for s in seqs if s.adapter_id is not None})
+
+    async def _prefill(self, new: list[Sequence]) -> None:
+        now = time.time()
+        for seq in new:
+            seq.admitted = now
+            if seq.adapter_id is not None:
+                self.adapters.touch(seq.adapter_id)
+        self.metrics.observe("lorax_batch_next_size", float(len(new)))
+        seconds = self._jitter(self.profile.prefill_step_ms(
+            sum(s.input_length for s in new), self._adapters_in(new)) / 1000.0)
+        await self._timed_step("prefill", seconds)
+        self._waiting_steps = 0
+        for seq in new:
+            if not seq.cancelled:
+                self._emit(seq)
+        self.running.extend(s for s in new if not s.done and not s.cancelled)
+        self._set_batch_gauges()
+
+    async def _decode(self) -> None:
+        batch = self.running
+        context = sum(s.input_length + s.generated for s in batch)
+        seconds = self._jitter(self.profile.decode_step_ms(len(batch), self._adapters_in(batch), context) / 1000.0)
+        await self._timed_step("decode", seconds)
+        self._waiting_steps += 1
+        for seq in batch:
+            if not seq.cancelled and not seq.done:
+                self._emit(seq)
+        self.running = [s for s in self.running if not s.done and not s.cancelled]
+        self._set_batch_gauges()
+
+    async def _timed_step(self, method: str, seconds: float) -> None:
+        self.metrics.inc("lorax_batch_inference_count", method=method)
+        await self._sleep_step(seconds)
+        self.steps += 1
+        self.metrics.inc("lorax_batch_inference_success", method=method)
+        self.metrics.observe("lorax_batch_inference_duration", seconds, method=method)
+
+    def _set_batch_gauges(self) -> None:
+        self.metrics.set("lorax_batch_current_size", len(self.running))
+        self.metrics.set("lorax_batch_current_max_tokens",
+                         sum(s.input_length + s.max_new_tokens for s in self.running))
+
+    def _emit(self, seq: Sequence) -> None:
+        index = seq.generated
+        last = index + 1 >= len(seq.token_ids)
+        try:
+            sent = seq.sink.on_token(seq, index, last)
+        except Exception as exc:  # a sink failure must never stop the batch
+            seq.done = True
+            self._fail(seq, LoraxError("incomplete_generation", f"Incomplete generation ({exc})"))
+            return
+        seq.generated += 1
+        seq.token_times.append(sent)
+        if index == 0:
+            seq.first_token = sent
+        if last:
+            seq.done = True
+            seq.end = sent
+
+    def _fail(self, seq: Sequence, err: LoraxError) -> None:
+        seq.done = True
+        seq.error_type = err.error_type
+        seq.end = time.time()
+        seq.sink.on_error(seq, err)
+
+    # ------------------------------------------------------------------ introspection
+    def state(self) -> dict[str, object]:
+        return {
+            "waiting": len(self.waiting),
+            "running": len(self.running),
+            "active_adapters": list(self.adapters.active),
+            "loading_adapters": sorted(self.adapters.loading),
+            "pending_adapters": list(self.adapters.pending),
+            "adapter_loads": self.adapters.loads,
+            "adapter_evictions": self.adapters.evictions,
+            "steps": self.steps,
+        }

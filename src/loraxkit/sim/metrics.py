@@ -1,0 +1,136 @@
+"""LoRAX's Prometheus series, rendered as its exporter (`metrics-exporter-prometheus` 0.12) renders them.
+
+Rendered from a small typed registry instead of prometheus_client because that library appends `_total` to
+counters and LoRAX's exporter does not: `lorax_request_count 3`, not `lorax_request_count_total 3`.
+Series appear only after their first observation, as with LoRAX.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass, field
+
+LabelKey = tuple[tuple[str, str], ...]
+
+# server.rs run(): every metric ending in "duration" gets 35 geometric buckets 0.0001 x 1.5^n.
+DURATION_BUCKETS: tuple[float, ...] = tuple(0.0001 * 1.5**n for n in range(1, 36))
+SUMMARY_QUANTILES = (0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0)
+
+COUNTERS = ("lorax_request_count", "lorax_request_success", "lorax_request_failure", "lorax_batch_concat",
+            "lorax_batch_inference_count", "lorax_batch_inference_success", "lorax_batch_inference_failure")
+GAUGES = ("lorax_queue_length", "lorax_batch_current_size", "lorax_batch_current_max_tokens")
+DURATION_HISTOGRAMS = ("lorax_request_duration", "lorax_request_validation_duration",
+                       "lorax_request_queue_duration", "lorax_request_inference_duration",
+                       "lorax_request_mean_time_per_token_duration", "lorax_batch_inference_duration")
+
+
+def _fmt(value: float) -> str:
+    if value == float("inf"):
+        return "+Inf"
+    if float(value).is_integer() and abs(value) < 2**53:
+        return str(int(value))
+    return repr(float(value))
+
+
+def _labels(key: LabelKey, extra: tuple[tuple[str, str], ...] = ()) -> str:
+    pairs = key + extra
+    if not pairs:
+        return ""
+    return "{" + ",".join(f'{k}="{v}"' for k, v in pairs) + "}"
+
+
+@dataclass
+class _Histogram:
+    buckets: tuple[float, ...]
+    counts: list[int]
+    total: float = 0.0
+    count: int = 0
+
+    def observe(self, value: float) -> None:
+        i = bisect.bisect_left(self.buckets, value)
+        if i < len(self.counts):
+            self.counts[i] += 1
+        self.total += value
+        self.count += 1
+
+
+@dataclass
+class _Summary:
+    values: list[float] = field(default_factory=list)
+
+    def observe(self, value: float) -> None:
+        self.values.append(value)
+        if len(self.values) > 10_000:  # bounded memory; quantiles over the recent window
+            del self.values[:5_000]
+
+
+class Registry:
+    """Counters, gauges, histograms and summaries keyed by (name, labels)."""
+
+    def __init__(self, max_input_length: int, max_total_tokens: int) -> None:
+        self.counters: dict[str, dict[LabelKey, float]] = {}
+        self.gauges: dict[str, dict[LabelKey, float]] = {}
+        self.histograms: dict[str, dict[LabelKey, _Histogram]] = {}
+        self.summaries: dict[str, dict[LabelKey, _Summary]] = {}
+        hundredths = [(max_total_tokens / 100) * (x + 1) for x in range(100)]
+        self._buckets: dict[str, tuple[float, ...]] = {
+            "lorax_request_input_length": tuple((max_input_length / 100) * (x + 1) for x in range(100)),
+            "lorax_request_generated_tokens": tuple(hundredths),
+            "lorax_request_max_new_tokens": tuple(hundredths),
+            "lorax_batch_next_size": tuple(float(x + 1) for x in range(1024)),
+        }
+
+    def inc(self, name: str, value: float = 1.0, **labels: str) -> None:
+        series = self.counters.setdefault(name, {})
+        key = tuple(sorted(labels.items()))
+        series[key] = series.get(key, 0.0) + value
+
+    def set(self, name: str, value: float, **labels: str) -> None:
+        self.gauges.setdefault(name, {})[tuple(sorted(labels.items()))] = value
+
+    def observe(self, name: str, value: float, **labels: str) -> None:
+        key = tuple(sorted(labels.items()))
+        buckets = DURATION_BUCKETS if name.endswith("duration") else self._buckets.get(name)
+        if buckets is None:
+            self.summaries.setdefault(name, {}).setdefault(key, _Summary()).observe(value)
+            return
+        series = self.histograms.setdefault(name, {})
+        if key not in series:
+            series[key] = _Histogram(buckets, [0] * len(buckets))
+        series[key].observe(value)
+
+    def counter_value(self, name: str, **labels: str) -> float:
+        return self.counters.get(name, {}).get(tuple(sorted(labels.items())), 0.0)
+
+    def render(self) -> str:
+        out: list[str] = []
+        for name in sorted(self.counters):
+            out.append(f"# TYPE {name} counter")
+            out.extend(f"{name}{_labels(k)} {_fmt(v)}" for k, v in sorted(self.counters[name].items()))
+            out.append("")
+        for name in sorted(self.gauges):
+            out.append(f"# TYPE {name} gauge")
+            out.extend(f"{name}{_labels(k)} {_fmt(v)}" for k, v in sorted(self.gauges[name].items()))
+            out.append("")
+        for name in sorted(self.histograms):
+            out.append(f"# TYPE {name} histogram")
+            for key, hist in sorted(self.histograms[name].items()):
+                running = 0
+                for bound, n in zip(hist.buckets, hist.counts, strict=True):
+                    running += n
+                    out.append(f"{name}_bucket{_labels(key, (('le', _fmt(bound)),))} {running}")
+                out.append(f"{name}_bucket{_labels(key, (('le', '+Inf'),))} {hist.count}")
+                out.append(f"{name}_sum{_labels(key)} {_fmt(hist.total)}")
+                out.append(f"{name}_count{_labels(key)} {hist.count}")
+            out.append("")
+        for name in sorted(self.summaries):
+            out.append(f"# TYPE {name} summary")
+            for key, summ in sorted(self.summaries[name].items()):
+                ordered = sorted(summ.values)
+                for q in SUMMARY_QUANTILES:
+                    value = ordered[min(int(q * len(ordered)), len(ordered) - 1)] if ordered else 0.0
+                    out.append(f"{name}{_labels(key, (('quantile', _fmt(q)),))} {_fmt(value)}")
+                out.append(f"{name}_sum{_labels(key)} {_fmt(sum(ordered))}")
+                out.append(f"{name}_count{_labels(key)} {len(ordered)}")
+            out.append("")
+        return "\n".join(out) + ("\n" if out else "")

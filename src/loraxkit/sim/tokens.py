@@ -1,0 +1,134 @@
+"""Real Mistral-7B v0.1 tokens (LoRAX's default model) from mistral-common, which ships the tokenizer.
+
+Prompt lengths, `/tokenize`, validation limits and the generated tokens all use this vocabulary. Generated
+text is a deterministic function of (simulator seed, adapter, prompt): a client can recompute it (see
+`expected_token_ids`) and so check that its request reached the adapter it asked for.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from dataclasses import dataclass
+from functools import cached_property
+
+from mistral_common.protocol.instruct.messages import AssistantMessage, SystemMessage, UserMessage
+from mistral_common.protocol.instruct.request import ChatCompletionRequest
+from mistral_common.tokens.tokenizers.mistral import MistralTokenizer
+
+from loraxkit.wire import ChatMessageIn, template_error
+
+# Natural (EOS-terminated) answer length when a request gives no max_new_tokens: LoRAX would otherwise
+# generate up to max_total_tokens - input_length, which a real model rarely does.
+NATURAL_MIN_TOKENS = 32
+NATURAL_MAX_TOKENS = 256
+
+
+@dataclass(frozen=True)
+class TokenSpan:
+    id: int
+    text: str
+    start: int
+    stop: int
+
+
+class Vocabulary:
+    """Mistral-7B v0.1's SentencePiece tokenizer plus the word tokens generated text is drawn from."""
+
+    def __init__(self) -> None:
+        self._mistral = MistralTokenizer.v1()
+        self._tok = self._mistral.instruct_tokenizer.tokenizer
+        self.bos_id: int = self._tok.bos_id
+        self.eos_id: int = self._tok.eos_id
+
+    @cached_property
+    def word_ids(self) -> list[int]:
+        """Whole-word tokens (`▁` + ASCII letters): text made of them re-tokenizes to the same count."""
+        ids = []
+        for i in range(self._tok.n_words):
+            piece = self._tok.id_to_piece(i)
+            if piece.startswith("▁") and len(piece) > 2 and piece[1:].isascii() and piece[1:].isalpha():
+                ids.append(i)
+        return ids
+
+    def piece(self, token_id: int) -> str:
+        return self._tok.id_to_piece(token_id)
+
+    def token_text(self, token_id: int) -> str:
+        """The text LoRAX streams for a token (`▁` decoded to a space)."""
+        if token_id == self.eos_id:
+            return "</s>"
+        return self._tok.id_to_piece(token_id).replace("▁", " ")
+
+    def count(self, text: str, add_special_tokens: bool = True) -> int:
+        return len(self.encode(text, add_special_tokens))
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return self._tok.encode(text, bos=add_special_tokens, eos=False)
+
+    def truncate_left(self, ids: list[int], truncate: int) -> list[int]:
+        return ids[-truncate:] if len(ids) > truncate else ids
+
+    def spans(self, text: str, add_special_tokens: bool = True) -> list[TokenSpan]:
+        """`/tokenize`: ids, pieces and character offsets into `text` (like HF fast tokenizers)."""
+        ids = self.encode(text, add_special_tokens)
+        spans: list[TokenSpan] = []
+        pos = 0
+        pending = b""
+        first_text_token = True
+        for token_id in ids:
+            piece = self._tok.id_to_piece(token_id)
+            if token_id == self.bos_id:
+                spans.append(TokenSpan(token_id, piece, 0, 0))
+                continue
+            start = pos
+            if piece.startswith("<0x") and piece.endswith(">") and len(piece) == 6:
+                pending += bytes([int(piece[3:5], 16)])
+                try:
+                    pos += len(pending.decode("utf-8"))
+                    pending = b""
+                except UnicodeDecodeError:
+                    pass
+            else:
+                surface = piece.replace("▁", " ")
+                if first_text_token and surface.startswith(" ") and not text.startswith(" "):
+                    surface = surface[1:]  # SentencePiece's dummy prefix is not in the input
+                pos += len(surface)
+            first_text_token = False
+            spans.append(TokenSpan(token_id, piece, start, min(pos, len(text))))
+        return spans
+
+    def chat_prompt_ids(self, messages: list[ChatMessageIn]) -> list[int]:
+        """The chat template of Mistral-7B-Instruct v0.1 via mistral-common (bad roles → template_error)."""
+        converted = []
+        for m in messages:
+            if m.role == "system":
+                converted.append(SystemMessage(content=m.content))
+            elif m.role == "user":
+                converted.append(UserMessage(content=m.content))
+            elif m.role == "assistant":
+                converted.append(AssistantMessage(content=m.content))
+            else:
+                raise template_error(f"role `{m.role}` is not supported by this chat template "
+                                     "(use system, user or assistant)")
+        try:
+            return list(self._mistral.encode_chat_completion(ChatCompletionRequest(messages=converted)).tokens)
+        except Exception as exc:  # mistral-common raises several exception types for bad conversations
+            raise template_error(str(exc)) from exc
+
+
+def output_seed(sim_seed: int, adapter_id: str | None, prompt: str) -> int:
+    digest = hashlib.blake2b(f"{sim_seed}\x00{adapter_id or ''}\x00{prompt}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little")
+
+
+def natural_length(sim_seed: int, adapter_id: str | None, prompt: str) -> int:
+    rng = random.Random(output_seed(sim_seed, adapter_id, prompt) ^ 0x5EED)
+    return rng.randint(NATURAL_MIN_TOKENS, NATURAL_MAX_TOKENS)
+
+
+def expected_token_ids(vocab: Vocabulary, sim_seed: int, adapter_id: str | None, prompt: str,
+                       count: int) -> list[int]:
+    """The first `count` tokens the simulator generates for (adapter, prompt) under `sim_seed`."""
+    rng = random.Random(output_seed(sim_seed, adapter_id, prompt))
+    return rng.choices(vocab.word_ids, k=count)
