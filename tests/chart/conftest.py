@@ -15,8 +15,19 @@ KUBE_MINORS = ["1.31", "1.32", "1.33", "1.34", "1.35"]
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1"
 
 __all__ = [
-    "CHART_DIR", "KUBE_MINORS", "PROFILES", "REPO", "SERVICE_MONITOR_API",
-    "args_of", "container", "env_of", "find", "flag_values", "kinds", "render", "render_hooks",
+    "CHART_DIR",
+    "KUBE_MINORS",
+    "PROFILES",
+    "REPO",
+    "SERVICE_MONITOR_API",
+    "args_of",
+    "container",
+    "env_of",
+    "find",
+    "flag_values",
+    "kinds",
+    "render",
+    "render_hooks",
     "render_templates",
 ]
 

@@ -1,4 +1,4 @@
-"""The defaults and every profile render, lint clean and validate strictly for each claimed Kubernetes minor."""
+"""Defaults and every profile render, lint clean and validate strictly for each claimed Kubernetes minor."""
 
 from __future__ import annotations
 
@@ -16,14 +16,33 @@ CRD_KINDS = {"ServiceMonitor", "ScaledObject"}
 # Every optional object switched on at once, so the strict validation covers each template.
 EVERYTHING_ON: dict[str, Any] = {
     "hfToken": {"value": "hf_dummy"},
-    "serviceAccount": {"create": True, "name": "lorax", "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/lorax"}},
-    "modelCache": {"type": "persistentVolumeClaim", "persistentVolumeClaim": {"accessModes": ["ReadWriteMany"], "storageClassName": "efs-sc"}, "warmup": {"enabled": True}},
-    "loadBalancer": {"enabled": True, "sourceRanges": ["10.0.0.0/8"], "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/abc"},
+    "serviceAccount": {
+        "create": True,
+        "name": "lorax",
+        "annotations": {"eks.amazonaws.com/role-arn": "arn:aws:iam::123456789012:role/lorax"},
+    },
+    "modelCache": {
+        "type": "persistentVolumeClaim",
+        "persistentVolumeClaim": {"accessModes": ["ReadWriteMany"], "storageClassName": "efs-sc"},
+        "warmup": {"enabled": True},
+    },
+    "loadBalancer": {
+        "enabled": True,
+        "sourceRanges": ["10.0.0.0/8"],
+        "certificateArn": "arn:aws:acm:us-east-1:123456789012:certificate/abc",
+    },
     "podDisruptionBudget": {"enabled": True},
     "keda": {"enabled": True, "serverAddress": "http://prometheus-operated.monitoring:9090"},
     "metrics": {"serviceMonitor": {"enabled": True}},
-    "networkPolicy": {"enabled": True, "allowedNamespaces": ["gateway"], "allowedPods": [{"app": "client"}], "loadBalancerCidrs": ["10.0.0.0/16"]},
-    "topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"}],
+    "networkPolicy": {
+        "enabled": True,
+        "allowedNamespaces": ["gateway"],
+        "allowedPods": [{"app": "client"}],
+        "loadBalancerCidrs": ["10.0.0.0/16"],
+    },
+    "topologySpreadConstraints": [
+        {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone", "whenUnsatisfiable": "ScheduleAnyway"}
+    ],
     "probes": {"deepCheck": {"enabled": True}},
     "priorityClassName": "gpu-serving",
     "adapters": {"preloaded": ["org/adapter-a", "org/adapter-b"]},
@@ -43,7 +62,9 @@ def rendered(request: pytest.FixtureRequest) -> list[dict[str, Any]]:
 
 def test_three_profiles_exist() -> None:
     names = [p.stem for p in PROFILES]
-    assert any("l40s" in n for n in names) and any("a10g" in n for n in names) and any("70b" in n for n in names)
+    assert (
+        any("l40s" in n for n in names) and any("a10g" in n for n in names) and any("70b" in n for n in names)
+    )
 
 
 @pytest.mark.parametrize("minor", KUBE_MINORS)
@@ -72,7 +93,11 @@ def test_custom_resources_carry_the_fields_that_matter() -> None:
     docs = render(EVERYTHING_ON, api_versions=[SERVICE_MONITOR_API])
     scaled = find(docs, "ScaledObject")
     assert scaled["apiVersion"] == "keda.sh/v1alpha1"
-    assert scaled["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "lorax"}
+    assert scaled["spec"]["scaleTargetRef"] == {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "name": "lorax",
+    }
     trigger = scaled["spec"]["triggers"][0]
     assert trigger["type"] == "prometheus"
     assert trigger["metadata"]["serverAddress"] == "http://prometheus-operated.monitoring:9090"
