@@ -1,0 +1,333 @@
+"""The Locust side of the harness: per-process run state, event wiring, worker -> master aggregation, report.
+
+Roles: `local` (one process), `master` and `worker` (`--processes N` or `--master/--worker`). Workers keep raw
+records and ship them with every stats report (`events.report_to_master`, incl. the final one on quit); the
+master merges them (`events.worker_report`) and computes exact percentiles over all of them at the end.
+Nothing is global: the state lives on the Locust Environment as `environment.loraxkit`.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import sys
+import uuid
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust import events as locust_events
+from locust.env import Environment
+from locust.runners import MasterRunner, WorkerRunner
+
+from loraxkit.loadtest.analysis import analyse
+from loraxkit.loadtest.metrics import RequestRecord, Slos, now, summarize
+from loraxkit.loadtest.options import add_arguments, parse_rates, workload_from_options
+from loraxkit.loadtest.report import write_report
+from loraxkit.loadtest.schedule import Arrival, ScheduleError, WorkerSchedule
+from loraxkit.loadtest.scrape import Scrape
+from loraxkit.loadtest.shapes import ShapeError, Stage, StagedShape, stage_windows, user_stages
+from loraxkit.loadtest.slo import SLO_EXIT_CODE, configured_gates, evaluate_run
+from loraxkit.loadtest.workload import PlannedRequest, Workload, WorkloadError
+
+log = logging.getLogger("loraxkit.loadtest")
+SETUP_MESSAGE = "loraxkit_setup"
+REPORT_KEY = "loraxkit"
+
+
+class Harness:
+    """Per-process state of one run, attached to the Locust environment as `environment.loraxkit`."""
+
+    def __init__(self, environment: Environment) -> None:
+        self.env = environment
+        self.options = environment.parsed_options
+        self.records: list[RequestRecord] = []
+        self._unshipped: list[RequestRecord] = []
+        self.workload: Workload | None = None
+        self.worker_index, self.worker_count = 0, 1
+        self.run_id = uuid.uuid4().hex[:8]
+        self.t0 = 0.0
+        self.schedule: WorkerSchedule | None = None
+        self._next_index = 0
+        self.in_flight = 0
+        self.worker_in_flight: dict[str, int] = {}
+        self.shape: StagedShape | None = None
+        self.rate_stages: list[Stage] = []
+        self.scrape: Scrape | None = None
+        self._greenlets: list[gevent.Greenlet] = []
+        self._finished = False
+
+    # ------------------------------------------------------------------ roles
+    @property
+    def role(self) -> str:
+        runner = self.env.runner
+        if isinstance(runner, MasterRunner):
+            return "master"
+        if isinstance(runner, WorkerRunner):
+            return "worker"
+        return "local"
+
+    @property
+    def sends_requests(self) -> bool:
+        return self.role != "master"
+
+    @property
+    def open_loop(self) -> bool:
+        return bool(parse_rates(self.options.arrival_rate))
+
+    # ------------------------------------------------------------------ set-up
+    def validate(self) -> None:
+        """Fail fast on bad options, before any user starts (each error names the option)."""
+        self.workload = workload_from_options(self.options)
+        rates = parse_rates(self.options.arrival_rate)
+        if rates and self.options.shape != "none":
+            raise ShapeError("--shape and --arrival-rate are exclusive: a rate sweep is --arrival-rate 1,2,4")
+        if len(rates) > 1:
+            self.rate_stages = [Stage(i, None, r, self.options.stage_time) for i, r in enumerate(rates)]
+        if self.options.shape != "none":
+            o = self.options
+            stages = user_stages(o.shape, o.sweep_users, o.step_users, o.steps, o.stage_time)
+            self.shape = StagedShape(stages)
+
+    def install_shape(self) -> None:
+        if self.shape is not None and self.role != "worker":
+            self.shape.runner = self.env.runner
+            self.env.shape_class = self.shape
+
+    def on_setup_message(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Worker: the master's split of the request sequence and the shared schedule start."""
+        data = msg.data
+        runner = self.env.runner
+        self.worker_count = int(data["worker_count"])
+        self.worker_index = int(data["indices"].get(runner.client_id, 0))
+        self.t0 = float(data["t0"])
+        self.run_id = data["run_id"]
+
+    def start(self) -> None:
+        self.options = self.env.parsed_options  # the web UI / master may have changed them
+        self.records.clear()
+        self._unshipped.clear()
+        self._finished = False
+        if self.role != "worker":
+            self.validate()
+            self.t0 = now() + (0.5 if self.role == "master" else 0.05)
+        else:
+            self.workload = workload_from_options(self.options)
+        self.workload.source  # noqa: B018 - load the tokenizer now, not inside the first timed request
+        if self.role == "master":
+            self._send_setup()
+        if self.sends_requests:
+            self._next_index = self.worker_index
+            rates = parse_rates(self.options.arrival_rate)
+            if rates:
+                stage_time = self.options.stage_time if len(rates) > 1 else None
+                self.schedule = WorkerSchedule(rates, self.options.arrival_process, stage_time,
+                                               self.workload.seed, self.worker_index, self.worker_count, self.t0)
+            if not self.options.keep_gc:
+                gc.collect()
+                gc.freeze()  # start-up objects never need scanning again
+                gc.set_threshold(100_000, 50, 100)
+        if self.role != "worker":
+            self._start_background()
+
+    def _send_setup(self) -> None:
+        runner = self.env.runner
+        ids = sorted(c.id for c in runner.clients.ready) or sorted(c.id for c in runner.clients.all)
+        self.worker_count = max(1, len(ids))
+        runner.send_message(SETUP_MESSAGE, {"worker_count": self.worker_count,
+                                            "indices": {cid: i for i, cid in enumerate(ids)},
+                                            "t0": self.t0, "run_id": self.run_id})
+
+    def _start_background(self) -> None:
+        if self.options.progress_interval and self.options.progress_interval > 0:
+            self._greenlets.append(gevent.spawn(self._progress_loop))
+        if self.options.scrape_metrics:
+            url = self.options.metrics_url or (self.env.host or "").rstrip("/") + "/metrics"
+            self.scrape = Scrape(url)
+            self._greenlets.append(gevent.spawn(self._scrape_loop))
+        if self.rate_stages:
+            self._greenlets.append(gevent.spawn(self._end_rate_sweep))
+
+    # ------------------------------------------------------------------ the request sequence
+    def next_request(self) -> tuple[PlannedRequest, float | None] | None:
+        """The next planned request and its intended start (open loop), or None when the schedule is over."""
+        assert self.workload is not None
+        if self.schedule is None:
+            index = self._next_index
+            self._next_index += self.worker_count
+            return self.workload.request(index), None
+        arrival: Arrival | None = self.schedule.claim()
+        if arrival is None:
+            return None
+        return self.workload.request(arrival.index), self.t0 + arrival.offset
+
+    def request_id(self, index: int) -> str:
+        return f"{self.run_id}-{index}"
+
+    def add(self, record: RequestRecord) -> None:
+        self.records.append(record)
+        if self.role == "worker":
+            self._unshipped.append(record)
+
+    # ------------------------------------------------------------------ worker -> master
+    def on_report_to_master(self, client_id: str, data: dict[str, Any]) -> None:
+        batch, self._unshipped = self._unshipped, []
+        data[REPORT_KEY] = {"records": [r.to_wire() for r in batch], "in_flight": self.in_flight}
+
+    def on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
+        payload = data.get(REPORT_KEY)
+        if not payload:
+            return
+        self.records.extend(RequestRecord.from_wire(r) for r in payload["records"])
+        self.worker_in_flight[client_id] = payload["in_flight"]
+
+    # ------------------------------------------------------------------ background greenlets
+    def _progress_loop(self) -> None:
+        interval = self.options.progress_interval
+        seen = 0
+        while True:
+            gevent.sleep(interval)
+            fresh = self.records[seen:]
+            seen = len(self.records)
+            s = summarize(fresh, duration=interval)
+            ttft = s["ttft_ms"]
+            line = (f"[loraxkit] {now() - self.t0:6.0f}s  done {seen} ({s['failed']} failed in the last "
+                    f"{interval:g}s)  {s['output_tokens_per_s']:.0f} tok/s  TTFT p50/p95 "
+                    f"{ttft.get('p50', float('nan')):.0f}/{ttft.get('p95', float('nan')):.0f} ms  "
+                    f"in flight {self._in_flight_total()}")
+            if "schedule_lag_ms" in s:
+                line += f"  lag p99 {s['schedule_lag_ms']['p99']:.1f} ms"
+            print(line, file=sys.stderr, flush=True)
+
+    def _in_flight_total(self) -> int:
+        return self.in_flight + sum(self.worker_in_flight.values())
+
+    def _scrape_loop(self) -> None:
+        import httpx
+
+        assert self.scrape is not None
+        with httpx.Client(timeout=5.0) as client:
+            while True:
+                self.scrape.poll(client)
+                gevent.sleep(self.options.scrape_interval)
+
+    def _end_rate_sweep(self) -> None:
+        """Open-loop rate sweep: stop after the last stage once in-flight requests are done (or drain-time)."""
+        total = sum(s.duration for s in self.rate_stages)
+        gevent.sleep(max(0.0, self.t0 + total - now()))
+        deadline = now() + self.options.drain_time
+        gevent.sleep(1.0)
+        while now() < deadline and self._in_flight_total() > 0:
+            gevent.sleep(0.5)
+        if self.role == "master":
+            gevent.sleep(3.5)  # one more worker report, carrying the last records
+        self.env.runner.quit()
+
+    # ------------------------------------------------------------------ the end
+    def finish(self) -> None:
+        """Master/local: analyse every record, write the report, set the exit code from the SLO gates."""
+        if self._finished or self.role == "worker" or self.workload is None:
+            return
+        self._finished = True
+        for g in self._greenlets:
+            g.kill(block=False)
+        report = self.build_report()
+        gates = configured_gates(self.options)
+        per_adapter = report["by_adapter"] if self.options.slo_per_adapter else None
+        results = evaluate_run(gates, report["overall"], per_adapter)
+        paths = write_report(report, self.options.report_dir, results)
+        if self.options.save_records:
+            self._save_records(Path(self.options.report_dir) / "records.jsonl")
+        for result in results:
+            (log.info if result.passed else log.error)("SLO %s", result.describe())
+        print(f"[loraxkit] report: {paths['html']} {paths['markdown']} {paths['json']}", file=sys.stderr)
+        if gates:
+            self.env.process_exit_code = 0 if all(r.passed for r in results) else SLO_EXIT_CODE
+
+    def build_report(self) -> dict[str, Any]:
+        assert self.workload is not None
+        o = self.options
+        slos = Slos(*(None if v is None else v / 1000.0 for v in (o.goodput_ttft, o.goodput_tpot, o.goodput_e2e)))
+        stages, windows = self._stages()
+        report = analyse(self.records, slos, stages, windows, o.stage_warmup, o.saturation_gain)
+        runner = self.env.runner
+        report.update({
+            "tool": "loraxkit loadtest",
+            "run_id": self.run_id,
+            "host": self.env.host,
+            "mode": "open loop " + o.arrival_process if self.open_loop else "closed loop",
+            "shape": o.shape,
+            "processes": self.worker_count if self.role == "master" else 1,
+            "in_flight_at_stop": self._in_flight_total(),
+            "client_cpu_warning": bool(getattr(runner, "cpu_warning_emitted", False)
+                                       or getattr(runner, "worker_cpu_warning_emitted", False)),
+            "workload": self.workload.describe(),
+        })
+        if self.scrape is not None:
+            report["server_metrics"] = self.scrape.summary()
+        return report
+
+    def _stages(self) -> tuple[list[Stage] | None, list[tuple[float, float]] | None]:
+        if self.shape is not None and self.shape.started_at is not None:
+            return self.shape.stages, stage_windows(self.shape.stages, self.shape.started_at)
+        if self.rate_stages:
+            return self.rate_stages, stage_windows(self.rate_stages, self.t0)
+        return None, None
+
+    def _save_records(self, path: Path) -> None:
+        with path.open("w", encoding="utf-8") as handle:
+            for r in self.records:
+                row = r.to_wire()
+                row["token_times"] = list(r.token_times)
+                handle.write(json.dumps(row) + "\n")
+
+
+# ---------------------------------------------------------------------- event wiring
+_INSTALLED: set[int] = set()
+
+
+def install(events: Any = locust_events) -> None:
+    """Register the harness's listeners on Locust's events (idempotent)."""
+    if id(events) in _INSTALLED:
+        return
+    _INSTALLED.add(id(events))
+    events.init_command_line_parser.add_listener(add_arguments)
+    events.init.add_listener(_on_init)
+    events.test_start.add_listener(lambda environment, **_: harness_of(environment).start())
+    events.quitting.add_listener(lambda environment, **_: harness_of(environment).finish())
+
+
+def harness_of(environment: Environment) -> Harness:
+    return environment.loraxkit  # type: ignore[attr-defined]
+
+
+def _on_init(environment: Environment, runner: Any = None, **_: Any) -> None:
+    harness = Harness(environment)
+    environment.loraxkit = harness  # type: ignore[attr-defined]
+    if harness.role != "worker":
+        try:
+            harness.validate()
+        except (WorkloadError, ShapeError, ScheduleError, ValueError) as exc:
+            log.error("loraxkit: %s", exc)
+            sys.exit(2)
+        harness.install_shape()
+    if isinstance(runner, WorkerRunner):
+        runner.register_message(SETUP_MESSAGE, harness.on_setup_message)
+        environment.events.report_to_master.add_listener(harness.on_report_to_master)
+    if isinstance(runner, MasterRunner):
+        environment.events.worker_report.add_listener(harness.on_worker_report)
+    _default_user_class(environment)
+
+
+def _default_user_class(environment: Environment) -> None:
+    """With no User class named on the command line, run only the classes marked `default_class`."""
+    options = environment.parsed_options
+    if options is None or options.user_classes or getattr(options, "class_picker", False):
+        return
+    defaults = [u for u in environment.user_classes if getattr(u, "default_class", False)]
+    if defaults:
+        environment.user_classes[:] = defaults
+
+
+__all__ = ["Harness", "harness_of", "install"]

@@ -1,0 +1,75 @@
+"""Optional sampling of the server's Prometheus `/metrics` during a run (queue length, batch size, ...).
+
+Parsed with `prometheus_client`'s text parser. Gauges are kept as time series; for histograms only `_sum` and
+`_count` are kept, so the report can show mean queue/inference time over the run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from loraxkit.loadtest.metrics import now
+
+DEFAULT_SERIES = (
+    "lorax_queue_length",
+    "lorax_batch_current_size",
+    "lorax_batch_current_max_tokens",
+    "lorax_request_queue_duration",
+    "lorax_request_inference_duration",
+    "lorax_request_count",
+    "lorax_request_failure",
+)
+
+
+@dataclass
+class Scrape:
+    """Samples of selected metric series: name (with labels) -> list of (epoch, value)."""
+
+    url: str
+    samples: dict[str, list[tuple[float, float]]] = field(default_factory=dict)
+    errors: int = 0
+    last_error: str | None = None
+
+    def add_text(self, text: str, at: float, wanted: tuple[str, ...] = DEFAULT_SERIES) -> None:
+        for family in text_string_to_metric_families(text):
+            if family.name not in wanted and not any(w.startswith(family.name) for w in wanted):
+                continue
+            for sample in family.samples:
+                if family.type == "histogram" and not sample.name.endswith(("_sum", "_count")):
+                    continue
+                key = sample.name + _labels(sample.labels)
+                self.samples.setdefault(key, []).append((at, float(sample.value)))
+
+    def poll(self, client: httpx.Client) -> None:
+        try:
+            response = client.get(self.url)
+            response.raise_for_status()
+            self.add_text(response.text, now())
+        except (httpx.HTTPError, ValueError) as exc:
+            self.errors += 1
+            self.last_error = str(exc)[:200]
+
+    def summary(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"url": self.url, "polls_failed": self.errors, "series": {}}
+        if self.last_error:
+            out["last_error"] = self.last_error
+        for key, points in sorted(self.samples.items()):
+            values = [v for _, v in points]
+            out["series"][key] = {"samples": len(values), "min": min(values), "max": max(values),
+                                  "mean": sum(values) / len(values), "last": values[-1]}
+        for base in ("lorax_request_queue_duration", "lorax_request_inference_duration"):
+            total, count = self.samples.get(base + "_sum"), self.samples.get(base + "_count")
+            if total and count and count[-1][1] > count[0][1]:
+                mean = (total[-1][1] - total[0][1]) / (count[-1][1] - count[0][1])
+                out[base + "_mean_ms_during_run"] = mean * 1000.0
+        return out
+
+
+def _labels(labels: dict[str, str]) -> str:
+    if not labels:
+        return ""
+    return "{" + ",".join(f'{k}="{v}"' for k, v in sorted(labels.items())) + "}"

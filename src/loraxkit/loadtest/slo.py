@@ -1,0 +1,60 @@
+"""SLO gates: thresholds on exact percentiles and the error rate that turn a run into a non-zero exit code."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+# Gate option name -> (summary metric, percentile key). Values are milliseconds.
+LATENCY_GATES: dict[str, tuple[str, str]] = {
+    f"slo_{metric}_{p}": (f"{metric}_ms", p)
+    for metric in ("ttft", "itl", "tpot", "e2e")
+    for p in ("p50", "p90", "p95", "p99")
+}
+SLO_EXIT_CODE = 3
+
+
+@dataclass(frozen=True)
+class GateResult:
+    gate: str
+    scope: str
+    limit: float
+    value: float | None
+    passed: bool
+
+    def describe(self) -> str:
+        shown = "no samples" if self.value is None else f"{self.value:.3f}"
+        verdict = "ok" if self.passed else "BREACHED"
+        return f"{verdict}: {self.gate} [{self.scope}] = {shown} (limit {self.limit:g})"
+
+
+def configured_gates(options: Any) -> dict[str, float]:
+    """The gates set on the command line / config (option name -> limit)."""
+    gates = {name: getattr(options, name, None) for name in LATENCY_GATES}
+    gates["max_error_rate"] = getattr(options, "max_error_rate", None)
+    return {k: float(v) for k, v in gates.items() if v is not None}
+
+
+def evaluate(gates: dict[str, float], summary: dict[str, Any], scope: str = "overall") -> list[GateResult]:
+    """Check one summary (see metrics.summarize) against every gate; missing samples fail a latency gate."""
+    results = []
+    for name, limit in gates.items():
+        if name == "max_error_rate":
+            value: float | None = float(summary.get("error_rate", 0.0))
+            results.append(GateResult("max_error_rate", scope, limit, value, value <= limit))
+            continue
+        metric, key = LATENCY_GATES[name]
+        dist = summary.get(metric, {})
+        value = dist.get(key)
+        results.append(GateResult(name.replace("_", "-"), scope, limit, value,
+                                  value is not None and value <= limit))
+    return results
+
+
+def evaluate_run(gates: dict[str, float], overall: dict[str, Any],
+                 per_adapter: dict[str, dict[str, Any]] | None = None) -> list[GateResult]:
+    """Overall gates, plus every adapter's when `per_adapter` is given (each adapter must pass)."""
+    results = evaluate(gates, overall)
+    for adapter, summary in (per_adapter or {}).items():
+        results.extend(evaluate(gates, summary, scope=f"adapter {adapter}"))
+    return results
