@@ -119,7 +119,12 @@ def test_startup_budget_covers_thirty_minutes_and_probes_use_health() -> None:
     liveness = c["livenessProbe"]
     assert liveness["periodSeconds"] * liveness["failureThreshold"] >= 120
     assert render({"probes": {"startup": {"failureThreshold": 360}}}) != render()
-    assert container(render({"probes": {"startup": {"failureThreshold": 360}}}))["startupProbe"]["failureThreshold"] == 360
+    assert (
+        container(render({"probes": {"startup": {"failureThreshold": 360}}}))["startupProbe"][
+            "failureThreshold"
+        ]
+        == 360
+    )
 
 
 def test_probes_can_be_disabled() -> None:
@@ -128,7 +133,9 @@ def test_probes_can_be_disabled() -> None:
 
 
 def test_deep_check_exec_runs_a_real_generation() -> None:
-    probe = container(render({"probes": {"deepCheck": {"enabled": True, "timeoutSeconds": 90}}}))["livenessProbe"]
+    probe = container(render({"probes": {"deepCheck": {"enabled": True, "timeoutSeconds": 90}}}))[
+        "livenessProbe"
+    ]
     command = probe["exec"]["command"]
     assert command[:2] == ["python", "-c"]
     assert "/generate" in command[2] and '"max_new_tokens": 1' in command[2]
@@ -138,7 +145,9 @@ def test_deep_check_exec_runs_a_real_generation() -> None:
 
 
 def test_deep_check_http_uses_the_startup_route() -> None:
-    probe = container(render({"probes": {"deepCheck": {"enabled": True, "method": "httpGet"}}}))["livenessProbe"]
+    probe = container(render({"probes": {"deepCheck": {"enabled": True, "method": "httpGet"}}}))[
+        "livenessProbe"
+    ]
     assert probe["httpGet"] == {"path": "/startup", "port": "http"}
     assert probe["timeoutSeconds"] == 60
 
@@ -311,4 +320,6 @@ def test_labels_and_names_follow_the_release() -> None:
     long_docs = render({"nameOverride": "n" * 40}, release="r" * 40)
     assert find(long_docs, "Deployment")["metadata"]["name"] == ("r" * 40 + "-" + "n" * 40)[:63]
     assert len(find(long_docs, "Service", name=None)["metadata"]["name"]) <= 63
-    assert find(render({"nameOverride": "llm"}, release="chat"), "Deployment")["metadata"]["name"] == "chat-llm"
+    assert (
+        find(render({"nameOverride": "llm"}, release="chat"), "Deployment")["metadata"]["name"] == "chat-llm"
+    )

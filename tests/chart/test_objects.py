@@ -1,0 +1,155 @@
+"""Services, the load balancer, optional objects (PDB, HPA, KEDA, ServiceMonitor, NetworkPolicy) and the test hook."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import SERVICE_MONITOR_API, find, kinds, render, render_hooks, render_templates
+
+LB = "service.beta.kubernetes.io/aws-load-balancer-"
+
+
+def test_cluster_ip_service_is_named_per_release() -> None:
+    one = find(render(release="alpha"), "Service")
+    two = find(render(release="beta"), "Service")
+    assert one["metadata"]["name"] != two["metadata"]["name"]
+    assert one["spec"]["type"] == "ClusterIP"
+    assert one["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    pod_labels = find(render(release="alpha"), "Deployment")["spec"]["template"]["metadata"]["labels"]
+    assert one["spec"]["selector"].items() <= pod_labels.items()
+
+
+def test_load_balancer_is_off_by_default_and_internal_nlb_when_on() -> None:
+    assert kinds(render()).count("Service") == 1
+    docs = render({"loadBalancer": {"enabled": True}})
+    lb = find(docs, "Service", "lorax-lb")
+    annotations = lb["metadata"]["annotations"]
+    assert annotations[LB + "type"] == "external"
+    assert annotations[LB + "nlb-target-type"] == "ip"
+    assert annotations[LB + "scheme"] == "internal"
+    assert LB + "ssl-cert" not in annotations
+    assert lb["spec"]["type"] == "LoadBalancer"
+    assert lb["spec"]["loadBalancerClass"] == "service.k8s.aws/nlb"
+    assert [p["port"] for p in lb["spec"]["ports"]] == [80]
+
+
+def test_load_balancer_tls_and_source_ranges() -> None:
+    arn = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
+    lb = find(render({"loadBalancer": {
+        "enabled": True, "scheme": "internet-facing", "sourceRanges": ["203.0.113.0/24"], "certificateArn": arn,
+    }}), "Service", "lorax-lb")  # fmt: skip
+    annotations = lb["metadata"]["annotations"]
+    assert annotations[LB + "scheme"] == "internet-facing"
+    assert annotations[LB + "ssl-cert"] == arn
+    assert annotations[LB + "ssl-ports"] == "443"
+    assert lb["spec"]["loadBalancerSourceRanges"] == ["203.0.113.0/24"]
+    assert {p["name"]: p["port"] for p in lb["spec"]["ports"]} == {"http": 80, "https": 443}
+
+
+def test_internet_facing_without_ranges_only_with_explicit_opt_in() -> None:
+    values = {
+        "loadBalancer": {"enabled": True, "scheme": "internet-facing", "allowPublicWithoutSourceRanges": True}
+    }
+    lb = find(render(values), "Service", "lorax-lb")
+    assert "loadBalancerSourceRanges" not in lb["spec"]
+
+
+def test_pod_disruption_budget() -> None:
+    assert "PodDisruptionBudget" not in kinds(render())
+    pdb = find(render({"podDisruptionBudget": {"enabled": True}}), "PodDisruptionBudget")
+    assert pdb["spec"]["maxUnavailable"] == 1 and "minAvailable" not in pdb["spec"]
+    pdb = find(render({"replicaCount": 3, "podDisruptionBudget": {"enabled": True, "minAvailable": 2}}),
+               "PodDisruptionBudget")  # fmt: skip
+    assert pdb["spec"]["minAvailable"] == 2 and "maxUnavailable" not in pdb["spec"]
+    assert pdb["spec"]["selector"]["matchLabels"]["app.kubernetes.io/component"] == "server"
+
+
+def test_horizontal_pod_autoscaler() -> None:
+    assert "HorizontalPodAutoscaler" not in kinds(render())
+    hpa = find(render({"autoscaling": {"enabled": True, "minReplicas": 2, "maxReplicas": 6}}),
+               "HorizontalPodAutoscaler")  # fmt: skip
+    assert hpa["spec"]["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": "lorax"}
+    assert (hpa["spec"]["minReplicas"], hpa["spec"]["maxReplicas"]) == (2, 6)
+    assert hpa["spec"]["metrics"][0]["pods"]["metric"]["name"] == "lorax_queue_length"
+    assert hpa["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 600
+
+
+def test_keda_scaled_object_on_and_off() -> None:
+    assert "ScaledObject" not in kinds(render())
+    values = {"keda": {"enabled": True, "serverAddress": "http://prom:9090", "query": "sum(x)", "threshold": "3",
+                       "minReplicaCount": 1, "maxReplicaCount": 5}}  # fmt: skip
+    scaled = find(render(values), "ScaledObject")
+    assert (scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]) == (1, 5)
+    assert scaled["spec"]["triggers"][0]["metadata"] == {"serverAddress": "http://prom:9090", "query": "sum(x)",
+                                                         "threshold": "3"}  # fmt: skip
+
+
+def test_service_monitor_only_where_the_api_exists() -> None:
+    on = {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kps"}}}}
+    assert "ServiceMonitor" not in kinds(render(on))
+    assert "ServiceMonitor" not in kinds(render(api_versions=[SERVICE_MONITOR_API]))
+    monitor = find(render(on, api_versions=[SERVICE_MONITOR_API]), "ServiceMonitor")
+    assert monitor["metadata"]["labels"]["release"] == "kps"
+    notes = render_templates(on)["lorax/templates/NOTES.txt"]
+    assert "no ServiceMonitor was created" in notes
+    assert (
+        "no ServiceMonitor"
+        not in render_templates(on, api_versions=[SERVICE_MONITOR_API])["lorax/templates/NOTES.txt"]
+    )
+
+
+def test_network_policy_admits_only_the_listed_sources() -> None:
+    assert "NetworkPolicy" not in kinds(render())
+    values = {
+        "networkPolicy": {"enabled": True, "allowedNamespaces": ["gateway"], "allowedPods": [{"app": "client"}],
+                          "loadBalancerCidrs": ["10.0.0.0/16"], "metricsNamespace": "monitoring"},
+        "loadBalancer": {"enabled": True, "sourceRanges": ["203.0.113.0/24"]},
+    }  # fmt: skip
+    docs = render(values)
+    policy = find(docs, "NetworkPolicy")
+    assert policy["spec"]["policyTypes"] == ["Ingress"]
+    assert policy["spec"]["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "server"
+    sources = policy["spec"]["ingress"][0]["from"]
+    test_pod = render_hooks(values)[0]
+    pod_selectors = [s["podSelector"]["matchLabels"] for s in sources if "podSelector" in s]
+    assert any(sel.items() <= test_pod["metadata"]["labels"].items() for sel in pod_selectors)
+    assert {"app": "client"} in pod_selectors
+    namespaces = [s["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]
+                  for s in sources if "namespaceSelector" in s]  # fmt: skip
+    assert sorted(namespaces) == ["gateway", "monitoring"]
+    cidrs = sorted(s["ipBlock"]["cidr"] for s in sources if "ipBlock" in s)
+    assert cidrs == ["10.0.0.0/16", "203.0.113.0/24"]
+    assert len(sources) == 6
+    assert policy["spec"]["ingress"][0]["ports"] == [{"port": "http", "protocol": "TCP"}]
+
+
+def test_helm_test_pod_generates_on_base_and_each_preloaded_adapter() -> None:
+    hooks = render_hooks({"adapters": {"preloaded": ["org/a", 'odd"name']}})
+    assert len(hooks) == 1
+    pod = hooks[0]
+    assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
+    assert pod["spec"]["restartPolicy"] == "Never"
+    c = pod["spec"]["containers"][0]
+    assert c["image"].startswith("curlimages/curl:") and not c["image"].endswith(":latest")
+    assert c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
+    script, name, url, *bodies = c["command"][2:]
+    assert "--fail-with-body" in script and "generated_text" in script
+    assert url == "http://lorax:80/generate"
+    payloads = [json.loads(b) for b in bodies]
+    assert [p["parameters"].get("adapter_id") for p in payloads] == [None, "org/a", 'odd"name']
+    assert all(p["parameters"]["max_new_tokens"] == 8 for p in payloads)
+
+
+def test_helm_test_pod_can_be_disabled_and_is_not_a_release_object() -> None:
+    assert render_hooks({"tests": {"enabled": False}}) == []
+    assert "Pod" not in kinds(render())
+
+
+def test_notes_explain_how_to_reach_and_load_test() -> None:
+    notes = render_templates({"loadBalancer": {"enabled": True}})["lorax/templates/NOTES.txt"]
+    assert "lorax.lorax.svc.cluster.local:80" in notes
+    assert "port-forward svc/lorax" in notes
+    assert "get svc lorax-lb" in notes
+    assert "locust -f loadtest/ --host" in notes
+    assert "helm test lorax" in notes
