@@ -13,6 +13,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     from loraxkit.sim.cli import register as register_sim; register_sim(subparsers)  # noqa: E702, I001
+    from loraxkit.chart.values_doc import register as register_chart_docs; register_chart_docs(subparsers)  # noqa: E702, I001
     return parser
 
 

@@ -35,7 +35,7 @@ def merge_values(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[s
 
 
 def load_values(value_files: Iterable[Path] = (), values: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """Combine `-f` files (in order) and then explicit `values`, as `helm install -f a -f b --set ...` does."""
+    """Combine `-f` files in order, then `values`, as `helm install -f a -f b --set ...` does."""
     combined: dict[str, Any] = {}
     for path in value_files:
         combined = merge_values(combined, helm.values_from_yaml(Path(path).read_text()))
@@ -79,8 +79,14 @@ def render(
         opts = _options(release, namespace, kube_version, api_versions)
         opts["dry_run"] = "client"
         payload = _native.call_string(
-            "helm_install", cfg._raw(), _native.HANDLE(0), chart._raw(), None, release,
-            json.dumps(merged), json.dumps(opts),
+            "helm_install",
+            cfg._raw(),
+            _native.HANDLE(0),
+            chart._raw(),
+            None,
+            release,
+            json.dumps(merged),
+            json.dumps(opts),
         )
     return parse_manifest(json.loads(payload)["manifest"])
 
@@ -104,7 +110,10 @@ def render_templates(
         opts = _options(release, namespace, kube_version, api_versions)
         opts["name"] = release
         payload = _native.call_string(
-            "helm_render", chart._raw(), json.dumps(merged), json.dumps(opts),
+            "helm_render",
+            chart._raw(),
+            json.dumps(merged),
+            json.dumps(opts),
         )
     rendered: dict[str, str] = json.loads(payload)
     return rendered
@@ -121,7 +130,8 @@ def render_hooks(
         if name.endswith("NOTES.txt"):
             continue
         docs.extend(
-            doc for doc in parse_manifest(text)
+            doc
+            for doc in parse_manifest(text)
             if HOOK_ANNOTATION in (doc.get("metadata", {}).get("annotations") or {})
         )
     return docs
