@@ -1,0 +1,77 @@
+"""values.yaml, values.schema.json and the README values table stay in step."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import helm_python as helm
+import yaml
+from conftest import CHART_DIR
+from loraxkit.chart.values_doc import (
+    END,
+    START,
+    own_object_keys,
+    readme_with_table,
+    render_table,
+    schema_leaves,
+    values_docs,
+)
+
+SCHEMA = json.loads((CHART_DIR / "values.schema.json").read_text())
+HELM_ONLY = {"global"}  # Helm's own key; the schema allows it, values.yaml never declares it
+
+
+def values_leaves(values: dict, own: set[str], prefix: str = "") -> set[str]:
+    keys: set[str] = set()
+    for name, value in values.items():
+        key = prefix + name
+        if key in own:
+            assert isinstance(value, dict), f"{key} must be a map in values.yaml"
+            keys |= values_leaves(value, own, key + ".")
+        else:
+            keys.add(key)
+    return keys
+
+
+def readme_keys(readme: Path) -> set[str]:
+    table = readme.read_text().partition(START)[2].partition(END)[0]
+    return set(re.findall(r"^\| `([^`]+)` \|", table, flags=re.MULTILINE))
+
+
+def test_values_yaml_and_schema_declare_the_same_keys() -> None:
+    declared = values_leaves(yaml.safe_load((CHART_DIR / "values.yaml").read_text()), own_object_keys(SCHEMA))
+    assert declared == set(schema_leaves(SCHEMA)) - HELM_ONLY
+
+
+def test_readme_table_lists_every_schema_key() -> None:
+    assert readme_keys(CHART_DIR / "README.md") == set(schema_leaves(SCHEMA)) - HELM_ONLY
+
+
+def test_every_value_has_a_comment_where_it_is_declared() -> None:
+    undocumented = [doc.key for doc in values_docs().values() if not doc.description]
+    assert undocumented == []
+
+
+def test_readme_table_is_generated_from_the_current_values() -> None:
+    readme = (CHART_DIR / "README.md").read_text()
+    assert readme == readme_with_table(readme, render_table(values_docs())), "run `loraxkit chart-docs`"
+
+
+def test_defaults_satisfy_the_schema_and_every_own_object_is_closed() -> None:
+    with helm.Chart.load(str(CHART_DIR)) as chart:
+        chart.validate_schema(chart.values)
+    for key in own_object_keys(SCHEMA):
+        node = SCHEMA
+        for part in key.split("."):
+            node = node["properties"][part]
+        assert node["additionalProperties"] is False, key
+
+
+def test_drift_checks_notice_a_missing_key(tmp_path: Path) -> None:
+    """The comparison above is real: a key missing from values.yaml shows up as a difference."""
+    values = yaml.safe_load((CHART_DIR / "values.yaml").read_text())
+    del values["server"]["maxTotalTokens"]
+    declared = values_leaves(values, own_object_keys(SCHEMA))
+    assert set(schema_leaves(SCHEMA)) - HELM_ONLY - declared == {"server.maxTotalTokens"}
