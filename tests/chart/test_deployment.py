@@ -1,4 +1,4 @@
-"""Behaviour of the Deployment: launcher flags, GPUs/shards/shm, probes, cache, token, S3, scheduling, security."""
+"""Deployment behaviour: launcher flags, GPUs/shards/shm, probes, cache, token, S3, scheduling, security."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from conftest import args_of, container, env_of, find, flag_values, render
 LAUNCHER_DEFAULT_FLAGS = [
     "--revision", "--source", "--dtype", "--quantize", "--adapter-source", "--preloaded-adapter-source",
     "--max-input-length", "--max-total-tokens", "--max-batch-prefill-tokens", "--max-batch-total-tokens",
-    "--max-concurrent-requests", "--max-active-adapters", "--adapter-cycle-time-s", "--adapter-memory-fraction",
+    "--max-concurrent-requests", "--max-active-adapters", "--adapter-cycle-time-s",
+    "--adapter-memory-fraction",
     "--cuda-memory-fraction", "--sharded", "--eager-prefill", "--prefix-caching", "--chunked-prefill",
     "--compile", "--trust-remote-code", "--merge-adapter-weights", "--preloaded-adapter-ids",
 ]  # fmt: skip

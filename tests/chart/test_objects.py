@@ -1,4 +1,4 @@
-"""Services, the load balancer, optional objects (PDB, HPA, KEDA, ServiceMonitor, NetworkPolicy) and the test hook."""
+"""Services, load balancer, optional objects (PDB, HPA, KEDA, ServiceMonitor, NetworkPolicy), test hook."""
 
 from __future__ import annotations
 
@@ -36,7 +36,8 @@ def test_load_balancer_is_off_by_default_and_internal_nlb_when_on() -> None:
 def test_load_balancer_tls_and_source_ranges() -> None:
     arn = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
     lb = find(render({"loadBalancer": {
-        "enabled": True, "scheme": "internet-facing", "sourceRanges": ["203.0.113.0/24"], "certificateArn": arn,
+        "enabled": True, "scheme": "internet-facing", "sourceRanges": ["203.0.113.0/24"],
+        "certificateArn": arn,
     }}), "Service", "lorax-lb")  # fmt: skip
     annotations = lb["metadata"]["annotations"]
     assert annotations[LB + "scheme"] == "internet-facing"
@@ -76,12 +77,11 @@ def test_horizontal_pod_autoscaler() -> None:
 
 def test_keda_scaled_object_on_and_off() -> None:
     assert "ScaledObject" not in kinds(render())
-    values = {"keda": {"enabled": True, "serverAddress": "http://prom:9090", "query": "sum(x)", "threshold": "3",
-                       "minReplicaCount": 1, "maxReplicaCount": 5}}  # fmt: skip
+    trigger = {"serverAddress": "http://prom:9090", "query": "sum(x)", "threshold": "3"}
+    values = {"keda": {"enabled": True, **trigger, "minReplicaCount": 1, "maxReplicaCount": 5}}
     scaled = find(render(values), "ScaledObject")
     assert (scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]) == (1, 5)
-    assert scaled["spec"]["triggers"][0]["metadata"] == {"serverAddress": "http://prom:9090", "query": "sum(x)",
-                                                         "threshold": "3"}  # fmt: skip
+    assert scaled["spec"]["triggers"][0]["metadata"] == trigger
 
 
 def test_service_monitor_only_where_the_api_exists() -> None:
@@ -101,8 +101,9 @@ def test_service_monitor_only_where_the_api_exists() -> None:
 def test_network_policy_admits_only_the_listed_sources() -> None:
     assert "NetworkPolicy" not in kinds(render())
     values = {
-        "networkPolicy": {"enabled": True, "allowedNamespaces": ["gateway"], "allowedPods": [{"app": "client"}],
-                          "loadBalancerCidrs": ["10.0.0.0/16"], "metricsNamespace": "monitoring"},
+        "networkPolicy": {"enabled": True, "allowedNamespaces": ["gateway"],
+                          "allowedPods": [{"app": "client"}], "loadBalancerCidrs": ["10.0.0.0/16"],
+                          "metricsNamespace": "monitoring"},
         "loadBalancer": {"enabled": True, "sourceRanges": ["203.0.113.0/24"]},
     }  # fmt: skip
     docs = render(values)
@@ -133,7 +134,7 @@ def test_helm_test_pod_generates_on_base_and_each_preloaded_adapter() -> None:
     assert c["image"].startswith("curlimages/curl:") and not c["image"].endswith(":latest")
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
-    script, name, url, *bodies = c["command"][2:]
+    script, _argv0, url, *bodies = c["command"][2:]
     assert "--fail-with-body" in script and "generated_text" in script
     assert url == "http://lorax:80/generate"
     payloads = [json.loads(b) for b in bodies]
