@@ -324,3 +324,11 @@ def test_labels_and_names_follow_the_release() -> None:
     assert (
         find(render({"nameOverride": "llm"}, release="chat"), "Deployment")["metadata"]["name"] == "chat-llm"
     )
+
+
+def test_update_strategy_recreate_drops_the_default_rolling_update() -> None:
+    assert find(render(), "Deployment")["spec"]["strategy"] == {
+        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}
+    }
+    strategy = find(render({"updateStrategy": {"type": "Recreate"}}), "Deployment")["spec"]["strategy"]
+    assert strategy == {"type": "Recreate"}
