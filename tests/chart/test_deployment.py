@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from conftest import args_of, container, env_of, find, flag_values, render
+from chart_helpers import args_of, container, env_of, find, flag_values, render
 
 LAUNCHER_DEFAULT_FLAGS = [
     "--revision", "--source", "--dtype", "--quantize", "--adapter-source", "--preloaded-adapter-source",

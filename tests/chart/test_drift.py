@@ -8,7 +8,7 @@ from pathlib import Path
 
 import helm_python as helm
 import yaml
-from conftest import CHART_DIR
+from chart_helpers import CHART_DIR
 
 from loraxkit.chart.values_doc import (
     END,

@@ -6,7 +6,7 @@ from typing import Any
 
 import helm_python as helm
 import pytest
-from conftest import render
+from chart_helpers import render
 
 RWO_PVC = {"type": "persistentVolumeClaim", "persistentVolumeClaim": {"accessModes": ["ReadWriteOnce"]}}
 PROM = "http://prom:9090"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import SERVICE_MONITOR_API, find, kinds, render, render_hooks, render_templates
+from chart_helpers import SERVICE_MONITOR_API, find, kinds, render, render_hooks, render_templates
 
 LB = "service.beta.kubernetes.io/aws-load-balancer-"
 

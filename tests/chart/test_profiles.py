@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import PROFILES, args_of, flag_values
+from chart_helpers import PROFILES, args_of, flag_values
 
 from loraxkit.chart.profiles import ACCELERATORS, needs
 

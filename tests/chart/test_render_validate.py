@@ -7,7 +7,7 @@ from typing import Any
 import helm_python as helm
 import kubernetes_validate
 import pytest
-from conftest import CHART_DIR, KUBE_MINORS, PROFILES, SERVICE_MONITOR_API, find, render, render_hooks
+from chart_helpers import CHART_DIR, KUBE_MINORS, PROFILES, SERVICE_MONITOR_API, find, render, render_hooks
 
 from loraxkit.chart.render import load_values
 
