@@ -47,7 +47,9 @@ def test_quantized_profile_avoids_the_broken_quantizations() -> None:
     assert any(flag_values(args_of(files=[p]), "--quantize") for p in PROFILES)
 
 
-def test_the_70b_profile_is_sharded_over_eight_gpus() -> None:
-    big = next(p for p in PROFILES if "70b" in p.stem)
-    assert needs(big).gpus == 8
-    assert flag_values(args_of(files=[big]), "--sharded") == ["true"]
+def test_the_70b_profiles_are_sharded_over_eight_gpus() -> None:
+    big = [p for p in PROFILES if "70b" in p.stem]
+    assert big
+    for profile in big:
+        assert needs(profile).gpus == 8
+        assert flag_values(args_of(files=[profile]), "--sharded") == ["true"]
