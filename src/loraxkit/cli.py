@@ -14,6 +14,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     from loraxkit.sim.cli import register as register_sim; register_sim(subparsers)  # noqa: E702, I001
     from loraxkit.chart.values_doc import register as register_chart_docs; register_chart_docs(subparsers)  # noqa: E702, I001
+    from loraxkit.loadtest.demo import register as register_demo; register_demo(subparsers)  # noqa: E702, I001
+    from loraxkit.eks.cli import register as register_eks; register_eks(subparsers)  # noqa: E702, I001
     return parser
 
 

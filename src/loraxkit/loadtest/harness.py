@@ -85,7 +85,7 @@ class Harness:
             raise ShapeError("--shape and --arrival-rate are exclusive: a rate sweep is --arrival-rate 1,2,4")
         if len(rates) > 1:
             self.rate_stages = [Stage(i, None, r, self.options.stage_time) for i, r in enumerate(rates)]
-        if self.options.shape != "none":
+        if self.options.shape != "none" and self.shape is None:  # the runner keeps the first instance
             o = self.options
             stages = user_stages(o.shape, o.sweep_users, o.step_users, o.steps, o.stage_time)
             self.shape = StagedShape(stages)
@@ -204,13 +204,17 @@ class Harness:
         return self.in_flight + sum(self.worker_in_flight.values())
 
     def _scrape_loop(self) -> None:
-        import httpx
+        # geventhttpclient (Locust's own client): httpx's pool needs select.epoll, which gevent removes.
+        from geventhttpclient import HTTPClient
 
         assert self.scrape is not None
-        with httpx.Client(timeout=5.0) as client:
+        client = HTTPClient.from_url(self.scrape.url, connection_timeout=5.0, network_timeout=5.0)
+        try:
             while True:
                 self.scrape.poll(client)
                 gevent.sleep(self.options.scrape_interval)
+        finally:
+            client.close()
 
     def _end_rate_sweep(self) -> None:
         """Open-loop rate sweep: stop after the last stage once in-flight requests are done (or drain-time)."""

@@ -9,6 +9,7 @@ Several rates make a rate sweep: stage j runs at rates[j] for `stage_time` secon
 
 from __future__ import annotations
 
+import itertools
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,8 +43,9 @@ def arrival_offsets(rates: list[float], process: str, stage_time: float | None,
     for stage, rate in enumerate(rates):
         t = stage_start
         end = stage_start + stage_time if stage_time else None
-        while True:
-            t += rng.expovariate(rate) if process == "poisson" else 1.0 / rate
+        for k in itertools.count(1):
+            # constant: k/rate from the stage start (no float drift from repeated addition)
+            t = t + rng.expovariate(rate) if process == "poisson" else stage_start + k / rate
             if end is not None and t >= end:
                 break
             yield Arrival(index, t, stage)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from loraxkit.loadtest.metrics import now
@@ -44,12 +44,15 @@ class Scrape:
                 key = sample.name + _labels(sample.labels)
                 self.samples.setdefault(key, []).append((at, float(sample.value)))
 
-    def poll(self, client: httpx.Client) -> None:
+    def poll(self, client: Any) -> None:
+        """One sample through a geventhttpclient HTTPClient made for this URL."""
         try:
-            response = client.get(self.url)
-            response.raise_for_status()
-            self.add_text(response.text, now())
-        except (httpx.HTTPError, ValueError) as exc:
+            response = client.get(_path(self.url))
+            body = response.read()
+            if response.status_code != 200:
+                raise ValueError(f"HTTP {response.status_code} from {self.url}")
+            self.add_text(body.decode("utf-8", errors="replace"), now())
+        except (OSError, ValueError) as exc:
             self.errors += 1
             self.last_error = str(exc)[:200]
 
@@ -67,6 +70,11 @@ class Scrape:
                 mean = (total[-1][1] - total[0][1]) / (count[-1][1] - count[0][1])
                 out[base + "_mean_ms_during_run"] = mean * 1000.0
         return out
+
+
+def _path(url: str) -> str:
+    parts = urlsplit(url)
+    return (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
 
 
 def _labels(labels: dict[str, str]) -> str:
