@@ -59,6 +59,7 @@ class NodeGroup:
     volume_size_gib: int
     ami_family: str
     min_size: int
+    desired_size: int
     max_size: int
     tags: dict[str, str]
     propagate_asg_tags: bool
@@ -160,6 +161,7 @@ def _node_group(ng: dict[str, Any], managed: bool, index: int) -> NodeGroup:
         volume_size_gib=int(ng.get("volumeSize", DEFAULT_VOLUME_SIZE_GIB)),
         ami_family=str(ng.get("amiFamily", DEFAULT_AMI_FAMILY)),
         min_size=int(ng.get("minSize", 0)),
+        desired_size=int(ng.get("desiredCapacity", ng.get("minSize", 0))),
         max_size=int(ng.get("maxSize", ng.get("desiredCapacity", 0))),
         tags={str(k): str(v) for k, v in (ng.get("tags") or {}).items()},
         propagate_asg_tags=bool(ng.get("propagateASGTags", False)),

@@ -12,9 +12,10 @@ from typing import Any
 from loraxkit.eks.cluster import ACCELERATOR_LABEL, Cluster, NodeGroup, PodIdentity
 from loraxkit.eks.instance_types import lookup
 
-# EKS versions in standard support as of 2026-11 that eksctl v0.23x knows (1.33 left standard support in
-# 2026-07). Bump this tuple when EKS releases a version and eksctl learns it.
-CURRENT_EKS_VERSIONS = ("1.34", "1.35")
+# EKS versions in standard support in 2026-11 (each gets ~14 months from its EKS release; 1.33 left in
+# 2026-07). 1.35 is the newest that eksctl v0.231 (the schema snapshot this project validates against) knows;
+# 1.36 needs a newer eksctl. Bump this tuple when EKS releases a version and eksctl learns it.
+CURRENT_EKS_VERSIONS = ("1.34", "1.35", "1.36")
 AL2023_FAMILY = ("AmazonLinux2023",)
 TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
 

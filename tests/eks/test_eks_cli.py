@@ -1,0 +1,43 @@
+"""`loraxkit eks check` and `loraxkit eks costs`, run through the real command entry point."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+from eks_helpers import CLUSTER_YAML, node_group, shipped_doc
+
+from loraxkit.cli import main
+
+G5_PROFILE = CLUSTER_YAML.parents[1] / "values" / "g5-a10g-mistral-7b-instruct-gptq.yaml"
+
+
+def test_check_passes_on_the_shipped_files(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eks", "check"]) == 0
+    out = capsys.readouterr().out
+    assert "cluster: ok" in out and "profile g6e-l40s-mistral-7b-instruct-bf16.yaml: ok" in out
+
+
+def test_check_fails_and_names_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = shipped_doc()
+    node_group(doc, "gpu-g5")["taints"][0]["key"] = "gpu"
+    broken = tmp_path / "cluster.yaml"
+    broken.write_text(yaml.safe_dump(doc))
+    assert main(["eks", "check", "--cluster", str(broken), "--values", str(G5_PROFILE)]) == 1
+    out = capsys.readouterr().out
+    assert "add taint {key: nvidia.com/gpu" in out  # the cluster lint
+    assert "[tolerations] Deployment/lorax" in out  # the profile cross-check
+
+
+def test_check_reports_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eks", "check", "--cluster", str(tmp_path / "nope.yaml")]) == 1
+    assert "error:" in capsys.readouterr().out
+
+
+def test_costs_prints_every_node_group(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["eks", "costs"]) == 0
+    out = capsys.readouterr().out
+    for name in ("system", "gpu-g6e", "gpu-g5", "gpu-p4d", "gpu-p5"):
+        assert f"| {name} |" in out
+    assert "| g6e.2xlarge | 1 x NVIDIA L40S |" in out and "check the aws pricing page" in out.lower()
