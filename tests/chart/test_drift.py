@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import helm_python as helm
+import jsonschema
 import yaml
 from chart_helpers import CHART_DIR
 
@@ -76,3 +77,8 @@ def test_drift_checks_notice_a_missing_key(tmp_path: Path) -> None:
     del values["server"]["maxTotalTokens"]
     declared = values_leaves(values, own_object_keys(SCHEMA))
     assert set(schema_leaves(SCHEMA)) - HELM_ONLY - declared == {"server.maxTotalTokens"}
+
+
+def test_schema_is_a_valid_draft_07_schema() -> None:
+    assert SCHEMA["$schema"] == "http://json-schema.org/draft-07/schema#"
+    jsonschema.Draft7Validator.check_schema(SCHEMA)

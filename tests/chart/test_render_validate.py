@@ -122,3 +122,9 @@ def test_kube_version_below_the_claimed_range_is_refused() -> None:
     with pytest.raises(helm.HelmReleaseError, match="kubeVersion"):
         render(kube_version="v1.30.0")
     assert render(kube_version="v1.31.0")
+
+
+@pytest.mark.parametrize("minor", KUBE_MINORS)
+def test_lint_is_clean_for_each_claimed_kubernetes_minor(minor: str) -> None:
+    report = helm.lint(str(CHART_DIR), {}, strict=True, kube_version=f"v{minor}.0")
+    assert [m for m in report["messages"] if m["severity"] >= 2] == []
