@@ -45,6 +45,7 @@ CONTRADICTIONS = [
     ({"server": {"sharded": True}}, "server.sharded"),
     ({"server": {"sharded": False}, "gpu": {"count": 2}}, "server.sharded"),
     ({"adapters": {"preloaded": ["org/a"], "mergeWeights": True}}, "adapters.mergeWeights"),
+    ({"server": {"cudaGraphs": True}, "gpu": {"count": 2}}, "server.cudaGraphs"),
     ({"server": {"maxInputLength": 4096, "maxTotalTokens": 4096}}, "server.maxInputLength"),
     ({"server": {"maxBatchPrefillTokens": 9000, "maxBatchTotalTokens": 8000}},
      "server.maxBatchPrefillTokens"),
@@ -96,6 +97,7 @@ def test_each_fix_the_messages_suggest_renders() -> None:
     ok = [
         {"model": {"quantize": "gptq"}},
         {"server": {"sharded": True}, "gpu": {"count": 2}},
+        {"server": {"cudaGraphs": True}, "gpu": {"count": 2}, "image": {"tag": "b5a9e38"}},
         {"server": {"maxInputLength": 4000, "maxBatchPrefillTokens": 2048, "chunkedPrefill": True}},
         {"server": {"maxInputLength": 3072, "maxTotalTokens": 4096, "maxBatchPrefillTokens": 4096,
                     "maxBatchTotalTokens": 4096}},
