@@ -81,11 +81,11 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
         pytest.skip(reason)
 
 
-@pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, None]:
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[Any]) -> Generator[None, Any, Any]:
     """Attach the LoRAX pods' logs and events to every failing live test."""
-    outcome = yield
-    report = outcome.get_result()
+    report = yield
     release = getattr(item, "funcargs", {}).get("lorax_release")
     if report.when == "call" and report.failed and release is not None:
         report.sections.append(("LoRAX pods: logs and events", release.diagnostics()))
+    return report

@@ -30,6 +30,15 @@ def test_check_fails_and_names_the_problem(tmp_path: Path, capsys: pytest.Captur
     assert "[tolerations] Deployment/lorax" in out  # the profile cross-check
 
 
+def test_check_reports_an_unknown_instance_type(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = shipped_doc()
+    node_group(doc, "gpu-g5")["instanceType"] = "g7.mega"
+    broken = tmp_path / "cluster.yaml"
+    broken.write_text(yaml.safe_dump(doc))
+    assert main(["eks", "check", "--cluster", str(broken), "--values", str(G5_PROFILE)]) == 1
+    assert "'g7.mega' is not in loraxkit.eks.instance_types" in capsys.readouterr().out
+
+
 def test_check_reports_a_missing_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eks", "check", "--cluster", str(tmp_path / "nope.yaml")]) == 1
     assert "error:" in capsys.readouterr().out

@@ -99,15 +99,25 @@ def test_ephemeral_storage_request_counts_as_disk(cluster_doc: dict[str, Any]) -
     assert _kinds(_check(cluster_doc, deployment(pod))) == {"disk"}
 
 
+def test_host_path_cache_must_be_the_mounted_instance_store(cluster_doc: dict[str, Any]) -> None:
+    pod = gpu_pod()
+    pod["volumes"][1] = {"name": "model-cache", "hostPath": {"path": "/mnt/lorax-cache"}}
+    findings = _check(cluster_doc, deployment(pod))  # g6e.2xlarge has NVMe, but nothing mounts it there
+    assert _kinds(findings) == {"disk"} and "would fill the root volume" in findings[0].message
+    node_group(cluster_doc, "gpu-g6e")["preBootstrapCommands"] = [
+        "mkfs.xfs /dev/nvme1n1 && mkdir -p /mnt/lorax-cache && mount /dev/nvme1n1 /mnt/lorax-cache"
+    ]
+    assert _check(cluster_doc, deployment(pod)) == []
+
+
 def test_host_path_cache_needs_instance_store(cluster_doc: dict[str, Any]) -> None:
     pod = gpu_pod()
     pod["volumes"][1] = {"name": "model-cache", "hostPath": {"path": "/mnt/lorax-cache"}}
-    assert _check(cluster_doc, deployment(pod)) == []  # g6e.2xlarge has 450 GB of NVMe
     pod["nodeSelector"] = {"role": "system"}
-    del pod["containers"][0]["resources"]["requests"]["nvidia.com/gpu"]
-    del pod["containers"][0]["resources"]["limits"]["nvidia.com/gpu"]
-    pod["containers"][0]["resources"]["requests"].update(cpu="1", memory="2Gi")
-    pod["containers"][0]["resources"]["limits"]["memory"] = "2Gi"
+    resources = pod["containers"][0]["resources"]
+    del resources["requests"]["nvidia.com/gpu"], resources["limits"]["nvidia.com/gpu"]
+    resources["requests"].update(cpu="1", memory="2Gi")
+    resources["limits"]["memory"] = "2Gi"
     findings = _check(cluster_doc, deployment(pod))
     assert _kinds(findings) == {"disk"}
     assert "no instance store" in findings[0].message

@@ -78,9 +78,11 @@ def _profile_report(cluster: Cluster, profiles: Sequence[Path], release: str, na
 
     problems = []
     for profile in profiles:
-        findings = cross_check(
-            render(None, [profile], release=release, namespace=namespace), cluster, namespace
-        )
+        manifests = render(None, [profile], release=release, namespace=namespace)
+        try:
+            findings = cross_check(manifests, cluster, namespace)
+        except ClusterConfigError as exc:
+            return [str(exc)]  # a cluster-side error, the same for every profile: report it once
         print(f"profile {profile.name}: {'ok' if not findings else f'{len(findings)} problem(s)'}")
         problems += [f"{profile.name}: {f}" for f in findings]
     return problems

@@ -63,13 +63,20 @@ class NodeGroup:
     max_size: int
     tags: dict[str, str]
     propagate_asg_tags: bool
+    pre_bootstrap_commands: tuple[str, ...] = ()
+
+    def instance(self, itype: str) -> InstanceType:
+        try:
+            return lookup(itype)
+        except KeyError as exc:
+            raise ClusterConfigError(f"node group {self.name!r}: {exc.args[0]}") from None
 
     def variants(self) -> list[NodeVariant]:
         """Labels a node really carries: the group's own plus those EKS sets on every node."""
         return [
             NodeVariant(
                 self,
-                lookup(itype),
+                self.instance(itype),
                 {
                     **self.labels,
                     INSTANCE_TYPE_LABEL: itype,
@@ -165,6 +172,7 @@ def _node_group(ng: dict[str, Any], managed: bool, index: int) -> NodeGroup:
         max_size=int(ng.get("maxSize", ng.get("desiredCapacity", 0))),
         tags={str(k): str(v) for k, v in (ng.get("tags") or {}).items()},
         propagate_asg_tags=bool(ng.get("propagateASGTags", False)),
+        pre_bootstrap_commands=tuple(str(c) for c in ng.get("preBootstrapCommands") or []),
     )
 
 

@@ -183,15 +183,26 @@ def fit_problems(needs: PodNeeds, variant: NodeVariant) -> list[tuple[str, str]]
                 "the cache sizeLimit",
             )
         )
-    if needs.host_paths and inst.instance_storage_gb == 0:
-        problems.append(
-            (
-                "disk",
-                f"mounts hostPath {list(needs.host_paths)} as a cache but {where} has no "
-                "instance store; use an emptyDir/PVC or an instance type with local NVMe",
-            )
-        )
+    problems += [("disk", message) for message in host_path_problems(needs.host_paths, variant)]
     return problems
+
+
+def host_path_problems(paths: tuple[str, ...], variant: NodeVariant) -> list[str]:
+    """A hostPath cache belongs on instance-store NVMe, which AL2023 leaves unformatted and unmounted: the
+    group's preBootstrapCommands must mount it at that path, or the cache silently fills the root volume."""
+    where = variant.describe()
+    if paths and variant.instance.instance_storage_gb == 0:
+        return [
+            f"mounts hostPath {list(paths)} as a cache but {where} has no instance store; use an "
+            "emptyDir or a PVC, or an instance type with local NVMe"
+        ]
+    return [
+        f"mounts hostPath {path} as a cache but {where} does not mount its instance store there (no "
+        "preBootstrapCommands mention it), so the cache would fill the root volume; mount the NVMe at that "
+        "path in preBootstrapCommands or use an emptyDir"
+        for path in paths
+        if not any(path in command for command in variant.group.pre_bootstrap_commands)
+    ]
 
 
 def placement_findings(workload: Workload, cluster: Cluster) -> list[Finding]:
