@@ -44,7 +44,7 @@ def load_values(value_files: Iterable[Path] = (), values: Mapping[str, Any] | No
     return combined
 
 
-def _options(release: str, namespace: str, kube_version: str | None, api_versions: Sequence[str]) -> dict:
+def _options(namespace: str, kube_version: str | None, api_versions: Sequence[str]) -> dict[str, Any]:
     opts: dict[str, Any] = {"namespace": namespace}
     if kube_version:
         opts["kube_version"] = kube_version
@@ -76,7 +76,7 @@ def render(
     merged = load_values(value_files, values)
     with helm.Chart.load(str(chart_dir)) as chart, helm.Config(namespace=namespace) as cfg:
         chart.validate_schema(merged)
-        opts = _options(release, namespace, kube_version, api_versions)
+        opts = _options(namespace, kube_version, api_versions)
         opts["dry_run"] = "client"
         payload = _native.call_string(
             "helm_install",
@@ -107,7 +107,7 @@ def render_templates(
     """
     merged = load_values(value_files, values)
     with helm.Chart.load(str(chart_dir)) as chart:
-        opts = _options(release, namespace, kube_version, api_versions)
+        opts = _options(namespace, kube_version, api_versions)
         opts["name"] = release
         payload = _native.call_string(
             "helm_render",
