@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from eks_helpers import REPO, cluster_of, lorax_identity, node_group
 
-from loraxkit.chart.render import render
+from loraxkit.chart.render import render, render_hooks
 from loraxkit.eks.crosscheck import Finding, cross_check
 
 NAMESPACE = "lorax"  # docs/eks.md: helm install lorax charts/lorax -n lorax
@@ -25,7 +25,9 @@ P4D = REPO / "values" / "p4d-a100-llama3.1-70b-instruct-bf16.yaml"
 def _findings(
     doc: dict[str, Any], profile: Path, values: dict[str, Any] | None = None, namespace: str = NAMESPACE
 ) -> list[Finding]:
+    # The release's objects plus its hooks: the `helm test` pod has to be scheduled too.
     manifests = render(values, [profile], release="lorax", namespace=namespace)
+    manifests += render_hooks(values, [profile], release="lorax", namespace=namespace)
     return cross_check(manifests, cluster_of(doc), namespace)
 
 
@@ -109,3 +111,11 @@ def test_s3_bucket_must_be_granted(cluster_doc: dict[str, Any]) -> None:
     assert _findings(cluster_doc, G6E, values) == []
     values["adapters"]["s3"]["bucket"] = "someone-elses-bucket"
     assert _kinds(_findings(cluster_doc, G6E, values)) == {"identity"}
+
+
+def test_helm_test_pod_needs_an_untainted_node(cluster_doc: dict[str, Any]) -> None:
+    node_group(cluster_doc, "system")["taints"] = [
+        {"key": "dedicated", "value": "addons", "effect": "NoSchedule"}
+    ]
+    findings = _findings(cluster_doc, G6E)
+    assert [(f.check, f.workload) for f in findings] == [("tolerations", "Pod/lorax-test")]

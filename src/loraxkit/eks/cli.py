@@ -73,12 +73,14 @@ def _schema_report(cluster_file: Path) -> list[str]:
 
 def _profile_report(cluster: Cluster, profiles: Sequence[Path], release: str, namespace: str) -> list[str]:
     # Imported here: rendering needs helm-python-sdk (the `test` extra), the other sub-commands do not.
-    from loraxkit.chart.render import render
+    from loraxkit.chart.render import render, render_hooks
     from loraxkit.eks.crosscheck import cross_check
 
     problems = []
     for profile in profiles:
+        # The release's objects plus its hooks: the `helm test` pod has to be scheduled too.
         manifests = render(None, [profile], release=release, namespace=namespace)
+        manifests += render_hooks(None, [profile], release=release, namespace=namespace)
         try:
             findings = cross_check(manifests, cluster, namespace)
         except ClusterConfigError as exc:
