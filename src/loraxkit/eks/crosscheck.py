@@ -20,7 +20,6 @@ from loraxkit.eks.lint import bucket_grants
 from loraxkit.eks.scheduling import selects_node, untolerated_taints
 
 GIB = Decimal(2**30)
-GB = Decimal(10**9)
 # What a node keeps for itself (EKS AL2023 bootstrap): kube-reserved memory is 255 MiB + 11 MiB per pod
 # (110 pods at most), eviction threshold 100 MiB; kube-reserved CPU is under 0.1 core on these sizes. The
 # DaemonSets (aws-node, kube-proxy, ebs-csi-node, pod-identity agent, device plugin) request
