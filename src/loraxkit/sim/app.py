@@ -17,6 +17,7 @@ from loraxkit.sim.engine import Engine, EngineConfig, Sequence
 from loraxkit.sim.http import Connection, Request, chunk
 from loraxkit.sim.metrics import Registry
 from loraxkit.sim.profiles import Profile
+from loraxkit.sim.pump import Pump
 from loraxkit.sim.tokens import Vocabulary, expected_token_ids, natural_length
 from loraxkit.sim.trace import TraceWriter
 
@@ -54,9 +55,10 @@ class SimConfig:
     default_adapter_source: str = "hub"
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Job:
-    """What a request needs beyond the engine's Sequence: how to frame and account for its output."""
+    """What a request needs beyond the engine's Sequence: how to frame and account for its output.
+    It is the Sequence's sink; its `on_token` is the per-token hot path (a cached chunk, one write)."""
 
     kind: str
     stream: bool
@@ -66,10 +68,31 @@ class Job:
     arrival: float
     headers: dict[str, str]
     seed: int | None
+    sim: Simulator | None = None
+    seq: Sequence | None = None
+    cache: dict[int, bytes] = field(default_factory=dict)
     slot_held: bool = False
     finished: bool = False
-    status: int = 200
-    text_parts: list[str] = field(default_factory=list)
+    idle_mark: int = -1
+
+    def on_token(self, seq: Sequence, index: int, last: bool) -> float:
+        if last:
+            assert self.sim is not None
+            return self.sim.finish(self, seq)
+        if self.stream:
+            token_id = seq.token_ids[index]
+            data = self.cache.get(token_id)
+            if data is None:
+                assert self.sim is not None
+                data = self.cache[token_id] = self.sim.token_chunk(self.kind, token_id)
+            conn = self.conn
+            if not conn.closed:
+                conn.transport.write(data)  # type: ignore[union-attr]
+        return _now()
+
+    def on_error(self, seq: Sequence, err: wire.LoraxError) -> None:
+        assert self.sim is not None
+        self.sim.seq_error(self, seq, err)
 
 
 class Simulator:
@@ -90,12 +113,12 @@ class Simulator:
             step_jitter=config.step_jitter,
             seed=config.seed,
         ), self.metrics)
-        self.trace = TraceWriter(config.trace_path) if config.trace_path else None
+        self.pump = Pump()
+        self.trace = TraceWriter(config.trace_path, self.pump.defer) if config.trace_path else None
         self.in_flight = 0
         self.connections: set[Connection] = set()
         self._chunk_cache: dict[str, dict[int, bytes]] = {NATIVE: {}, COMPAT_LIST: {}, COMPLETION: {}, CHAT: {}}
         self._jobs: dict[int, Job] = {}
-        self._seq_jobs: dict[int, Job] = {}
         self._keepalive_handle: asyncio.TimerHandle | None = None
         self._routes = {
             ("POST", wire.ROUTE_COMPAT): lambda c, r: self.generation(c, r, wire.ROUTE_COMPAT),
@@ -124,18 +147,23 @@ class Simulator:
         if self._keepalive_handle is not None:
             self._keepalive_handle.cancel()
         await self.engine.stop()
+        self.pump.drain()
         if self.trace is not None:
             self.trace.close()
 
     def _schedule_keepalive(self) -> None:
         loop = asyncio.get_running_loop()
-        self._keepalive_handle = loop.call_later(min(self.config.keep_alive_s, 1.0), self._keepalive_tick)
+        self._keepalive_handle = loop.call_later(self.config.keep_alive_s, self._keepalive_tick)
 
     def _keepalive_tick(self) -> None:
-        now = time.monotonic()
+        # A stream that sent nothing since the previous tick gets a `:` comment line (axum KeepAlive).
         for job in list(self._jobs.values()):
-            if job.stream and not job.finished and now - job.conn.last_write >= self.config.keep_alive_s:
+            if not job.stream or job.finished:
+                continue
+            sent = job.seq.generated if job.seq is not None else 0
+            if sent == job.idle_mark:
                 job.conn.write(chunk(wire.KEEP_ALIVE))
+            job.idle_mark = sent
         self._schedule_keepalive()
 
     # ------------------------------------------------------------------ dispatch
@@ -209,7 +237,7 @@ class Simulator:
         """`/startup` runs a real 1-token generation ("Who?") through the queue, as LoRAX does."""
         params = wire.GenerateParams(max_new_tokens=1)
         job = Job(kind="startup", stream=False, conn=conn, params=params, inputs="Who?", arrival=req.arrival,
-                  headers={}, seed=None)
+                  headers={}, seed=None, sim=self)
         try:
             self._admit(job, wire.ROUTE_STARTUP, req, prompt_ids=None)
         except wire.LoraxError as err:
@@ -272,7 +300,8 @@ class Simulator:
         if seed is None and params.do_sample:
             seed = uuid.uuid4().int & (2**64 - 1)
         job = Job(kind=kind, stream=stream, conn=conn, params=params, inputs=inputs, arrival=req.arrival,
-                  headers={}, seed=seed if params.do_sample else None)
+                  headers={}, seed=seed if params.do_sample else None, sim=self,
+                  cache=self._chunk_cache[kind] if kind in self._chunk_cache else {})
         job.headers = self._response_headers(job)
         self.metrics.inc("lorax_request_count")
         if stream:
@@ -305,8 +334,8 @@ class Simulator:
         token_ids, finish = self._plan_output(job, max_new)
         seq = Sequence(request_id=req.headers.get(wire.H_REQUEST_ID) or uuid.uuid4().hex, route=route,
                        adapter_id=params.adapter_id or None, input_length=len(ids), max_new_tokens=max_new,
-                       token_ids=token_ids, finish_reason=finish, sink=self, arrival=job.arrival)
-        self._seq_jobs[id(seq)] = job
+                       token_ids=token_ids, finish_reason=finish, sink=job, arrival=job.arrival)
+        job.seq = seq
         job.conn.on_close = lambda: self._client_gone(job, seq)
         self.engine.submit(seq)
 
@@ -354,29 +383,20 @@ class Simulator:
         if seq is not None:
             self.engine.cancel(seq)
             seq.end = time.time()
-            self._seq_jobs.pop(id(seq), None)
             self._write_trace(seq.request_id, seq.route, job, seq, 200 if job.stream else 499, "dropped")
         self._release(job)
 
     # ------------------------------------------------------------------ Sink (engine callbacks)
-    def on_token(self, seq: Sequence, index: int, last: bool) -> float:
-        job = self._seq_jobs[id(seq)]
-        token_id = seq.token_ids[index]
-        if job.stream and not last:
-            cache = self._chunk_cache[job.kind]
-            data = cache.get(token_id)
-            if data is None:
-                data = cache[token_id] = chunk(self._token_event(job.kind, token_id))
-            job.conn.write(data)
-            return time.time()
-        if not last:
-            return time.time()
-        sent = self._finish(job, seq)
-        return sent
+    def token_chunk(self, kind: str, token_id: int) -> bytes:
+        """The framed SSE chunk of one intermediate token event (cached per kind and token id)."""
+        cache = self._chunk_cache[kind]
+        data = cache.get(token_id)
+        if data is None:
+            data = cache[token_id] = chunk(self._token_event(kind, token_id))
+        return data
 
-    def on_error(self, seq: Sequence, err: wire.LoraxError) -> None:
-        job = self._seq_jobs.pop(id(seq), None)
-        if job is None or job.finished:
+    def seq_error(self, job: Job, seq: Sequence, err: wire.LoraxError) -> None:
+        if job.finished:
             return
         self.metrics.inc("lorax_request_failure", err=wire.FAILURE_LABEL.get(err.error_type, "bad_request"))
         self._release(job)
@@ -403,14 +423,16 @@ class Simulator:
         ids = seq.token_ids
         if ids and ids[-1] == self.vocab.eos_id:
             ids = ids[:-1]
-        text = "".join(self.vocab.token_text(t) for t in ids)
+        texts = self.vocab.texts
+        text = "".join([texts[t] for t in ids])
         if job.params.return_full_text:
             text = job.inputs + text
         return text
 
-    def _finish(self, job: Job, seq: Sequence) -> float:
+    def finish(self, job: Job, seq: Sequence) -> float:
         """The last token: write the final event (stream) or the whole response, then account for it."""
-        self._seq_jobs.pop(id(seq), None)
+        if job.finished:  # the client went away
+            return _now()
         now = time.time()
         generated = len(seq.token_ids)
         text = self._generated_text(seq, job)
@@ -437,7 +459,7 @@ class Simulator:
                 job.conn.send(200, wire.dumps(body).encode(), "application/json",
                               {**job.headers, **self._timing_headers(seq, now)})
         sent = time.time()
-        self._account(seq, job, sent)
+        self.pump.defer(self._account, seq, job, sent)
         return sent
 
     def _full_response(self, job: Job, seq: Sequence, text: str, now: float) -> Any:
@@ -486,16 +508,14 @@ class Simulator:
         m.observe("lorax_request_mean_time_per_token_duration", inference / max(len(seq.token_ids), 1))
         m.observe("lorax_request_generated_tokens", float(len(seq.token_ids)))
         seq.end = end
-        self._write_trace(seq.request_id, seq.route, job, seq, 200, None, end_override=end, final_sent=end)
+        # Deferred: the engine has appended the last token's time by now.
+        self._write_trace(seq.request_id, seq.route, job, seq, 200, None, end_override=end)
 
     def _write_trace(self, request_id: str, route: str, job: Job, seq: Sequence | None, status: int,
-                     error_type: str | None, end_override: float | None = None,
-                     final_sent: float | None = None) -> None:
+                     error_type: str | None, end_override: float | None = None) -> None:
         if self.trace is None or job.kind == "startup":
             return
         token_times = list(seq.token_times) if seq is not None else []
-        if final_sent is not None:
-            token_times.append(final_sent)  # the engine appends it after the sink returns
         self.trace.write({
             "request_id": request_id, "route": route,
             "adapter_id": job.params.adapter_id or None,
@@ -508,6 +528,9 @@ class Simulator:
             "prompt_tokens": seq.input_length if seq is not None else None,
             "generated_tokens": len(token_times),
         })
+
+
+_now = time.time
 
 
 def _logprob(token_id: int) -> float:

@@ -24,6 +24,10 @@ from loraxkit.sim.profiles import Profile
 from loraxkit.wire import LoraxError, generation_error
 
 
+# How far the event loop may lag the simulated GPU timeline before the timeline is reset to "now".
+CATCH_UP_S = 0.25
+
+
 class Sink(Protocol):
     """Where a sequence's output goes (an HTTP response); returns the time.time() the bytes left."""
 
@@ -136,6 +140,9 @@ class Engine:
         self._deadline = 0.0
         self._task: asyncio.Task[None] | None = None
         self.steps = 0
+        self.late_steps = 0  # steps whose wake-up came > 2 ms after their deadline (CPU starvation)
+        self.lateness_max = 0.0
+        self._lateness: list[float] = []
 
     # ------------------------------------------------------------------ public
     def start(self) -> None:
@@ -242,11 +249,20 @@ class Engine:
         """Sleep one step on the GPU's own timeline: a late wake-up is absorbed by the next step."""
         loop = asyncio.get_running_loop()
         now = loop.time()
-        start = self._deadline if now - self._deadline < seconds else now
+        # The GPU runs on while the CPU writes tokens: the next step starts at the previous step's end,
+        # unless the event loop fell more than CATCH_UP_S behind (then the timeline restarts from now).
+        start = self._deadline if now - self._deadline < CATCH_UP_S else now
         self._deadline = start + seconds
         delay = self._deadline - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
+        late = loop.time() - self._deadline
+
+        self.lateness_max = max(self.lateness_max, late)
+        if late > 0.002:
+            self.late_steps += 1
+        if len(self._lateness) < 100_000:
+            self._lateness.append(late)
 
     async def _run(self) -> None:
         while True:
@@ -340,4 +356,14 @@ class Engine:
             "adapter_loads": self.adapters.loads,
             "adapter_evictions": self.adapters.evictions,
             "steps": self.steps,
+            "late_steps": self.late_steps,
+            "lateness_max_ms": round(self.lateness_max * 1000, 3),
+            "lateness_p99_ms": round(_p99(self._lateness) * 1000, 3),
         }
+
+
+def _p99(values: list[float]) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(int(0.99 * len(ordered)), len(ordered) - 1)]

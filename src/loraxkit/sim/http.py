@@ -62,8 +62,10 @@ class Connection(asyncio.Protocol):
     """One client connection. The handler answers through `send` or `start_stream`/`write`/`end_stream`;
     `on_close` callbacks run if the client goes away mid-response."""
 
-    def __init__(self, handler: Handler, connections: set[Connection]) -> None:
+    def __init__(self, handler: Handler, connections: set[Connection],
+                 defer: Callable[..., None] | None = None) -> None:
         self._handler = handler
+        self._defer = defer
         self._connections = connections
         self.transport: asyncio.Transport | None = None
         self._parser = httptools.HttpRequestParser(self)
@@ -77,7 +79,6 @@ class Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_size = 0
         self._too_large = False
-        self.last_write = 0.0
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -148,20 +149,30 @@ class Connection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ dispatch
     def _next(self) -> None:
-        while not self._busy and self._pending and not self.closed:
-            request = self._pending.pop(0)
-            self._busy = True
-            self._keep_alive = request.keep_alive
-            try:
-                self._handler(self, request)
-            except Exception:
-                log.exception("handler failed for %s %s", request.method, request.path)
-                if self._busy and not self._streaming:
-                    self.send(500, b"internal error", "text/plain; charset=utf-8")
-                elif self._busy:
-                    self.end_stream()
-        if not self._pending and self.transport is not None and not self.closed:
-            self.transport.resume_reading()
+        if self._busy or not self._pending or self.closed:
+            if not self._pending and self.transport is not None and not self.closed:
+                self.transport.resume_reading()
+            return
+        request = self._pending.pop(0)
+        self._busy = True
+        self._keep_alive = request.keep_alive
+        if self._defer is not None:
+            self._defer(self._dispatch, request)
+        else:
+            self._dispatch(request)
+
+    def _dispatch(self, request: Request) -> None:
+        if self.closed:
+            self._busy = False
+            return
+        try:
+            self._handler(self, request)
+        except Exception:
+            log.exception("handler failed for %s %s", request.method, request.path)
+            if self._busy and not self._streaming:
+                self.send(500, b"internal error", "text/plain; charset=utf-8")
+            elif self._busy:
+                self.end_stream()
 
     _streaming = False
 
@@ -190,7 +201,6 @@ class Connection(asyncio.Protocol):
 
     def start_stream(self, status: int, content_type: str, headers: dict[str, str] | None = None) -> None:
         self._streaming = True
-        self.last_write = time.monotonic()
         if self.transport is not None and not self.closed:
             self.transport.write(self._head(status, content_type, headers, None))
 
@@ -198,7 +208,6 @@ class Connection(asyncio.Protocol):
         """One chunk of a streamed response (`data` must already be chunk-framed, see `chunk`)."""
         if self.transport is not None and not self.closed:
             self.transport.write(data)
-            self.last_write = time.monotonic()
 
     def end_stream(self, last: bytes = b"") -> None:
         if self.transport is not None and not self.closed:

@@ -40,6 +40,9 @@ class Vocabulary:
         self._tok = self._mistral.instruct_tokenizer.tokenizer
         self.bos_id: int = self._tok.bos_id
         self.eos_id: int = self._tok.eos_id
+        # Streamed text of every token, precomputed: the per-token path is a list index, not a tokenizer call.
+        self.texts: list[str] = [self._tok.id_to_piece(i).replace("▁", " ") for i in range(self._tok.n_words)]
+        self.texts[self.eos_id] = "</s>"
 
     @cached_property
     def word_ids(self) -> list[int]:
@@ -56,9 +59,7 @@ class Vocabulary:
 
     def token_text(self, token_id: int) -> str:
         """The text LoRAX streams for a token (`▁` decoded to a space)."""
-        if token_id == self.eos_id:
-            return "</s>"
-        return self._tok.id_to_piece(token_id).replace("▁", " ")
+        return self.texts[token_id]
 
     def count(self, text: str, add_special_tokens: bool = True) -> int:
         return len(self.encode(text, add_special_tokens))
