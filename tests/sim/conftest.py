@@ -7,14 +7,12 @@ from collections.abc import Iterator
 
 import pytest
 
+from sim_helpers import FAST, UNLOADABLE
+
 from loraxkit.sim.process import SimulatorProcess
 
 # lorax-client calls pydantic's deprecated .dict(); harmless here.
 warnings.filterwarnings("ignore", category=DeprecationWarning, module="lorax")
-
-FAST = ("--profile", "synthetic", "--decode-ms", "2", "--prefill-ms", "1", "--adapter-load-ms", "20",
-        "--log-level", "WARNING")
-UNLOADABLE = "broken/*"
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,27 @@
+"""Shared constants and helpers of the simulator tests."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+
+# Synthetic profile with fast fixed step times: tests exercise behaviour, not GPU speed.
+FAST = ("--profile", "synthetic", "--decode-ms", "2", "--prefill-ms", "1", "--adapter-load-ms", "20",
+        "--log-level", "WARNING")
+UNLOADABLE = "broken/*"
+
+
+def sim_state(base_url: str) -> dict[str, object]:
+    """The simulator-only introspection route (slots in flight, queue, adapters)."""
+    return dict(httpx.get(base_url + "/sim/state").json())
+
+
+def wait_idle(base_url: str, timeout: float = 5.0) -> dict[str, object]:
+    """Poll until no request is in flight, running or waiting (or the timeout passes); returns the state."""
+    deadline = time.monotonic() + timeout
+    state = sim_state(base_url)
+    while time.monotonic() < deadline and (state["in_flight"] or state["running"] or state["waiting"]):
+        time.sleep(0.05)
+        state = sim_state(base_url)
+    return state
