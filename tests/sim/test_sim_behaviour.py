@@ -1,0 +1,127 @@
+"""Behaviour of a continuous-batching server: 429 at the limit, adapter load and eviction, the closed port
+during start-up, deterministic outputs, TTFT rising with the queue (read from the trace, not wall clocks)."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import httpx
+import pytest
+from sim_helpers import FAST, sim_state, wait_idle
+
+from loraxkit import wire
+from loraxkit.sim.process import SimulatorProcess
+from loraxkit.sim.trace import read_trace
+
+
+def _open_stream(port: int, body: bytes) -> socket.socket:
+    s = socket.create_connection(("127.0.0.1", port), timeout=5)
+    s.sendall(b"POST /generate_stream HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+              b"content-length: %d\r\n\r\n%b" % (len(body), body))
+    received = b""
+    while b"data:" not in received:
+        received += s.recv(4096)
+    return s
+
+
+def test_overloaded_at_max_concurrent_requests_plain_and_in_stream() -> None:
+    with SimulatorProcess("--profile", "synthetic", "--decode-ms", "20", "--max-concurrent-requests", "2",
+                          "--log-level", "WARNING") as proc:
+        held = [_open_stream(proc.port, b'{"inputs": "hold", "parameters": {"max_new_tokens": 1000}}')
+                for _ in range(2)]
+        try:
+            r = httpx.post(proc.base_url + "/generate", json={"inputs": "one more"})
+            assert r.status_code == 429
+            assert r.json() == {"error": "Model is overloaded", "error_type": "overloaded"}
+            for route, body in (("/generate_stream", {"inputs": "one more"}),
+                                ("/v1/chat/completions", {"model": "", "stream": True,
+                                                          "messages": [{"role": "user", "content": "x"}]})):
+                with httpx.stream("POST", proc.base_url + route, json=body) as s:
+                    assert s.status_code == 200  # LoRAX reports it inside the stream
+                    events = [wire.parse_sse_line(line) for line in s.iter_lines() if line]
+                assert [(e.kind, e.error_type) for e in events] == [(wire.EventKind.ERROR, "overloaded")]
+        finally:
+            for s in held:
+                s.close()
+        assert wait_idle(proc.base_url)["in_flight"] == 0
+        assert httpx.post(proc.base_url + "/generate", json={"inputs": "now"}).status_code == 200
+
+
+def test_adapters_load_on_first_use_and_are_evicted_beyond_max_active(tmp_path: object) -> None:
+    load_ms = 150
+    with SimulatorProcess("--profile", "synthetic", "--decode-ms", "2", "--max-active-adapters", "1",
+                          "--adapter-load-ms", str(load_ms), "--log-level", "WARNING", trace=True) as proc:
+        def gen(adapter: str) -> None:
+            r = httpx.post(proc.base_url + "/generate", timeout=30,
+                           json={"inputs": "hi", "parameters": {"adapter_id": adapter, "max_new_tokens": 3}})
+            assert r.status_code == 200
+
+        for adapter in ("org/a", "org/a", "org/b", "org/a"):
+            gen(adapter)
+        state = sim_state(proc.base_url)
+        assert state["adapter_loads"] == 3  # a, b (evicting a), a again (evicting b); the 2nd "a" was warm
+        assert state["adapter_evictions"] == 2
+        assert state["active_adapters"] == ["org/a"]
+        time.sleep(0.2)  # trace records are flushed within 50 ms
+        records = read_trace(proc.trace_path)  # type: ignore[arg-type]
+        waits = [r["admitted"] - r["arrival"] for r in records]
+        cold = [waits[0], waits[2], waits[3]]
+        assert all(w >= load_ms / 1000 for w in cold)  # cannot be admitted before the load completes
+
+
+def test_port_is_closed_during_the_startup_delay() -> None:
+    with SimulatorProcess(*FAST, "--startup-delay", "2", wait_ready=False) as proc:
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(proc.base_url + "/health", timeout=1)
+        proc.wait_healthy(timeout=30)
+        assert httpx.get(proc.base_url + "/health").status_code == 200
+
+
+def test_outputs_are_deterministic_per_seed_adapter_and_prompt(sim: SimulatorProcess) -> None:
+    body = {"inputs": "Deterministic?", "parameters": {"adapter_id": "x/y", "max_new_tokens": 10}}
+    first = httpx.post(sim.base_url + "/generate", json=body).json()["generated_text"]
+    assert httpx.post(sim.base_url + "/generate", json=body).json()["generated_text"] == first
+    with SimulatorProcess(*FAST) as same_seed, SimulatorProcess(*FAST, "--seed", "7") as other_seed:
+        assert httpx.post(same_seed.base_url + "/generate", json=body).json()["generated_text"] == first
+        assert httpx.post(other_seed.base_url + "/generate", json=body).json()["generated_text"] != first
+
+
+def _send_all_at_once(port: int, bodies: list[bytes], request_ids: list[str]) -> list[bytes]:
+    """Open every connection first, then send all requests back to back, then read all replies."""
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in bodies]
+    for s, body, rid in zip(socks, bodies, request_ids, strict=True):
+        s.sendall(b"POST /generate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nconnection: close\r\n"
+                  b"x-request-id: %b\r\ncontent-length: %d\r\n\r\n%b" % (rid.encode(), len(body), body))
+    replies = []
+    for s in socks:
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        s.close()
+        replies.append(data)
+    return replies
+
+
+def test_ttft_rises_as_the_queue_grows_when_the_batch_budget_binds() -> None:
+    decode_ms, new_tokens, n = 5, 20, 8
+    # each request needs ~5 prompt + 20 new tokens: a 60-token batch budget holds only two at a time
+    with SimulatorProcess("--profile", "synthetic", "--decode-ms", str(decode_ms), "--prefill-ms", "1",
+                          "--max-batch-total-tokens", "60", "--log-level", "WARNING", trace=True) as proc:
+        bodies = [b'{"inputs": "queue %d", "parameters": {"max_new_tokens": %d}}' % (i, new_tokens)
+                  for i in range(n)]
+        replies = _send_all_at_once(proc.port, bodies, [f"q{i}" for i in range(n)])
+        assert all(r.startswith(b"HTTP/1.1 200") for r in replies)
+        time.sleep(0.2)  # trace records are flushed within 50 ms
+        records = sorted(read_trace(proc.trace_path), key=lambda r: r["admitted"])  # type: ignore[arg-type]
+    assert {r["request_id"] for r in records} == {f"q{i}" for i in range(n)}
+    assert len({round(r["admitted"], 4) for r in records}) >= n // 2  # at most two requests per batch
+    ttft = [r["first_token"] - r["arrival"] for r in records]
+    spread = max(r["arrival"] for r in records) - min(r["arrival"] for r in records)
+    # the last pair is admitted only after three pairs each held the whole budget for 19 decode steps
+    assert ttft[-1] >= 3 * (new_tokens - 1) * decode_ms / 1000 - spread
+    assert ttft[-1] > ttft[0]
+    for r in records:
+        assert r["first_token"] == r["token_times"][0]
+        assert len(r["token_times"]) == r["generated_tokens"] == new_tokens
+        assert r["arrival"] <= r["admitted"] <= r["first_token"] <= r["end"]
