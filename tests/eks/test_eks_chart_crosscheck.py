@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from eks_helpers import REPO, cluster_of, lorax_identity, node_group
 
 from loraxkit.chart.render import render, render_hooks
@@ -52,6 +53,33 @@ def test_changed_taint_key_fails_every_profile(cluster_doc: dict[str, Any], prof
         for taint in group.get("taints", []):
             taint["key"] = "nvidia.com/gpu-only"
     assert _kinds(_findings(cluster_doc, profile)) == {"tolerations"}
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.stem)
+def test_relabelled_gpu_groups_fail_every_profile(cluster_doc: dict[str, Any], profile: Path) -> None:
+    for group in cluster_doc["managedNodeGroups"]:
+        labels = group.get("labels", {})
+        if "k8s.amazonaws.com/accelerator" in labels:
+            labels["k8s.amazonaws.com/accelerator"] += "-renamed"
+    assert _kinds(_findings(cluster_doc, profile)) == {"selection"}
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.stem)
+def test_one_gpu_more_than_the_group_has_fails_every_profile(
+    cluster_doc: dict[str, Any], profile: Path
+) -> None:
+    count = int(yaml.safe_load(profile.read_text())["gpu"]["count"])
+    # Sharded without CUDA graphs: the chart refuses graphs when sharded (LoRAX 0.12.1 does).
+    values = {"gpu": {"count": count + 1}, "server": {"sharded": True, "cudaGraphs": False}}
+    assert _kinds(_findings(cluster_doc, profile, values)) == {"gpus"}
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=lambda p: p.stem)
+def test_cache_larger_than_any_root_volume_fails_every_profile(
+    cluster_doc: dict[str, Any], profile: Path
+) -> None:
+    values = {"modelCache": {"type": "emptyDir", "emptyDir": {"sizeLimit": "2000Gi"}}}
+    assert _kinds(_findings(cluster_doc, profile, values)) == {"disk"}
 
 
 def test_profile_without_the_gpu_toleration_fails(cluster_doc: dict[str, Any]) -> None:
