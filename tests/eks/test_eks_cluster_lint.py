@@ -48,6 +48,11 @@ def test_accelerator_label_must_match_the_instance_gpu(cluster_doc: dict[str, An
     assert "'nvidia-a10g' but g6e.2xlarge has 'nvidia-l40s'" in _problems(cluster_doc)
 
 
+def test_accelerator_label_on_a_cpu_group_is_reported(cluster_doc: dict[str, Any]) -> None:
+    node_group(cluster_doc, "gpu-g6e")["instanceType"] = "m6i.2xlarge"  # label still says nvidia-l40s
+    assert "'nvidia-l40s' but ['m6i.2xlarge'] have no GPU" in _problems(cluster_doc)
+
+
 def test_unknown_instance_type_is_reported(cluster_doc: dict[str, Any]) -> None:
     node_group(cluster_doc, "gpu-g5")["instanceType"] = "x9z.mega"
     assert "'x9z.mega' is not in loraxkit.eks.instance_types" in _problems(cluster_doc)

@@ -66,21 +66,28 @@ def node_group_problems(group: NodeGroup) -> list[str]:
     return problems
 
 
+def _known(itype: str) -> bool:
+    try:
+        lookup(itype)
+    except KeyError:
+        return False  # reported by node_group_problems
+    return True
+
+
 def _gpu_types(group: NodeGroup) -> list[str]:
-    types = []
-    for itype in group.instance_types:
-        try:
-            if lookup(itype).gpu_count:
-                types.append(itype)
-        except KeyError:
-            continue  # reported by node_group_problems
-    return types
+    return [t for t in group.instance_types if _known(t) and lookup(t).gpu_count]
 
 
 def gpu_group_problems(group: NodeGroup) -> list[str]:
     """A GPU group must be tainted, labelled with its GPU model and able to scale from zero."""
     gpu_types = _gpu_types(group)
     if not gpu_types:
+        label = group.labels.get(ACCELERATOR_LABEL)
+        if label is not None and all(_known(t) for t in group.instance_types):
+            return [
+                f"node group {group.name!r}: labels.{ACCELERATOR_LABEL} is {label!r} but "
+                f"{list(group.instance_types)} have no GPU; use a GPU instance type or drop the label"
+            ]
         return []
     where = f"GPU node group {group.name!r}"
     problems = []
