@@ -27,8 +27,9 @@ def lorax_release(pytestconfig: pytest.Config, kube_cluster: Any) -> Iterator[Lo
     settings = Settings.from_pytest(pytestconfig, kube_cluster.kube_config_path)
     ensure_namespace_exists(kube_cluster.kube_client, settings.namespace)
     release = LoraxRelease(settings)
-    release.install()
     try:
+        # Inside the try: a half-applied install leaves a failed release that would block the next run.
+        release.install()
         try:
             wait_for_deployments_to_run(
                 kube_cluster.kube_client, [release.deployment], settings.namespace, settings.ready_timeout
