@@ -1,0 +1,99 @@
+"""Unit tests of the shared wire module (client-side SSE parser, parameter typing) and the GPU profiles."""
+
+from __future__ import annotations
+
+import pytest
+
+from loraxkit import wire
+from loraxkit.sim.profiles import PROFILES, WEIGHT_BYTES_8B, get_profile
+
+
+@pytest.mark.parametrize(
+    ("line", "kind", "text"),
+    [
+        (b":", wire.EventKind.KEEP_ALIVE, ""),
+        ("", wire.EventKind.BLANK, ""),
+        ("data: [DONE]", wire.EventKind.DONE, ""),
+        ('data: {"token":{"id":1,"text":" a","logprob":0,"special":false,"skipped":false},'
+         '"generated_text":null,"details":null}', wire.EventKind.TOKEN, " a"),
+        ('data:{"choices":[{"index":0,"text":" b","logprobs":null,"finish_reason":null}]}',
+         wire.EventKind.TOKEN, " b"),
+        ('data: {"choices":[{"index":0,"delta":{"role":"assistant","content":" c"},"finish_reason":null}]}',
+         wire.EventKind.TOKEN, " c"),
+        ("event: ping", wire.EventKind.OTHER, ""),
+    ],
+)
+def test_parse_sse_line_classifies_each_line(line: str | bytes, kind: wire.EventKind, text: str) -> None:
+    parsed = wire.parse_sse_line(line)
+    assert (parsed.kind, parsed.text) == (kind, text)
+
+
+def test_parse_sse_line_final_and_error_events() -> None:
+    final = wire.parse_sse_line(wire.sse_event(wire.stream_response(
+        wire.token_json(5, " z", -0.1), " y z", wire.stream_details("length", 3, 2, None))))
+    assert (final.kind, final.generated_text, final.generated_tokens, final.prompt_tokens) == \
+        (wire.EventKind.FINAL, " y z", 2, 3)
+    chat_final = wire.parse_sse_line(wire.sse_event(wire.chat_chunk(" q", "length", 4, 7)))
+    assert (chat_final.kind, chat_final.generated_tokens, chat_final.finish_reason) == \
+        (wire.EventKind.FINAL, 7, "length")
+    err = wire.parse_sse_line(wire.sse_error(wire.overloaded_error()))
+    assert (err.kind, err.error, err.error_type) == (wire.EventKind.ERROR, "Model is overloaded", "overloaded")
+
+
+def test_eos_final_chunks_are_empty_as_in_lorax() -> None:
+    assert wire.completion_chunk("</s>", "eos_token")["choices"][0]["text"] == ""
+    assert wire.chat_chunk("</s>", "eos_token")["choices"][0]["delta"] == {}
+
+
+def test_generate_params_are_typed_like_serde() -> None:
+    params = wire.parse_generate_params({"max_new_tokens": 3, "temperature": 1, "unknown": "ignored"})
+    assert (params.max_new_tokens, params.temperature) == (3, 1)
+    with pytest.raises(wire.BodyRejection, match=r"parameters.top_k: invalid type: floating point `1.5`"):
+        wire.parse_generate_params({"top_k": 1.5})
+    assert wire.parse_generate_params({"stop": "x"}, lenient=True).stop == ["x"]
+    assert wire.parse_generate_params({"ignore_eos": True}, lenient=True).ignore_eos_token is True
+    assert wire.parse_generate_params({"ignore_eos": True}).ignore_eos_token is False
+
+
+def test_openai_model_maps_to_adapter() -> None:
+    _, params, stream = wire.parse_completion_body({"model": "org/ad", "prompt": "p", "stream": True}, "base/m")
+    assert (params.adapter_id, stream, params.details) == ("org/ad", True, True)
+    _, base, _ = wire.parse_completion_body({"model": "base/m", "prompt": "p"}, "base/m")
+    assert base.adapter_id is None
+    with pytest.raises(wire.BodyRejection, match="missing field `messages`"):
+        wire.parse_chat_body({"model": "x"}, "base/m")
+
+
+@pytest.mark.parametrize("name", sorted(PROFILES))
+def test_no_profile_beats_the_memory_bandwidth_bound(name: str) -> None:
+    profile = get_profile(name)
+    profile.check_roofline()
+    if not profile.synthetic:
+        bound_ms = WEIGHT_BYTES_8B / (profile.bandwidth_tbs * 1e12) * 1e3
+        assert profile.decode_step_ms(1, 0, 128) >= bound_ms
+
+
+@pytest.mark.parametrize("name", [n for n in sorted(PROFILES) if not PROFILES[n].synthetic])
+def test_decode_step_grows_with_batch_adapters_and_context(name: str) -> None:
+    p = get_profile(name)
+    assert p.decode_step_ms(1, 0, 1024) < p.decode_step_ms(64, 0, 64 * 1024) < p.decode_step_ms(256, 0, 256 * 1024)
+    assert p.decode_step_ms(64, 0, 65536) < p.decode_step_ms(64, 1, 65536) < p.decode_step_ms(64, 64, 65536)
+    assert p.decode_step_ms(16, 0, 16 * 1024) < p.decode_step_ms(16, 0, 16 * 4096)
+    assert p.prefill_step_ms(128) < p.prefill_step_ms(2048)
+
+
+def test_measured_h100_points_are_reproduced() -> None:
+    h100 = get_profile("h100-8b-bf16")
+    assert h100.decode_step_ms(64, 0, 64 * 1024) == pytest.approx(9.618, abs=0.01)
+    assert h100.decode_step_ms(64, 0, 64 * 4096) == pytest.approx(17.895, abs=0.01)
+    assert h100.decode_step_ms(64, 1, 64 * 1024) == pytest.approx(11.281, abs=0.01)
+    assert h100.decode_step_ms(64, 64, 64 * 1024) == pytest.approx(12.29, abs=0.01)
+    assert h100.prefill_step_ms(2048) == pytest.approx(51.514, abs=0.01)
+
+
+def test_slower_gpus_are_slower() -> None:
+    order = ["h200-8b-bf16", "h100-8b-bf16", "a100-80gb-8b-bf16", "l40s-8b-bf16", "a10g-8b-bf16", "l4-8b-bf16"]
+    steps = [get_profile(n).decode_step_ms(32, 4, 32 * 1024) for n in order]
+    assert steps == sorted(steps)
+    with pytest.raises(ValueError, match="unknown profile 'nope'; choose one of"):
+        get_profile("nope")
