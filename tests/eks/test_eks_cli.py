@@ -50,3 +50,21 @@ def test_costs_prints_every_node_group(capsys: pytest.CaptureFixture[str]) -> No
     for name in ("system", "gpu-g6e", "gpu-g5", "gpu-p4d", "gpu-p5"):
         assert f"| {name} |" in out
     assert "| g6e.2xlarge | 1 x NVIDIA L40S |" in out and "check the aws pricing page" in out.lower()
+
+
+def test_check_reports_invalid_yaml(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    broken = tmp_path / "cluster.yaml"
+    broken.write_text("managedNodeGroups: [\n")
+    assert main(["eks", "check", "--cluster", str(broken)]) == 1
+    assert f"error: {broken} is not valid YAML" in capsys.readouterr().out
+
+
+def test_check_reports_a_profile_the_chart_rejects(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profile = tmp_path / "bad-profile.yaml"
+    profile.write_text("gpu:\n  count: many\n")
+    assert main(["eks", "check", "--values", str(profile), "--values", str(tmp_path / "missing.yaml")]) == 1
+    out = capsys.readouterr().out
+    assert "bad-profile.yaml: the chart cannot render it" in out and "/gpu/count" in out
+    assert "missing.yaml: the chart cannot render it" in out

@@ -73,14 +73,21 @@ def _schema_report(cluster_file: Path) -> list[str]:
 
 def _profile_report(cluster: Cluster, profiles: Sequence[Path], release: str, namespace: str) -> list[str]:
     # Imported here: rendering needs helm-python-sdk (the `test` extra), the other sub-commands do not.
+    from helm_python import HelmError
+
     from loraxkit.chart.render import render, render_hooks
     from loraxkit.eks.crosscheck import cross_check
 
     problems = []
     for profile in profiles:
-        # The release's objects plus its hooks: the `helm test` pod has to be scheduled too.
-        manifests = render(None, [profile], release=release, namespace=namespace)
-        manifests += render_hooks(None, [profile], release=release, namespace=namespace)
+        try:
+            # The release's objects plus its hooks: the `helm test` pod has to be scheduled too.
+            manifests = render(None, [profile], release=release, namespace=namespace)
+            manifests += render_hooks(None, [profile], release=release, namespace=namespace)
+        except (OSError, HelmError) as exc:
+            print(f"profile {profile.name}: cannot render")
+            problems.append(f"{profile}: the chart cannot render it; fix the values file: {exc}")
+            continue
         try:
             findings = cross_check(manifests, cluster, namespace)
         except ClusterConfigError as exc:

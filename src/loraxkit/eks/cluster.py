@@ -204,7 +204,10 @@ def parse_cluster(doc: dict[str, Any]) -> Cluster:
 
 
 def load_cluster_doc(path: Path) -> dict[str, Any]:
-    doc = yaml.safe_load(path.read_text())
+    try:
+        doc = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ClusterConfigError(f"{path} is not valid YAML; fix it and re-run: {exc}") from None
     if not isinstance(doc, dict):
         raise ClusterConfigError(
             f"{path}: expected an eksctl ClusterConfig mapping, got {type(doc).__name__}"
