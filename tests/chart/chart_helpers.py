@@ -12,7 +12,8 @@ REPO = CHART_DIR.parents[1]
 PROFILES = sorted((REPO / "values").glob("*.yaml"))
 # Kubernetes minors the chart claims (Chart.yaml kubeVersion has an open upper bound; these are tested).
 KUBE_MINORS = ["1.31", "1.32", "1.33", "1.34", "1.35"]
-SERVICE_MONITOR_API = "monitoring.coreos.com/v1"
+# The Capabilities entry the ServiceMonitor template checks (a live cluster lists group/version/Kind entries).
+SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
 
 __all__ = [
     "CHART_DIR",

@@ -87,13 +87,15 @@ def test_keda_scaled_object_on_and_off() -> None:
 def test_service_monitor_only_where_the_api_exists() -> None:
     on = {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "kps"}}}}
     assert "ServiceMonitor" not in kinds(render(on))
+    # The group version alone (e.g. only the PodMonitor CRD installed) is not enough: the kind must be served.
+    assert "ServiceMonitor" not in kinds(render(on, api_versions=["monitoring.coreos.com/v1"]))
     assert "ServiceMonitor" not in kinds(render(api_versions=[SERVICE_MONITOR_API]))
     monitor = find(render(on, api_versions=[SERVICE_MONITOR_API]), "ServiceMonitor")
     assert monitor["metadata"]["labels"]["release"] == "kps"
     notes = render_templates(on)["lorax/templates/NOTES.txt"]
-    assert "no ServiceMonitor was created" in notes
+    assert "so none was created" in notes
     assert (
-        "no ServiceMonitor"
+        "so none was created"
         not in render_templates(on, api_versions=[SERVICE_MONITOR_API])["lorax/templates/NOTES.txt"]
     )
 

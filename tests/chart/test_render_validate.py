@@ -106,7 +106,7 @@ def test_custom_resources_carry_the_fields_that_matter() -> None:
     assert isinstance(trigger["metadata"]["threshold"], str)
     monitor = find(docs, "ServiceMonitor")
     service = find(docs, "Service", "lorax")
-    assert monitor["apiVersion"] == SERVICE_MONITOR_API
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     selector = monitor["spec"]["selector"]["matchLabels"]
     assert selector.items() <= service["metadata"]["labels"].items()
     assert monitor["spec"]["namespaceSelector"] == {"matchNames": ["lorax"]}
