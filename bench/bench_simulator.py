@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import itertools
 import json
 import os
 import statistics
@@ -37,7 +39,9 @@ class Counters:
 class StreamClient(asyncio.Protocol):
     """One keep-alive connection issuing one streaming request after another; counts `data:` events."""
 
-    def __init__(self, request: bytes, counters: Counters, stop_at: float, done: asyncio.Future[None]) -> None:
+    def __init__(
+        self, request: bytes, counters: Counters, stop_at: float, done: asyncio.Future[None]
+    ) -> None:
         self.request = request
         self.counters = counters
         self.stop_at = stop_at
@@ -57,13 +61,13 @@ class StreamClient(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         buf = self.tail + data
-        self.counters.tokens += buf.count(b"data: {\"token\"")
-        if b"\"generated_text\":\"" in buf or b"\"error\"" in buf:
+        self.counters.tokens += buf.count(b'data: {"token"')
+        if b'"generated_text":"' in buf or b'"error"' in buf:
             pass
         if b"0\r\n\r\n" in buf[-7:]:  # end of the chunked response
             self.counters.open_streams -= 1
             self.counters.finished += 1
-            if b"\"error\"" in buf:
+            if b'"error"' in buf:
                 self.counters.errors += 1
             if time.monotonic() < self.stop_at:
                 self._send()
@@ -79,14 +83,21 @@ class StreamClient(asyncio.Protocol):
 
 
 def _request(max_new_tokens: int, index: int) -> bytes:
-    body = json.dumps({"inputs": f"benchmark prompt {index}",
-                       "parameters": {"max_new_tokens": max_new_tokens, "adapter_id": f"adapter-{index % 8}"}})
-    return (f"POST /generate_stream HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
-            f"content-length: {len(body)}\r\n\r\n{body}").encode()
+    body = json.dumps(
+        {
+            "inputs": f"benchmark prompt {index}",
+            "parameters": {"max_new_tokens": max_new_tokens, "adapter_id": f"adapter-{index % 8}"},
+        }
+    )
+    return (
+        f"POST /generate_stream HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-type: application/json\r\n"
+        f"content-length: {len(body)}\r\n\r\n{body}"
+    ).encode()
 
 
-async def drive(host: str, port: int, streams: int, max_new_tokens: int, seconds: float,
-                ramp_s: float) -> tuple[Counters, float, float]:
+async def drive(
+    host: str, port: int, streams: int, max_new_tokens: int, seconds: float, ramp_s: float
+) -> tuple[Counters, float, float]:
     loop = asyncio.get_running_loop()
     counters = Counters()
     done: asyncio.Future[None] = loop.create_future()
@@ -94,7 +105,8 @@ async def drive(host: str, port: int, streams: int, max_new_tokens: int, seconds
     transports = []
     for i in range(streams):
         t, _ = await loop.create_connection(
-            lambda i=i: StreamClient(_request(max_new_tokens, i), counters, stop_at, done), host, port)
+            lambda i=i: StreamClient(_request(max_new_tokens, i), counters, stop_at, done), host, port
+        )
         transports.append(t)
         if ramp_s > 0:
             await asyncio.sleep(ramp_s / streams)
@@ -102,10 +114,8 @@ async def drive(host: str, port: int, streams: int, max_new_tokens: int, seconds
     t0, tok0 = time.monotonic(), counters.tokens
     await asyncio.sleep(max(stop_at - time.monotonic(), 0))
     t1, tok1 = time.monotonic(), counters.tokens
-    try:
+    with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(done, timeout=max_new_tokens * 1.0 + 30)
-    except TimeoutError:
-        pass
     for t in transports:
         t.close()
     return counters, (tok1 - tok0) / (t1 - t0), t1 - t0
@@ -116,7 +126,7 @@ def gap_drift(trace_path: str, decode_ms: float, since: float) -> dict[str, floa
     drifts: list[float] = []
     for rec in read_trace(trace_path):
         times = rec["token_times"]
-        for a, b in zip(times[1:], times[2:], strict=False):
+        for a, b in itertools.pairwise(times[1:]):
             if a >= since:
                 drifts.append((b - a) * 1000.0 - decode_ms)
     if not drifts:
@@ -127,8 +137,14 @@ def gap_drift(trace_path: str, decode_ms: float, since: float) -> dict[str, floa
     def pct(values: list[float], p: float) -> float:
         return values[min(int(p * len(values)), len(values) - 1)]
 
-    return {"samples": len(drifts), "p50_ms": pct(drifts, 0.5), "p99_ms": pct(drifts, 0.99),
-            "p99_abs_ms": pct(absd, 0.99), "max_abs_ms": absd[-1], "mean_ms": statistics.fmean(drifts)}
+    return {
+        "samples": len(drifts),
+        "p50_ms": pct(drifts, 0.5),
+        "p99_ms": pct(drifts, 0.99),
+        "p99_abs_ms": pct(absd, 0.99),
+        "max_abs_ms": absd[-1],
+        "mean_ms": statistics.fmean(drifts),
+    }
 
 
 def main() -> int:
@@ -144,17 +160,29 @@ def main() -> int:
     if args.client_cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.client_cpu})
     load_before = os.getloadavg()
-    sim_args = ("--profile", "synthetic", "--decode-ms", str(args.decode_ms), "--prefill-ms", "0",
-                "--max-concurrent-requests", str(args.streams + 64), "--log-level", "WARNING")
+    sim_args = (
+        "--profile",
+        "synthetic",
+        "--decode-ms",
+        str(args.decode_ms),
+        "--prefill-ms",
+        "0",
+        "--max-concurrent-requests",
+        str(args.streams + 64),
+        "--log-level",
+        "WARNING",
+    )
     with SimulatorProcess(*sim_args, trace=True, cpu=args.server_cpu) as sim:
         try:
             import uvloop
+
             runner = uvloop.run
         except ImportError:
             runner = asyncio.run
         wall0 = time.time()
-        counters, tok_s, window = runner(drive("127.0.0.1", sim.port, args.streams, args.max_new_tokens,
-                                                args.seconds, args.ramp))
+        counters, tok_s, window = runner(
+            drive("127.0.0.1", sim.port, args.streams, args.max_new_tokens, args.seconds, args.ramp)
+        )
         assert sim.trace_path is not None
         import httpx
 
@@ -162,19 +190,30 @@ def main() -> int:
         drift = gap_drift(sim.trace_path, args.decode_ms, since=wall0 + args.ramp)
         if os.environ.get("KEEP_TRACE"):
             import shutil
+
             shutil.copy(sim.trace_path, os.environ["KEEP_TRACE"])
     ideal = args.streams * 1000.0 / args.decode_ms
-    print(f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f} "
-          f"(cores: {os.cpu_count()}, server cpu {args.server_cpu}, client cpu {args.client_cpu})")
-    print(f"streams: {args.streams} concurrent (peak open {counters.peak_open}), decode step {args.decode_ms} ms, "
-          f"{args.max_new_tokens} tokens/request")
-    print(f"streamed tokens/s (client-counted, {window:.1f} s window): {tok_s:,.0f}  (ideal {ideal:,.0f}, "
-          f"{100 * tok_s / ideal:.1f}%)")
+    print(
+        f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f} "
+        f"(cores: {os.cpu_count()}, server cpu {args.server_cpu}, client cpu {args.client_cpu})"
+    )
+    print(
+        f"streams: {args.streams} concurrent (peak open {counters.peak_open}), "
+        f"decode step {args.decode_ms} ms, {args.max_new_tokens} tokens/request"
+    )
+    print(
+        f"streamed tokens/s (client-counted, {window:.1f} s window): {tok_s:,.0f}  (ideal {ideal:,.0f}, "
+        f"{100 * tok_s / ideal:.1f}%)"
+    )
     print(f"requests finished: {counters.finished}, in-stream errors: {counters.errors}")
-    print(f"simulator step timer lateness: p99 {state['lateness_p99_ms']} ms, max {state['lateness_max_ms']} ms, "
-          f"{state['late_steps']} of {state['steps']} steps > 2 ms late")
-    print("inter-token gap drift vs profile (ms, from the simulator's trace): "
-          + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in drift.items()))
+    print(
+        f"simulator step timer lateness: p99 {state['lateness_p99_ms']} ms, "
+        f"max {state['lateness_max_ms']} ms, {state['late_steps']} of {state['steps']} steps > 2 ms late"
+    )
+    print(
+        "inter-token gap drift vs profile (ms, from the simulator's trace): "
+        + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in drift.items())
+    )
     return 0
 
 

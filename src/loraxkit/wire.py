@@ -31,8 +31,14 @@ ROUTE_INFO = "/info"
 ROUTE_METRICS = "/metrics"
 ROUTE_TOKENIZE = "/tokenize"
 
-GENERATION_ROUTES = (ROUTE_COMPAT, ROUTE_GENERATE, ROUTE_GENERATE_STREAM, ROUTE_COMPLETIONS, ROUTE_CHAT,
-                     ROUTE_INVOCATIONS)
+GENERATION_ROUTES = (
+    ROUTE_COMPAT,
+    ROUTE_GENERATE,
+    ROUTE_GENERATE_STREAM,
+    ROUTE_COMPLETIONS,
+    ROUTE_CHAT,
+    ROUTE_INVOCATIONS,
+)
 STREAMING_ROUTES = (ROUTE_GENERATE_STREAM,)
 OPENAI_ROUTES = (ROUTE_COMPLETIONS, ROUTE_CHAT)
 
@@ -326,8 +332,9 @@ def parse_generate_params(raw: Any, *, lenient: bool = False, path: str = "param
     if raw is None:
         return GenerateParams()
     if not isinstance(raw, dict):
-        raise json_data_rejection(f"{path}: invalid type: {_serde_type_name(raw)}, expected struct "
-                                  "GenerateParameters")
+        raise json_data_rejection(
+            f"{path}: invalid type: {_serde_type_name(raw)}, expected struct GenerateParameters"
+        )
     if lenient:
         raw = _apply_leniency(raw)
     values: dict[str, Any] = {}
@@ -355,8 +362,15 @@ def parse_generate_body(body: Any, *, lenient: bool = False) -> tuple[str, Gener
     return body["inputs"], parse_generate_params(body.get("parameters"), lenient=lenient), bool(stream)
 
 
-def validate_params(inputs: str, params: GenerateParams, *, streaming: bool, max_best_of: int,
-                    max_stop_sequences: int, max_input_length: int) -> None:
+def validate_params(
+    inputs: str,
+    params: GenerateParams,
+    *,
+    streaming: bool,
+    max_best_of: int,
+    max_stop_sequences: int,
+    max_input_length: int,
+) -> None:
     """Semantic checks, in validation.rs order, with its messages (raised as 422 `validation`)."""
     if streaming and (params.best_of or 1) != 1:
         raise validation_error("`best_of` != 1 is not supported when streaming tokens")
@@ -370,8 +384,13 @@ def validate_params(inputs: str, params: GenerateParams, *, streaming: bool, max
             raise validation_error(f"`best_of` must be > 0 and <= {max_best_of}. Given: {best_of}")
     if params.merged_adapters is not None and params.adapter_id is not None:
         raise validation_error("at most one of `adapter_id` or `adapters` may be provided")
-    sampling = (params.do_sample or params.temperature is not None or params.top_k is not None
-                or params.top_p is not None or params.typical_p is not None)
+    sampling = (
+        params.do_sample
+        or params.temperature is not None
+        or params.top_k is not None
+        or params.top_p is not None
+        or params.typical_p is not None
+    )
     if best_of > 1 and not sampling:
         raise validation_error("you must use sampling when `best_of` is > 1")
     if params.temperature is not None and params.temperature < 0:
@@ -393,25 +412,30 @@ def validate_params(inputs: str, params: GenerateParams, *, streaming: bool, max
     if params.max_new_tokens is not None and params.max_new_tokens == 0:
         raise validation_error("`max_new_tokens` must be strictly positive")
     if len(params.stop) > max_stop_sequences:
-        raise validation_error(f"`stop` supports up to {max_stop_sequences} stop sequences. "
-                               f"Given: {len(params.stop)}")
+        raise validation_error(
+            f"`stop` supports up to {max_stop_sequences} stop sequences. Given: {len(params.stop)}"
+        )
     if params.seed is not None and best_of > 1:
         raise validation_error("`seed` must not be set when `best_of` > 1")
     if not inputs:
         raise validation_error(EMPTY_INPUT_MESSAGE)
     if params.truncate is not None and (params.truncate == 0 or params.truncate > max_input_length):
-        raise validation_error(f"`truncate` must be strictly positive and less than {max_input_length}. "
-                               f"Given: {params.truncate}")
+        raise validation_error(
+            f"`truncate` must be strictly positive and less than {max_input_length}. Given: {params.truncate}"
+        )
 
 
 def validate_lengths(input_length: int, max_new_tokens: int | None, limits: Limits) -> int:
     """Token-length checks (validation.rs `validate_input`); returns the effective max_new_tokens."""
     if max_new_tokens is not None and input_length + max_new_tokens > limits.max_total_tokens:
-        raise validation_error(f"`inputs` tokens + `max_new_tokens` must be <= {limits.max_total_tokens}. "
-                               f"Given: {input_length} `inputs` tokens and {max_new_tokens} `max_new_tokens`")
+        raise validation_error(
+            f"`inputs` tokens + `max_new_tokens` must be <= {limits.max_total_tokens}. "
+            f"Given: {input_length} `inputs` tokens and {max_new_tokens} `max_new_tokens`"
+        )
     if input_length > limits.max_input_length:
-        raise validation_error(f"`inputs` must have less than {limits.max_input_length} tokens. "
-                               f"Given: {input_length}")
+        raise validation_error(
+            f"`inputs` must have less than {limits.max_input_length} tokens. Given: {input_length}"
+        )
     if max_new_tokens is None:
         return max(limits.max_total_tokens - input_length, 1)
     return max_new_tokens
@@ -482,11 +506,14 @@ def _max_tokens(body: dict[str, Any]) -> int | None:
     return value
 
 
-def parse_completion_body(body: Any, base_model_id: str, *,
-                          lenient: bool = False) -> tuple[str, GenerateParams, bool]:
+def parse_completion_body(
+    body: Any, base_model_id: str, *, lenient: bool = False
+) -> tuple[str, GenerateParams, bool]:
     """CompletionRequest → (prompt, GenerateParams, stream), as `From<CompletionRequest>` maps it."""
     if not isinstance(body, dict):
-        raise json_data_rejection(f"invalid type: {_serde_type_name(body)}, expected struct CompletionRequest")
+        raise json_data_rejection(
+            f"invalid type: {_serde_type_name(body)}, expected struct CompletionRequest"
+        )
     if lenient:
         body = _openai_lenient(body)
     _check_openai_common(body, (("model", Kind.OPT_STR), ("prompt", Kind.OPT_STR)))
@@ -524,8 +551,9 @@ class ChatMessageIn:
 
 def _message_text(index: int, message: Any) -> ChatMessageIn:
     if not isinstance(message, dict):
-        raise json_data_rejection(f"messages[{index}]: invalid type: {_serde_type_name(message)}, "
-                                  "expected struct Message")
+        raise json_data_rejection(
+            f"messages[{index}]: invalid type: {_serde_type_name(message)}, expected struct Message"
+        )
     role = message.get("role")
     if not isinstance(role, str):
         raise json_data_rejection(f"messages[{index}].role: missing or invalid, expected a string")
@@ -538,24 +566,29 @@ def _message_text(index: int, message: Any) -> ChatMessageIn:
         # MessageChunk list: text chunks concatenated (image chunks are not modelled).
         parts = [c.get("text", "") for c in content if isinstance(c, dict) and c.get("type") == "text"]
         return ChatMessageIn(role, "".join(parts))
-    raise json_data_rejection(f"messages[{index}].content: invalid type: {_serde_type_name(content)}, "
-                              "expected a string or a sequence of chunks")
+    raise json_data_rejection(
+        f"messages[{index}].content: invalid type: {_serde_type_name(content)}, "
+        "expected a string or a sequence of chunks"
+    )
 
 
-def parse_chat_body(body: Any, base_model_id: str, *,
-                    lenient: bool = False) -> tuple[list[ChatMessageIn], GenerateParams, bool]:
+def parse_chat_body(
+    body: Any, base_model_id: str, *, lenient: bool = False
+) -> tuple[list[ChatMessageIn], GenerateParams, bool]:
     """ChatCompletionRequest → (messages, GenerateParams, stream), as `try_into_generate` maps it."""
     if not isinstance(body, dict):
-        raise json_data_rejection(f"invalid type: {_serde_type_name(body)}, "
-                                  "expected struct ChatCompletionRequest")
+        raise json_data_rejection(
+            f"invalid type: {_serde_type_name(body)}, expected struct ChatCompletionRequest"
+        )
     if lenient:
         body = _openai_lenient(body)
     _check_openai_common(body, (("model", Kind.OPT_STR),))
     if "messages" not in body:
         raise json_data_rejection("missing field `messages`")
     if not isinstance(body["messages"], list):
-        raise json_data_rejection(f"messages: invalid type: {_serde_type_name(body['messages'])}, "
-                                  "expected a sequence")
+        raise json_data_rejection(
+            f"messages: invalid type: {_serde_type_name(body['messages'])}, expected a sequence"
+        )
     messages = [_message_text(i, m) for i, m in enumerate(body["messages"])]
     temperature = body.get("temperature")
     do_sample = not (temperature is not None and temperature == 0.0)
@@ -602,22 +635,39 @@ def token_json(token_id: int, text: str, logprob: float, special: bool = False) 
     return {"id": token_id, "text": text, "logprob": logprob, "special": special, "skipped": False}
 
 
-def stream_response(token: dict[str, Any], generated_text: str | None = None,
-                    details: dict[str, Any] | None = None) -> dict[str, Any]:
+def stream_response(
+    token: dict[str, Any], generated_text: str | None = None, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
     return {"token": token, "generated_text": generated_text, "details": details}
 
 
-def stream_details(finish_reason: str, prompt_tokens: int, generated_tokens: int,
-                   seed: int | None) -> dict[str, Any]:
-    return {"finish_reason": finish_reason, "prompt_tokens": prompt_tokens,
-            "generated_tokens": generated_tokens, "seed": seed}
+def stream_details(
+    finish_reason: str, prompt_tokens: int, generated_tokens: int, seed: int | None
+) -> dict[str, Any]:
+    return {
+        "finish_reason": finish_reason,
+        "prompt_tokens": prompt_tokens,
+        "generated_tokens": generated_tokens,
+        "seed": seed,
+    }
 
 
-def generate_details(finish_reason: str, prompt_tokens: int, tokens: list[dict[str, Any]],
-                     seed: int | None, prefill: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-    return {"finish_reason": finish_reason, "prompt_tokens": prompt_tokens,
-            "generated_tokens": len(tokens), "skipped_tokens": 0, "seed": seed,
-            "prefill": prefill or [], "tokens": tokens}
+def generate_details(
+    finish_reason: str,
+    prompt_tokens: int,
+    tokens: list[dict[str, Any]],
+    seed: int | None,
+    prefill: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    return {
+        "finish_reason": finish_reason,
+        "prompt_tokens": prompt_tokens,
+        "generated_tokens": len(tokens),
+        "skipped_tokens": 0,
+        "seed": seed,
+        "prefill": prefill or [],
+        "tokens": tokens,
+    }
 
 
 def generate_response(generated_text: str, details: dict[str, Any] | None) -> dict[str, Any]:
@@ -628,42 +678,88 @@ def generate_response(generated_text: str, details: dict[str, Any] | None) -> di
 
 
 def usage(prompt_tokens: int, completion_tokens: int | None) -> dict[str, Any]:
-    return {"prompt_tokens": prompt_tokens, "total_tokens": prompt_tokens + (completion_tokens or 0),
-            "completion_tokens": completion_tokens}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "total_tokens": prompt_tokens + (completion_tokens or 0),
+        "completion_tokens": completion_tokens,
+    }
 
 
-def completion_response(text: str, finish_reason: str, prompt_tokens: int,
-                        completion_tokens: int) -> dict[str, Any]:
-    return {"id": "null", "object": "text_completion", "created": 0, "model": "null",
-            "choices": [{"index": 0, "text": text, "logprobs": None,
-                         "finish_reason": OPENAI_FINISH[finish_reason]}],
-            "usage": usage(prompt_tokens, completion_tokens)}
+def completion_response(
+    text: str, finish_reason: str, prompt_tokens: int, completion_tokens: int
+) -> dict[str, Any]:
+    return {
+        "id": "null",
+        "object": "text_completion",
+        "created": 0,
+        "model": "null",
+        "choices": [
+            {"index": 0, "text": text, "logprobs": None, "finish_reason": OPENAI_FINISH[finish_reason]}
+        ],
+        "usage": usage(prompt_tokens, completion_tokens),
+    }
 
 
-def completion_chunk(text: str, finish_reason: str | None = None, prompt_tokens: int = 0,
-                     completion_tokens: int = 0) -> dict[str, Any]:
+def completion_chunk(
+    text: str, finish_reason: str | None = None, prompt_tokens: int = 0, completion_tokens: int = 0
+) -> dict[str, Any]:
     openai_finish = OPENAI_FINISH[finish_reason] if finish_reason else None
-    return {"id": "null", "object": "text_completion", "created": 0, "model": "null",
-            "choices": [{"index": 0, "text": "" if openai_finish == "stop" else text, "logprobs": None,
-                         "finish_reason": openai_finish}],
-            "usage": usage(prompt_tokens, completion_tokens)}
+    return {
+        "id": "null",
+        "object": "text_completion",
+        "created": 0,
+        "model": "null",
+        "choices": [
+            {
+                "index": 0,
+                "text": "" if openai_finish == "stop" else text,
+                "logprobs": None,
+                "finish_reason": openai_finish,
+            }
+        ],
+        "usage": usage(prompt_tokens, completion_tokens),
+    }
 
 
-def chat_response(content: str, finish_reason: str, prompt_tokens: int, completion_tokens: int,
-                  model: str, created: int, system_fingerprint: str) -> dict[str, Any]:
-    return {"id": "null", "object": "text_completion", "created": created, "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
-                         "finish_reason": OPENAI_FINISH[finish_reason]}],
-            "usage": usage(prompt_tokens, completion_tokens), "system_fingerprint": system_fingerprint}
+def chat_response(
+    content: str,
+    finish_reason: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    model: str,
+    created: int,
+    system_fingerprint: str,
+) -> dict[str, Any]:
+    return {
+        "id": "null",
+        "object": "text_completion",
+        "created": created,
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": OPENAI_FINISH[finish_reason],
+            }
+        ],
+        "usage": usage(prompt_tokens, completion_tokens),
+        "system_fingerprint": system_fingerprint,
+    }
 
 
-def chat_chunk(text: str, finish_reason: str | None = None, prompt_tokens: int = 0,
-               completion_tokens: int | None = None) -> dict[str, Any]:
+def chat_chunk(
+    text: str, finish_reason: str | None = None, prompt_tokens: int = 0, completion_tokens: int | None = None
+) -> dict[str, Any]:
     openai_finish = OPENAI_FINISH[finish_reason] if finish_reason else None
     is_stop = openai_finish == "stop"
     delta: dict[str, Any] = {} if is_stop else {"role": "assistant", "content": text}
-    chunk: dict[str, Any] = {"id": "null", "object": "chat.completion.chunk", "created": 0, "model": "null",
-                             "choices": [{"index": 0, "delta": delta, "finish_reason": openai_finish}]}
+    chunk: dict[str, Any] = {
+        "id": "null",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "null",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": openai_finish}],
+    }
     if completion_tokens is not None:
         chunk["usage"] = usage(prompt_tokens, completion_tokens)
     return chunk
@@ -757,24 +853,32 @@ def _parse_native(obj: dict[str, Any]) -> SseLine:
     if generated is None:
         return SseLine(EventKind.TOKEN, text=text)
     details = obj.get("details") or {}
-    return SseLine(EventKind.FINAL, text=text, generated_text=generated,
-                   generated_tokens=details.get("generated_tokens"), prompt_tokens=details.get("prompt_tokens"),
-                   finish_reason=details.get("finish_reason"))
+    return SseLine(
+        EventKind.FINAL,
+        text=text,
+        generated_text=generated,
+        generated_tokens=details.get("generated_tokens"),
+        prompt_tokens=details.get("prompt_tokens"),
+        finish_reason=details.get("finish_reason"),
+    )
 
 
 def _parse_openai(obj: dict[str, Any]) -> SseLine:
     choices = obj.get("choices") or [{}]
     choice = choices[0] if isinstance(choices[0], dict) else {}
-    if "delta" in choice:
-        text = (choice.get("delta") or {}).get("content") or ""
-    else:
-        text = choice.get("text") or ""
+    delta = choice.get("delta")
+    text = ((delta or {}).get("content") or "") if "delta" in choice else (choice.get("text") or "")
     finish = choice.get("finish_reason")
     if finish is None:
         return SseLine(EventKind.TOKEN, text=text)
     use = obj.get("usage") or {}
-    return SseLine(EventKind.FINAL, text=text, generated_tokens=use.get("completion_tokens"),
-                   prompt_tokens=use.get("prompt_tokens"), finish_reason=finish)
+    return SseLine(
+        EventKind.FINAL,
+        text=text,
+        generated_tokens=use.get("completion_tokens"),
+        prompt_tokens=use.get("prompt_tokens"),
+        finish_reason=finish,
+    )
 
 
 def is_finite_number(value: Any) -> bool:

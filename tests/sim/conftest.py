@@ -6,7 +6,6 @@ import warnings
 from collections.abc import Iterator
 
 import pytest
-
 from sim_helpers import FAST, UNLOADABLE
 
 from loraxkit.sim.process import SimulatorProcess

@@ -7,8 +7,18 @@ import time
 import httpx
 
 # Synthetic profile with fast fixed step times: tests exercise behaviour, not GPU speed.
-FAST = ("--profile", "synthetic", "--decode-ms", "2", "--prefill-ms", "1", "--adapter-load-ms", "20",
-        "--log-level", "WARNING")
+FAST = (
+    "--profile",
+    "synthetic",
+    "--decode-ms",
+    "2",
+    "--prefill-ms",
+    "1",
+    "--adapter-load-ms",
+    "20",
+    "--log-level",
+    "WARNING",
+)
 UNLOADABLE = "broken/*"
 
 

@@ -15,14 +15,24 @@ from loraxkit.sim.tokens import Vocabulary
 
 # router/src/{server,infer,scheduler,validation}.rs: name → type, as LoRAX's exporter prints them
 LORAX_TYPES = {
-    "lorax_request_count": "counter", "lorax_request_success": "counter", "lorax_request_failure": "counter",
-    "lorax_batch_inference_count": "counter", "lorax_batch_inference_success": "counter",
-    "lorax_queue_length": "gauge", "lorax_batch_current_size": "gauge", "lorax_batch_current_max_tokens": "gauge",
-    "lorax_request_duration": "histogram", "lorax_request_validation_duration": "histogram",
-    "lorax_request_queue_duration": "histogram", "lorax_request_inference_duration": "histogram",
-    "lorax_request_mean_time_per_token_duration": "histogram", "lorax_request_generated_tokens": "histogram",
-    "lorax_request_input_length": "histogram", "lorax_request_max_new_tokens": "histogram",
-    "lorax_batch_next_size": "histogram", "lorax_batch_inference_duration": "histogram",
+    "lorax_request_count": "counter",
+    "lorax_request_success": "counter",
+    "lorax_request_failure": "counter",
+    "lorax_batch_inference_count": "counter",
+    "lorax_batch_inference_success": "counter",
+    "lorax_queue_length": "gauge",
+    "lorax_batch_current_size": "gauge",
+    "lorax_batch_current_max_tokens": "gauge",
+    "lorax_request_duration": "histogram",
+    "lorax_request_validation_duration": "histogram",
+    "lorax_request_queue_duration": "histogram",
+    "lorax_request_inference_duration": "histogram",
+    "lorax_request_mean_time_per_token_duration": "histogram",
+    "lorax_request_generated_tokens": "histogram",
+    "lorax_request_input_length": "histogram",
+    "lorax_request_max_new_tokens": "histogram",
+    "lorax_batch_next_size": "histogram",
+    "lorax_batch_inference_duration": "histogram",
 }
 
 
@@ -46,7 +56,9 @@ def test_metrics_have_loraxs_names_and_types_without_total_suffix(sim: Simulator
     # duration histograms use LoRAX's 35 geometric buckets 0.0001 x 1.5^n, starting at 0.00015
     buckets = re.findall(r'^lorax_request_duration_bucket\{le="([^"]+)"\}', text, flags=re.M)
     assert len(buckets) == 36 and buckets[-1] == "+Inf"
-    assert float(buckets[0]) == pytest.approx(0.00015) and float(buckets[34]) == pytest.approx(0.0001 * 1.5**35)
+    assert float(buckets[0]) == pytest.approx(0.00015) and float(buckets[34]) == pytest.approx(
+        0.0001 * 1.5**35
+    )
 
 
 def test_metrics_move_with_traffic(sim: SimulatorProcess) -> None:
@@ -54,27 +66,46 @@ def test_metrics_move_with_traffic(sim: SimulatorProcess) -> None:
     httpx.post(sim.base_url + "/generate", json={"inputs": "count me", "parameters": {"max_new_tokens": 4}})
     httpx.post(sim.base_url + "/generate", json={"inputs": "", "parameters": {"max_new_tokens": 4}})
     after = httpx.get(sim.base_url + "/metrics").text
-    for series, delta in (("lorax_request_count", 2), ("lorax_request_success", 1),
-                          ('lorax_request_failure{err="validation"}', 1), ("lorax_request_duration_count", 1),
-                          ("lorax_request_generated_tokens_count", 1)):
+    for series, delta in (
+        ("lorax_request_count", 2),
+        ("lorax_request_success", 1),
+        ('lorax_request_failure{err="validation"}', 1),
+        ("lorax_request_duration_count", 1),
+        ("lorax_request_generated_tokens_count", 1),
+    ):
         assert _value(after, series) - _value(before, series) == delta, series
-    assert _value(after, 'lorax_batch_inference_count{method="decode"}') >= \
-        _value(before, 'lorax_batch_inference_count{method="decode"}') + 3
+    assert (
+        _value(after, 'lorax_batch_inference_count{method="decode"}')
+        >= _value(before, 'lorax_batch_inference_count{method="decode"}') + 3
+    )
     as_json = httpx.get(sim.base_url + "/metrics", headers={"accept": "application/json"}).json()
     assert as_json["lorax_request_count"]["type"] == "counter"
 
 
 def test_generate_has_loraxs_timing_and_token_headers(sim: SimulatorProcess) -> None:
-    r = httpx.post(sim.base_url + "/generate",
-                   json={"inputs": "headers", "parameters": {"adapter_id": "h/a", "max_new_tokens": 5}})
+    r = httpx.post(
+        sim.base_url + "/generate",
+        json={"inputs": "headers", "parameters": {"adapter_id": "h/a", "max_new_tokens": 5}},
+    )
     h = r.headers
-    for name in (wire.H_TOTAL_TIME, wire.H_VALIDATION_TIME, wire.H_QUEUE_TIME, wire.H_INFERENCE_TIME,
-                 wire.H_TIME_PER_TOKEN, wire.H_TIME_TO_FIRST_TOKEN, wire.H_TIME_PER_OUTPUT_TOKEN, wire.H_COMPUTE_TIME):
+    for name in (
+        wire.H_TOTAL_TIME,
+        wire.H_VALIDATION_TIME,
+        wire.H_QUEUE_TIME,
+        wire.H_INFERENCE_TIME,
+        wire.H_TIME_PER_TOKEN,
+        wire.H_TIME_TO_FIRST_TOKEN,
+        wire.H_TIME_PER_OUTPUT_TOKEN,
+        wire.H_COMPUTE_TIME,
+    ):
         assert h[name].isdigit(), name
     assert (h[wire.H_GENERATED_TOKENS], h[wire.H_SKIPPED_TOKENS]) == ("5", "0")
     assert int(h[wire.H_TOTAL_TOKENS]) == int(h[wire.H_PROMPT_TOKENS]) + 5
-    assert (h[wire.H_ADAPTER_ID], h[wire.H_ADAPTER_SOURCE], h[wire.H_MODEL_ID]) == \
-        ("h/a", "hub", wire.DEFAULT_MODEL_ID)
+    assert (h[wire.H_ADAPTER_ID], h[wire.H_ADAPTER_SOURCE], h[wire.H_MODEL_ID]) == (
+        "h/a",
+        "hub",
+        wire.DEFAULT_MODEL_ID,
+    )
     assert h[wire.H_COMPUTE_TYPE] == "gpu+optimized"
     with httpx.stream("POST", sim.base_url + "/generate_stream", json={"inputs": "x"}) as s:
         assert s.headers[wire.H_ACCEL_BUFFERING] == "no" and wire.H_TOTAL_TIME not in s.headers
@@ -92,7 +123,11 @@ def test_compat_route_returns_a_list_and_streams_on_request(sim: SimulatorProces
 def test_info_health_ping_startup(sim: SimulatorProcess) -> None:
     info = httpx.get(sim.base_url + "/info").json()
     assert info["model_id"] == wire.DEFAULT_MODEL_ID
-    assert (info["max_input_length"], info["max_total_tokens"], info["max_concurrent_requests"]) == (4095, 4096, 1024)
+    assert (info["max_input_length"], info["max_total_tokens"], info["max_concurrent_requests"]) == (
+        4095,
+        4096,
+        1024,
+    )
     for route in ("/health", "/ping", "/", "/startup"):
         r = httpx.get(sim.base_url + route)
         assert (r.status_code, r.text) == (200, ""), route
@@ -103,21 +138,32 @@ def test_tokenize_gives_mistral_ids_and_offsets(sim: SimulatorProcess) -> None:
     tokens = r.json()
     assert [t["id"] for t in tokens] == [1, 415, 5565, 302, 4843]
     assert [(t["text"], t["start"], t["stop"]) for t in tokens[1:3]] == [("▁The", 0, 3), ("▁capital", 3, 11)]
-    no_bos = httpx.post(sim.base_url + "/tokenize", json={"inputs": "The", "add_special_tokens": False}).json()
+    no_bos = httpx.post(
+        sim.base_url + "/tokenize", json={"inputs": "The", "add_special_tokens": False}
+    ).json()
     assert [t["id"] for t in no_bos] == [415]
 
 
 def test_stop_sequences_and_natural_eos(sim: SimulatorProcess) -> None:
     vocab = Vocabulary()
-    full = httpx.post(sim.base_url + "/generate",
-                      json={"inputs": "stop test", "parameters": {"max_new_tokens": 10, "details": True}}).json()
+    full = httpx.post(
+        sim.base_url + "/generate",
+        json={"inputs": "stop test", "parameters": {"max_new_tokens": 10, "details": True}},
+    ).json()
     third_word = full["details"]["tokens"][2]["text"]
-    cut = httpx.post(sim.base_url + "/generate", json={
-        "inputs": "stop test", "parameters": {"max_new_tokens": 10, "details": True, "stop": [third_word]}}).json()
+    cut = httpx.post(
+        sim.base_url + "/generate",
+        json={
+            "inputs": "stop test",
+            "parameters": {"max_new_tokens": 10, "details": True, "stop": [third_word]},
+        },
+    ).json()
     assert cut["details"]["finish_reason"] == "stop_sequence"
     assert cut["generated_text"] == "".join(t["text"] for t in full["details"]["tokens"][:3])
     # no max_new_tokens: the answer ends with EOS at its natural length (32..256 tokens)
-    natural = httpx.post(sim.base_url + "/generate", json={"inputs": "eos", "parameters": {"details": True}}).json()
+    natural = httpx.post(
+        sim.base_url + "/generate", json={"inputs": "eos", "parameters": {"details": True}}
+    ).json()
     assert natural["details"]["finish_reason"] == "eos_token"
     assert natural["details"]["tokens"][-1]["id"] == vocab.eos_id
     assert natural["details"]["tokens"][-1]["special"] is True
@@ -136,7 +182,12 @@ def test_keep_alive_comment_lines_on_an_idle_stream() -> None:
 
 def test_lenient_switch_accepts_what_popular_clients_send() -> None:
     body = {"inputs": "lenient", "parameters": {"max_new_tokens": 3, "stop": None}}
-    chat = {"model": "", "messages": [{"role": "user", "content": "x"}], "max_completion_tokens": 4, "stop": None}
+    chat = {
+        "model": "",
+        "messages": [{"role": "user", "content": "x"}],
+        "max_completion_tokens": 4,
+        "stop": None,
+    }
     limits = ("--max-input-length", "300", "--max-total-tokens", "400")  # ignore_eos → up to 400 tokens
     with SimulatorProcess(*FAST, *limits) as strict, SimulatorProcess(*FAST, *limits, "--lenient") as lenient:
         assert httpx.post(strict.base_url + "/generate", json=body).status_code == 422
@@ -145,6 +196,8 @@ def test_lenient_switch_accepts_what_popular_clients_send() -> None:
         r = httpx.post(lenient.base_url + "/v1/chat/completions", json=chat)
         assert r.json()["usage"]["completion_tokens"] == 4  # max_completion_tokens honoured
         ignore = {"inputs": "x", "parameters": {"ignore_eos": True, "details": True}}
-        strict_tokens = httpx.post(strict.base_url + "/generate", json=ignore).json()["details"]["finish_reason"]
+        strict_tokens = httpx.post(strict.base_url + "/generate", json=ignore).json()["details"][
+            "finish_reason"
+        ]
         lenient_r = httpx.post(lenient.base_url + "/generate", json=ignore).json()["details"]["finish_reason"]
         assert (strict_tokens, lenient_r) == ("eos_token", "length")  # LoRAX ignores `ignore_eos`

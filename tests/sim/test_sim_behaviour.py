@@ -17,8 +17,10 @@ from loraxkit.sim.trace import read_trace
 
 def _open_stream(port: int, body: bytes) -> socket.socket:
     s = socket.create_connection(("127.0.0.1", port), timeout=5)
-    s.sendall(b"POST /generate_stream HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-              b"content-length: %d\r\n\r\n%b" % (len(body), body))
+    s.sendall(
+        b"POST /generate_stream HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+        b"content-length: %d\r\n\r\n%b" % (len(body), body)
+    )
     received = b""
     while b"data:" not in received:
         received += s.recv(4096)
@@ -26,17 +28,31 @@ def _open_stream(port: int, body: bytes) -> socket.socket:
 
 
 def test_overloaded_at_max_concurrent_requests_plain_and_in_stream() -> None:
-    with SimulatorProcess("--profile", "synthetic", "--decode-ms", "20", "--max-concurrent-requests", "2",
-                          "--log-level", "WARNING") as proc:
-        held = [_open_stream(proc.port, b'{"inputs": "hold", "parameters": {"max_new_tokens": 1000}}')
-                for _ in range(2)]
+    with SimulatorProcess(
+        "--profile",
+        "synthetic",
+        "--decode-ms",
+        "20",
+        "--max-concurrent-requests",
+        "2",
+        "--log-level",
+        "WARNING",
+    ) as proc:
+        held = [
+            _open_stream(proc.port, b'{"inputs": "hold", "parameters": {"max_new_tokens": 1000}}')
+            for _ in range(2)
+        ]
         try:
             r = httpx.post(proc.base_url + "/generate", json={"inputs": "one more"})
             assert r.status_code == 429
             assert r.json() == {"error": "Model is overloaded", "error_type": "overloaded"}
-            for route, body in (("/generate_stream", {"inputs": "one more"}),
-                                ("/v1/chat/completions", {"model": "", "stream": True,
-                                                          "messages": [{"role": "user", "content": "x"}]})):
+            for route, body in (
+                ("/generate_stream", {"inputs": "one more"}),
+                (
+                    "/v1/chat/completions",
+                    {"model": "", "stream": True, "messages": [{"role": "user", "content": "x"}]},
+                ),
+            ):
                 with httpx.stream("POST", proc.base_url + route, json=body) as s:
                     assert s.status_code == 200  # LoRAX reports it inside the stream
                     events = [wire.parse_sse_line(line) for line in s.iter_lines() if line]
@@ -50,11 +66,26 @@ def test_overloaded_at_max_concurrent_requests_plain_and_in_stream() -> None:
 
 def test_adapters_load_on_first_use_and_are_evicted_beyond_max_active(tmp_path: object) -> None:
     load_ms = 150
-    with SimulatorProcess("--profile", "synthetic", "--decode-ms", "2", "--max-active-adapters", "1",
-                          "--adapter-load-ms", str(load_ms), "--log-level", "WARNING", trace=True) as proc:
+    with SimulatorProcess(
+        "--profile",
+        "synthetic",
+        "--decode-ms",
+        "2",
+        "--max-active-adapters",
+        "1",
+        "--adapter-load-ms",
+        str(load_ms),
+        "--log-level",
+        "WARNING",
+        trace=True,
+    ) as proc:
+
         def gen(adapter: str) -> None:
-            r = httpx.post(proc.base_url + "/generate", timeout=30,
-                           json={"inputs": "hi", "parameters": {"adapter_id": adapter, "max_new_tokens": 3}})
+            r = httpx.post(
+                proc.base_url + "/generate",
+                timeout=30,
+                json={"inputs": "hi", "parameters": {"adapter_id": adapter, "max_new_tokens": 3}},
+            )
             assert r.status_code == 200
 
         for adapter in ("org/a", "org/a", "org/b", "org/a"):
@@ -91,8 +122,10 @@ def _send_all_at_once(port: int, bodies: list[bytes], request_ids: list[str]) ->
     """Open every connection first, then send all requests back to back, then read all replies."""
     socks = [socket.create_connection(("127.0.0.1", port), timeout=30) for _ in bodies]
     for s, body, rid in zip(socks, bodies, request_ids, strict=True):
-        s.sendall(b"POST /generate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nconnection: close\r\n"
-                  b"x-request-id: %b\r\ncontent-length: %d\r\n\r\n%b" % (rid.encode(), len(body), body))
+        s.sendall(
+            b"POST /generate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            b"x-request-id: %b\r\ncontent-length: %d\r\n\r\n%b" % (rid.encode(), len(body), body)
+        )
     replies = []
     for s in socks:
         data = b""
@@ -106,10 +139,23 @@ def _send_all_at_once(port: int, bodies: list[bytes], request_ids: list[str]) ->
 def test_ttft_rises_as_the_queue_grows_when_the_batch_budget_binds() -> None:
     decode_ms, new_tokens, n = 5, 20, 8
     # each request needs ~5 prompt + 20 new tokens: a 60-token batch budget holds only two at a time
-    with SimulatorProcess("--profile", "synthetic", "--decode-ms", str(decode_ms), "--prefill-ms", "1",
-                          "--max-batch-total-tokens", "60", "--log-level", "WARNING", trace=True) as proc:
-        bodies = [b'{"inputs": "queue %d", "parameters": {"max_new_tokens": %d}}' % (i, new_tokens)
-                  for i in range(n)]
+    with SimulatorProcess(
+        "--profile",
+        "synthetic",
+        "--decode-ms",
+        str(decode_ms),
+        "--prefill-ms",
+        "1",
+        "--max-batch-total-tokens",
+        "60",
+        "--log-level",
+        "WARNING",
+        trace=True,
+    ) as proc:
+        bodies = [
+            b'{"inputs": "queue %d", "parameters": {"max_new_tokens": %d}}' % (i, new_tokens)
+            for i in range(n)
+        ]
         replies = _send_all_at_once(proc.port, bodies, [f"q{i}" for i in range(n)])
         assert all(r.startswith(b"HTTP/1.1 200") for r in replies)
         time.sleep(0.2)  # trace records are flushed within 50 ms

@@ -18,8 +18,9 @@ def vocab() -> Vocabulary:
     return Vocabulary()
 
 
-def test_generate_with_adapter_returns_the_adapters_deterministic_text(sim: SimulatorProcess,
-                                                                       vocab: Vocabulary) -> None:
+def test_generate_with_adapter_returns_the_adapters_deterministic_text(
+    sim: SimulatorProcess, vocab: Vocabulary
+) -> None:
     response = Client(sim.base_url).generate("What is LoRA?", adapter_id="acme/support-v1", max_new_tokens=12)
     expected = expected_token_ids(vocab, 0, "acme/support-v1", "What is LoRA?", 12)
     assert [t.id for t in response.details.tokens] == expected
@@ -30,7 +31,8 @@ def test_generate_with_adapter_returns_the_adapters_deterministic_text(sim: Simu
 
 
 def test_generate_stream_with_adapter_yields_one_event_per_token_then_the_final_text(
-        sim: SimulatorProcess) -> None:
+    sim: SimulatorProcess,
+) -> None:
     client = Client(sim.base_url)
     events = list(client.generate_stream("Tell me a story", adapter_id="acme/story", max_new_tokens=9))
     assert len(events) == 9

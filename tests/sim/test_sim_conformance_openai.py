@@ -32,7 +32,9 @@ def test_completion_uses_the_model_as_adapter(client: openai.OpenAI, sim: Simula
     assert r.object == "text_completion"
 
 
-def test_completion_with_the_base_model_id_means_no_adapter(client: openai.OpenAI, sim: SimulatorProcess) -> None:
+def test_completion_with_the_base_model_id_means_no_adapter(
+    client: openai.OpenAI, sim: SimulatorProcess
+) -> None:
     r = client.completions.create(model=wire.DEFAULT_MODEL_ID, prompt="Base?", max_tokens=5)
     assert r.choices[0].text == _native_text(sim, "Base?", None, 5)
 
@@ -55,8 +57,14 @@ def test_chat_and_chat_stream_agree(client: openai.OpenAI) -> None:
     assert r.choices[0].message.role == "assistant"
     assert r.choices[0].finish_reason == "length"
     assert r.usage is not None and r.usage.completion_tokens == 6
-    chunks = list(client.chat.completions.create(model="acme/chat", messages=messages,  # type: ignore[arg-type]
-                                                 max_tokens=6, stream=True))
+    chunks = list(
+        client.chat.completions.create(
+            model="acme/chat",
+            messages=messages,  # type: ignore[arg-type]
+            max_tokens=6,
+            stream=True,
+        )
+    )
     assert len(chunks) == 6
     assert "".join(c.choices[0].delta.content or "" for c in chunks) == r.choices[0].message.content
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens == 6
@@ -64,14 +72,21 @@ def test_chat_and_chat_stream_agree(client: openai.OpenAI) -> None:
 
 
 def test_chat_prompt_tokens_use_the_mistral_instruct_template(client: openai.OpenAI) -> None:
-    r = client.chat.completions.create(model="", messages=[{"role": "user", "content": "hi there"}],
-                                       max_tokens=1)
-    # <s> [INST] hi there [/INST]  →  Mistral-7B v0.1 ids [1, 733, 16289, 28793, 12014, 736, 733, 28748, 16289, 28793]
+    r = client.chat.completions.create(
+        model="", messages=[{"role": "user", "content": "hi there"}], max_tokens=1
+    )
+    # <s> [INST] hi there [/INST] → Mistral-7B v0.1 ids
+    # [1, 733, 16289, 28793, 12014, 736, 733, 28748, 16289, 28793]
     assert r.usage is not None and r.usage.prompt_tokens == 10
 
 
 def test_chat_stream_raw_wire_ends_with_done(sim: SimulatorProcess) -> None:
-    body = {"model": "acme/chat", "messages": [{"role": "user", "content": "x"}], "max_tokens": 3, "stream": True}
+    body = {
+        "model": "acme/chat",
+        "messages": [{"role": "user", "content": "x"}],
+        "max_tokens": 3,
+        "stream": True,
+    }
     with httpx.stream("POST", sim.base_url + "/v1/chat/completions", json=body) as r:
         lines = [line for line in r.iter_lines() if line]
     kinds = [wire.parse_sse_line(line).kind for line in lines]

@@ -19,17 +19,27 @@ from loraxkit.sim.process import SimulatorProcess
         (b"{not json", 400, "Failed to parse the request body as JSON"),
         (b'{"inputs": 5}', 422, "inputs: invalid type: integer `5`, expected a string"),
         (b'{"parameters": {}}', 422, "missing field `inputs`"),
-        (b'{"inputs": "x", "parameters": {"max_new_tokens": -1}}', 422,
-         "parameters.max_new_tokens: invalid value: integer `-1`, expected u32"),
-        (b'{"inputs": "x", "parameters": {"details": "yes"}}', 422,
-         'parameters.details: invalid type: string "yes", expected a boolean'),
-        (b'{"inputs": "x", "parameters": {"stop": null}}', 422,
-         "parameters.stop: invalid type: null, expected a sequence"),
+        (
+            b'{"inputs": "x", "parameters": {"max_new_tokens": -1}}',
+            422,
+            "parameters.max_new_tokens: invalid value: integer `-1`, expected u32",
+        ),
+        (
+            b'{"inputs": "x", "parameters": {"details": "yes"}}',
+            422,
+            'parameters.details: invalid type: string "yes", expected a boolean',
+        ),
+        (
+            b'{"inputs": "x", "parameters": {"stop": null}}',
+            422,
+            "parameters.stop: invalid type: null, expected a sequence",
+        ),
         (b"[1, 2]", 422, "expected struct GenerateRequest"),
     ],
 )
-def test_body_rejections_are_plain_text_with_axum_status(sim: SimulatorProcess, body: bytes, status: int,
-                                                         needle: str) -> None:
+def test_body_rejections_are_plain_text_with_axum_status(
+    sim: SimulatorProcess, body: bytes, status: int, needle: str
+) -> None:
     for route in ("/generate", "/generate_stream"):  # body rejections are never in-stream
         r = httpx.post(sim.base_url + route, content=body, headers={"content-type": "application/json"})
         assert r.status_code == status
@@ -49,9 +59,9 @@ def test_body_rejections_are_plain_text_with_axum_status(sim: SimulatorProcess, 
         ({"repetition_penalty": 0}, "`repetition_penalty` must be strictly positive"),
     ],
 )
-def test_validation_errors_use_loraxs_messages_plain_and_in_stream(sim: SimulatorProcess,
-                                                                   parameters: dict[str, object],
-                                                                   message: str) -> None:
+def test_validation_errors_use_loraxs_messages_plain_and_in_stream(
+    sim: SimulatorProcess, parameters: dict[str, object], message: str
+) -> None:
     body = {"inputs": "hello", "parameters": parameters}
     r = httpx.post(sim.base_url + "/generate", json=body)
     assert r.status_code == 422
@@ -60,22 +70,29 @@ def test_validation_errors_use_loraxs_messages_plain_and_in_stream(sim: Simulato
         assert s.status_code == 200
         events = [wire.parse_sse_line(line) for line in s.iter_lines() if line]
     assert [(e.kind, e.error, e.error_type) for e in events] == [
-        (wire.EventKind.ERROR, wire.VALIDATION_PREFIX + message, "validation")]
+        (wire.EventKind.ERROR, wire.VALIDATION_PREFIX + message, "validation")
+    ]
 
 
 def test_empty_inputs_and_oversize_inputs(sim: SimulatorProcess) -> None:
     r = httpx.post(sim.base_url + "/generate", json={"inputs": "", "parameters": {"max_new_tokens": 3}})
     assert (r.status_code, r.json()["error"]) == (422, "Input validation error: `inputs` cannot be empty")
     long_prompt = " ".join(["word"] * 5000)  # <s> + 5000 tokens
-    r = httpx.post(sim.base_url + "/generate", json={"inputs": long_prompt, "parameters": {"max_new_tokens": 3}})
+    r = httpx.post(
+        sim.base_url + "/generate", json={"inputs": long_prompt, "parameters": {"max_new_tokens": 3}}
+    )
     assert r.status_code == 422
-    assert "`inputs` tokens + `max_new_tokens` must be <= 4096. Given: 5001 `inputs` tokens" in r.json()["error"]
+    assert (
+        "`inputs` tokens + `max_new_tokens` must be <= 4096. Given: 5001 `inputs` tokens" in r.json()["error"]
+    )
     r = httpx.post(sim.base_url + "/generate", json={"inputs": "x" * (3 * 1024 * 1024)})
     assert r.status_code == 413
 
 
 def test_content_type_unknown_route_and_wrong_method(sim: SimulatorProcess) -> None:
-    r = httpx.post(sim.base_url + "/generate", content=b'{"inputs": "x"}', headers={"content-type": "text/plain"})
+    r = httpx.post(
+        sim.base_url + "/generate", content=b'{"inputs": "x"}', headers={"content-type": "text/plain"}
+    )
     assert r.status_code == 415
     assert httpx.post(sim.base_url + "/nope", json={}).status_code == 404
     assert httpx.get(sim.base_url + "/generate").status_code == 405
@@ -91,18 +108,32 @@ def test_garbage_bytes_get_400_and_the_server_keeps_serving(sim: SimulatorProces
 
 def _post_all(base_url: str, bodies: list[dict[str, object]]) -> list[httpx.Response]:
     """POST all bodies to /generate at once (one thread each)."""
-    with httpx.Client(base_url=base_url, timeout=30) as client, \
-            concurrent.futures.ThreadPoolExecutor(max_workers=len(bodies)) as pool:
+    with (
+        httpx.Client(base_url=base_url, timeout=30) as client,
+        concurrent.futures.ThreadPoolExecutor(max_workers=len(bodies)) as pool,
+    ):
         return list(pool.map(lambda body: client.post("/generate", json=body), bodies))
 
 
 def test_client_killed_mid_stream_and_flood_past_the_limit_leave_every_slot_free() -> None:
-    with SimulatorProcess("--profile", "synthetic", "--decode-ms", "20", "--prefill-ms", "1",
-                          "--max-concurrent-requests", "4", "--log-level", "WARNING") as proc:
+    with SimulatorProcess(
+        "--profile",
+        "synthetic",
+        "--decode-ms",
+        "20",
+        "--prefill-ms",
+        "1",
+        "--max-concurrent-requests",
+        "4",
+        "--log-level",
+        "WARNING",
+    ) as proc:
         # clients that read the first event, then vanish (socket closed without reading the rest)
         body = b'{"inputs": "long story", "parameters": {"max_new_tokens": 500}}'
-        request = (b"POST /generate_stream HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
-                   b"content-length: %d\r\n\r\n%b" % (len(body), body))
+        request = (
+            b"POST /generate_stream HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"content-length: %d\r\n\r\n%b" % (len(body), body)
+        )
         killed = []
         for _ in range(3):
             s = socket.create_connection(("127.0.0.1", proc.port), timeout=5)
@@ -115,8 +146,9 @@ def test_client_killed_mid_stream_and_flood_past_the_limit_leave_every_slot_free
         for s in killed:
             s.close()
         # flood: 12 concurrent requests against 4 slots → some 429 `overloaded`
-        results = _post_all(proc.base_url, [{"inputs": f"flood {i}", "parameters": {"max_new_tokens": 20}}
-                                            for i in range(12)])
+        results = _post_all(
+            proc.base_url, [{"inputs": f"flood {i}", "parameters": {"max_new_tokens": 20}} for i in range(12)]
+        )
         statuses = {r.status_code for r in results}
         assert statuses == {200, 429}
         overloaded = next(r for r in results if r.status_code == 429)
@@ -127,6 +159,7 @@ def test_client_killed_mid_stream_and_flood_past_the_limit_leave_every_slot_free
         assert 'lorax_request_failure{err="dropped"} 3' in metrics
         assert 'lorax_request_failure{err="overloaded"}' in metrics
         # every slot came back: the full limit of concurrent requests succeeds
-        again = _post_all(proc.base_url, [{"inputs": f"again {i}", "parameters": {"max_new_tokens": 5}}
-                                          for i in range(4)])
+        again = _post_all(
+            proc.base_url, [{"inputs": f"again {i}", "parameters": {"max_new_tokens": 5}} for i in range(4)]
+        )
         assert [r.status_code for r in again] == [200] * 4

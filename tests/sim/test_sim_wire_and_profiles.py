@@ -14,12 +14,23 @@ from loraxkit.sim.profiles import PROFILES, WEIGHT_BYTES_8B, get_profile
         (b":", wire.EventKind.KEEP_ALIVE, ""),
         ("", wire.EventKind.BLANK, ""),
         ("data: [DONE]", wire.EventKind.DONE, ""),
-        ('data: {"token":{"id":1,"text":" a","logprob":0,"special":false,"skipped":false},'
-         '"generated_text":null,"details":null}', wire.EventKind.TOKEN, " a"),
-        ('data:{"choices":[{"index":0,"text":" b","logprobs":null,"finish_reason":null}]}',
-         wire.EventKind.TOKEN, " b"),
-        ('data: {"choices":[{"index":0,"delta":{"role":"assistant","content":" c"},"finish_reason":null}]}',
-         wire.EventKind.TOKEN, " c"),
+        (
+            'data: {"token":{"id":1,"text":" a","logprob":0,"special":false,"skipped":false},'
+            '"generated_text":null,"details":null}',
+            wire.EventKind.TOKEN,
+            " a",
+        ),
+        (
+            'data:{"choices":[{"index":0,"text":" b","logprobs":null,"finish_reason":null}]}',
+            wire.EventKind.TOKEN,
+            " b",
+        ),
+        (
+            'data: {"choices":[{"index":0,"delta":{"role":"assistant","content":" c"},'
+            '"finish_reason":null}]}',
+            wire.EventKind.TOKEN,
+            " c",
+        ),
         ("event: ping", wire.EventKind.OTHER, ""),
     ],
 )
@@ -29,15 +40,31 @@ def test_parse_sse_line_classifies_each_line(line: str | bytes, kind: wire.Event
 
 
 def test_parse_sse_line_final_and_error_events() -> None:
-    final = wire.parse_sse_line(wire.sse_event(wire.stream_response(
-        wire.token_json(5, " z", -0.1), " y z", wire.stream_details("length", 3, 2, None))))
-    assert (final.kind, final.generated_text, final.generated_tokens, final.prompt_tokens) == \
-        (wire.EventKind.FINAL, " y z", 2, 3)
+    final = wire.parse_sse_line(
+        wire.sse_event(
+            wire.stream_response(
+                wire.token_json(5, " z", -0.1), " y z", wire.stream_details("length", 3, 2, None)
+            )
+        )
+    )
+    assert (final.kind, final.generated_text, final.generated_tokens, final.prompt_tokens) == (
+        wire.EventKind.FINAL,
+        " y z",
+        2,
+        3,
+    )
     chat_final = wire.parse_sse_line(wire.sse_event(wire.chat_chunk(" q", "length", 4, 7)))
-    assert (chat_final.kind, chat_final.generated_tokens, chat_final.finish_reason) == \
-        (wire.EventKind.FINAL, 7, "length")
+    assert (chat_final.kind, chat_final.generated_tokens, chat_final.finish_reason) == (
+        wire.EventKind.FINAL,
+        7,
+        "length",
+    )
     err = wire.parse_sse_line(wire.sse_error(wire.overloaded_error()))
-    assert (err.kind, err.error, err.error_type) == (wire.EventKind.ERROR, "Model is overloaded", "overloaded")
+    assert (err.kind, err.error, err.error_type) == (
+        wire.EventKind.ERROR,
+        "Model is overloaded",
+        "overloaded",
+    )
 
 
 def test_eos_final_chunks_are_empty_as_in_lorax() -> None:
@@ -56,7 +83,9 @@ def test_generate_params_are_typed_like_serde() -> None:
 
 
 def test_openai_model_maps_to_adapter() -> None:
-    _, params, stream = wire.parse_completion_body({"model": "org/ad", "prompt": "p", "stream": True}, "base/m")
+    _, params, stream = wire.parse_completion_body(
+        {"model": "org/ad", "prompt": "p", "stream": True}, "base/m"
+    )
     assert (params.adapter_id, stream, params.details) == ("org/ad", True, True)
     _, base, _ = wire.parse_completion_body({"model": "base/m", "prompt": "p"}, "base/m")
     assert base.adapter_id is None
@@ -76,7 +105,11 @@ def test_no_profile_beats_the_memory_bandwidth_bound(name: str) -> None:
 @pytest.mark.parametrize("name", [n for n in sorted(PROFILES) if not PROFILES[n].synthetic])
 def test_decode_step_grows_with_batch_adapters_and_context(name: str) -> None:
     p = get_profile(name)
-    assert p.decode_step_ms(1, 0, 1024) < p.decode_step_ms(64, 0, 64 * 1024) < p.decode_step_ms(256, 0, 256 * 1024)
+    assert (
+        p.decode_step_ms(1, 0, 1024)
+        < p.decode_step_ms(64, 0, 64 * 1024)
+        < p.decode_step_ms(256, 0, 256 * 1024)
+    )
     assert p.decode_step_ms(64, 0, 65536) < p.decode_step_ms(64, 1, 65536) < p.decode_step_ms(64, 64, 65536)
     assert p.decode_step_ms(16, 0, 16 * 1024) < p.decode_step_ms(16, 0, 16 * 4096)
     assert p.prefill_step_ms(128) < p.prefill_step_ms(2048)
@@ -92,7 +125,14 @@ def test_measured_h100_points_are_reproduced() -> None:
 
 
 def test_slower_gpus_are_slower() -> None:
-    order = ["h200-8b-bf16", "h100-8b-bf16", "a100-80gb-8b-bf16", "l40s-8b-bf16", "a10g-8b-bf16", "l4-8b-bf16"]
+    order = [
+        "h200-8b-bf16",
+        "h100-8b-bf16",
+        "a100-80gb-8b-bf16",
+        "l40s-8b-bf16",
+        "a10g-8b-bf16",
+        "l4-8b-bf16",
+    ]
     steps = [get_profile(n).decode_step_ms(32, 4, 32 * 1024) for n in order]
     assert steps == sorted(steps)
     with pytest.raises(ValueError, match="unknown profile 'nope'; choose one of"):

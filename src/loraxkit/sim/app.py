@@ -101,30 +101,42 @@ class Simulator:
         self.vocab = vocab or Vocabulary()
         profile = config.profile
         self.metrics = Registry(config.limits.max_input_length, config.limits.max_total_tokens)
-        self.engine = Engine(profile, EngineConfig(
-            max_batch_total_tokens=config.max_batch_total_tokens or profile.max_batch_total_tokens,
-            max_batch_prefill_tokens=config.max_batch_prefill_tokens or profile.max_batch_prefill_tokens,
-            max_waiting_tokens=config.max_waiting_tokens,
-            waiting_served_ratio=config.waiting_served_ratio,
-            max_active_adapters=config.max_active_adapters,
-            adapter_load_ms=config.adapter_load_ms if config.adapter_load_ms is not None
-            else profile.adapter_load_ms,
-            unloadable_adapters=config.unloadable_adapters,
-            step_jitter=config.step_jitter,
-            seed=config.seed,
-        ), self.metrics)
+        self.engine = Engine(
+            profile,
+            EngineConfig(
+                max_batch_total_tokens=config.max_batch_total_tokens or profile.max_batch_total_tokens,
+                max_batch_prefill_tokens=config.max_batch_prefill_tokens or profile.max_batch_prefill_tokens,
+                max_waiting_tokens=config.max_waiting_tokens,
+                waiting_served_ratio=config.waiting_served_ratio,
+                max_active_adapters=config.max_active_adapters,
+                adapter_load_ms=config.adapter_load_ms
+                if config.adapter_load_ms is not None
+                else profile.adapter_load_ms,
+                unloadable_adapters=config.unloadable_adapters,
+                step_jitter=config.step_jitter,
+                seed=config.seed,
+            ),
+            self.metrics,
+        )
         self.pump = Pump()
         self.trace = TraceWriter(config.trace_path, self.pump.defer) if config.trace_path else None
         self.in_flight = 0
         self.connections: set[Connection] = set()
-        self._chunk_cache: dict[str, dict[int, bytes]] = {NATIVE: {}, COMPAT_LIST: {}, COMPLETION: {}, CHAT: {}}
+        self._chunk_cache: dict[str, dict[int, bytes]] = {
+            NATIVE: {},
+            COMPAT_LIST: {},
+            COMPLETION: {},
+            CHAT: {},
+        }
         self._jobs: dict[int, Job] = {}
         self._keepalive_handle: asyncio.TimerHandle | None = None
         self._routes = {
             ("POST", wire.ROUTE_COMPAT): lambda c, r: self.generation(c, r, wire.ROUTE_COMPAT),
             ("POST", wire.ROUTE_INVOCATIONS): lambda c, r: self.generation(c, r, wire.ROUTE_INVOCATIONS),
             ("POST", wire.ROUTE_GENERATE): lambda c, r: self.generation(c, r, wire.ROUTE_GENERATE),
-            ("POST", wire.ROUTE_GENERATE_STREAM): lambda c, r: self.generation(c, r, wire.ROUTE_GENERATE_STREAM),
+            ("POST", wire.ROUTE_GENERATE_STREAM): lambda c, r: self.generation(
+                c, r, wire.ROUTE_GENERATE_STREAM
+            ),
             ("POST", wire.ROUTE_COMPLETIONS): lambda c, r: self.generation(c, r, wire.ROUTE_COMPLETIONS),
             ("POST", wire.ROUTE_CHAT): lambda c, r: self.generation(c, r, wire.ROUTE_CHAT),
             ("GET", wire.ROUTE_COMPAT): self.health,
@@ -176,10 +188,14 @@ class Simulator:
         else:
             conn.send(404, b"", "text/plain; charset=utf-8")
 
-    def _send_json(self, conn: Connection, status: int, obj: Any, headers: dict[str, str] | None = None) -> None:
+    def _send_json(
+        self, conn: Connection, status: int, obj: Any, headers: dict[str, str] | None = None
+    ) -> None:
         conn.send(status, wire.dumps(obj).encode(), "application/json", headers)
 
-    def _send_error(self, conn: Connection, err: wire.LoraxError, headers: dict[str, str] | None = None) -> None:
+    def _send_error(
+        self, conn: Connection, err: wire.LoraxError, headers: dict[str, str] | None = None
+    ) -> None:
         self._send_json(conn, err.status, err.body(), headers)
 
     # ------------------------------------------------------------------ simple routes
@@ -192,14 +208,24 @@ class Simulator:
     def info_json(self) -> dict[str, Any]:
         cfg, limits = self.config, self.config.limits
         return {
-            "model_id": cfg.model_id, "model_sha": None, "model_dtype": "torch.bfloat16",
-            "model_device_type": "cuda", "model_pipeline_tag": "text-generation",
-            "max_concurrent_requests": cfg.max_concurrent_requests, "max_best_of": limits.max_best_of,
-            "max_stop_sequences": limits.max_stop_sequences, "max_input_length": limits.max_input_length,
-            "max_total_tokens": limits.max_total_tokens, "waiting_served_ratio": cfg.waiting_served_ratio,
+            "model_id": cfg.model_id,
+            "model_sha": None,
+            "model_dtype": "torch.bfloat16",
+            "model_device_type": "cuda",
+            "model_pipeline_tag": "text-generation",
+            "max_concurrent_requests": cfg.max_concurrent_requests,
+            "max_best_of": limits.max_best_of,
+            "max_stop_sequences": limits.max_stop_sequences,
+            "max_input_length": limits.max_input_length,
+            "max_total_tokens": limits.max_total_tokens,
+            "waiting_served_ratio": cfg.waiting_served_ratio,
             "max_batch_total_tokens": self.engine.config.max_batch_total_tokens,
-            "max_waiting_tokens": cfg.max_waiting_tokens, "validation_workers": 2, "eager_prefill": True,
-            "version": VERSION, "sha": None, "docker_label": f"loraxkit-sim:{cfg.profile.name}",
+            "max_waiting_tokens": cfg.max_waiting_tokens,
+            "validation_workers": 2,
+            "eager_prefill": True,
+            "version": VERSION,
+            "sha": None,
+            "docker_label": f"loraxkit-sim:{cfg.profile.name}",
             "request_logger_url": None,
         }
 
@@ -212,9 +238,13 @@ class Simulator:
             conn.send(200, text.encode(), "text/plain; charset=utf-8")
 
     def sim_state(self, conn: Connection, req: Request) -> None:
-        state = {"in_flight": self.in_flight, "max_concurrent_requests": self.config.max_concurrent_requests,
-                 "open_streams": sum(1 for j in self._jobs.values() if j.stream),
-                 "connections": len(self.connections), **self.engine.state()}
+        state = {
+            "in_flight": self.in_flight,
+            "max_concurrent_requests": self.config.max_concurrent_requests,
+            "open_streams": sum(1 for j in self._jobs.values() if j.stream),
+            "connections": len(self.connections),
+            **self.engine.state(),
+        }
         self._send_json(conn, 200, state)
 
     def tokenize(self, conn: Connection, req: Request) -> None:
@@ -231,13 +261,24 @@ class Simulator:
             conn.send(rej.status, rej.message.encode(), "text/plain; charset=utf-8")
             return
         spans = self.vocab.spans(body["inputs"], add_special is not False)
-        self._send_json(conn, 200, [{"id": s.id, "text": s.text, "start": s.start, "stop": s.stop} for s in spans])
+        self._send_json(
+            conn, 200, [{"id": s.id, "text": s.text, "start": s.start, "stop": s.stop} for s in spans]
+        )
 
     def startup(self, conn: Connection, req: Request) -> None:
         """`/startup` runs a real 1-token generation ("Who?") through the queue, as LoRAX does."""
         params = wire.GenerateParams(max_new_tokens=1)
-        job = Job(kind="startup", stream=False, conn=conn, params=params, inputs="Who?", arrival=req.arrival,
-                  headers={}, seed=None, sim=self)
+        job = Job(
+            kind="startup",
+            stream=False,
+            conn=conn,
+            params=params,
+            inputs="Who?",
+            arrival=req.arrival,
+            headers={},
+            seed=None,
+            sim=self,
+        )
         try:
             self._admit(job, wire.ROUTE_STARTUP, req, prompt_ids=None)
         except wire.LoraxError as err:
@@ -255,8 +296,9 @@ class Simulator:
         except (ValueError, UnicodeDecodeError) as exc:
             raise wire.json_syntax_rejection(str(exc)) from None
 
-    def _parse(self, route: str, body: Any) -> tuple[str, str, wire.GenerateParams, bool,
-                                                         list[wire.ChatMessageIn] | None]:
+    def _parse(
+        self, route: str, body: Any
+    ) -> tuple[str, str, wire.GenerateParams, bool, list[wire.ChatMessageIn] | None]:
         lenient = self.config.lenient
         if route in (wire.ROUTE_COMPAT, wire.ROUTE_INVOCATIONS):
             inputs, params, stream = wire.parse_generate_body(body, lenient=lenient)
@@ -274,8 +316,7 @@ class Simulator:
         return CHAT, "\n".join(m.content for m in messages), params, stream, messages
 
     def _response_headers(self, job: Job) -> dict[str, str]:
-        headers = {wire.H_COMPUTE_TYPE: wire.COMPUTE_TYPE,
-                   wire.H_COMPUTE_CHARACTERS: str(len(job.inputs))}
+        headers = {wire.H_COMPUTE_TYPE: wire.COMPUTE_TYPE, wire.H_COMPUTE_CHARACTERS: str(len(job.inputs))}
         if job.stream:
             headers[wire.H_ACCEL_BUFFERING] = "no"
         headers[wire.H_MODEL_ID] = self.config.model_id
@@ -293,15 +334,26 @@ class Simulator:
             conn.send(rej.status, rej.message.encode(), "text/plain; charset=utf-8")
             return
         except wire.LoraxError as err:  # chat template errors are returned before any streaming starts
-            self.metrics.inc("lorax_request_failure", err=wire.FAILURE_LABEL.get(err.error_type, "bad_request"))
+            self.metrics.inc(
+                "lorax_request_failure", err=wire.FAILURE_LABEL.get(err.error_type, "bad_request")
+            )
             self._send_error(conn, err)
             return
         seed = params.seed
         if seed is None and params.do_sample:
             seed = uuid.uuid4().int & (2**64 - 1)
-        job = Job(kind=kind, stream=stream, conn=conn, params=params, inputs=inputs, arrival=req.arrival,
-                  headers={}, seed=seed if params.do_sample else None, sim=self,
-                  cache=self._chunk_cache[kind] if kind in self._chunk_cache else {})
+        job = Job(
+            kind=kind,
+            stream=stream,
+            conn=conn,
+            params=params,
+            inputs=inputs,
+            arrival=req.arrival,
+            headers={},
+            seed=seed if params.do_sample else None,
+            sim=self,
+            cache=self._chunk_cache.get(kind, {}),
+        )
         job.headers = self._response_headers(job)
         self.metrics.inc("lorax_request_count")
         if stream:
@@ -322,9 +374,14 @@ class Simulator:
         job.slot_held = True
         self._jobs[id(job)] = job
         job.conn.on_close = lambda: self._client_gone(job)
-        wire.validate_params(job.inputs, params, streaming=job.stream, max_best_of=cfg.limits.max_best_of,
-                             max_stop_sequences=cfg.limits.max_stop_sequences,
-                             max_input_length=cfg.limits.max_input_length)
+        wire.validate_params(
+            job.inputs,
+            params,
+            streaming=job.stream,
+            max_best_of=cfg.limits.max_best_of,
+            max_stop_sequences=cfg.limits.max_stop_sequences,
+            max_input_length=cfg.limits.max_input_length,
+        )
         ids = prompt_ids if prompt_ids is not None else self.vocab.encode(job.inputs)
         if params.truncate is not None:
             ids = self.vocab.truncate_left(ids, params.truncate)
@@ -332,9 +389,17 @@ class Simulator:
         self.metrics.observe("lorax_request_input_length", float(len(ids)))
         self.metrics.observe("lorax_request_max_new_tokens", float(max_new))
         token_ids, finish = self._plan_output(job, max_new)
-        seq = Sequence(request_id=req.headers.get(wire.H_REQUEST_ID) or uuid.uuid4().hex, route=route,
-                       adapter_id=params.adapter_id or None, input_length=len(ids), max_new_tokens=max_new,
-                       token_ids=token_ids, finish_reason=finish, sink=job, arrival=job.arrival)
+        seq = Sequence(
+            request_id=req.headers.get(wire.H_REQUEST_ID) or uuid.uuid4().hex,
+            route=route,
+            adapter_id=params.adapter_id or None,
+            input_length=len(ids),
+            max_new_tokens=max_new,
+            token_ids=token_ids,
+            finish_reason=finish,
+            sink=job,
+            arrival=job.arrival,
+        )
         job.seq = seq
         job.conn.on_close = lambda: self._client_gone(job, seq)
         self.engine.submit(seq)
@@ -366,8 +431,9 @@ class Simulator:
             self._send_json(job.conn, 500, err.body())
         else:
             self._send_error(job.conn, err)
-        self._write_trace(req.headers.get(wire.H_REQUEST_ID) or uuid.uuid4().hex, route, job, None, status,
-                          err.error_type)
+        self._write_trace(
+            req.headers.get(wire.H_REQUEST_ID) or uuid.uuid4().hex, route, job, None, status, err.error_type
+        )
 
     def _release(self, job: Job) -> None:
         job.finished = True
@@ -404,8 +470,9 @@ class Simulator:
             job.conn.end_stream(chunk(wire.sse_error(err)))
         else:
             self._send_json(job.conn, 500 if job.kind == "startup" else err.status, err.body(), job.headers)
-        self._write_trace(seq.request_id, seq.route, job, seq, 200 if job.stream else err.status,
-                          err.error_type)
+        self._write_trace(
+            seq.request_id, seq.route, job, seq, 200 if job.stream else err.status, err.error_type
+        )
 
     def _token_event(self, kind: str, token_id: int) -> bytes:
         text = self.vocab.token_text(token_id)
@@ -416,8 +483,12 @@ class Simulator:
         return wire.sse_event(wire.stream_response(self._token(token_id)))
 
     def _token(self, token_id: int) -> dict[str, Any]:
-        return wire.token_json(token_id, self.vocab.token_text(token_id), _logprob(token_id),
-                               special=token_id == self.vocab.eos_id)
+        return wire.token_json(
+            token_id,
+            self.vocab.token_text(token_id),
+            _logprob(token_id),
+            special=token_id == self.vocab.eos_id,
+        )
 
     def _generated_text(self, seq: Sequence, job: Job) -> str:
         ids = seq.token_ids
@@ -439,15 +510,30 @@ class Simulator:
         last_id = seq.token_ids[-1]
         if job.stream:
             if job.kind == NATIVE:
-                details = wire.stream_details(seq.finish_reason, seq.input_length, generated, job.seed) \
-                    if job.params.details else None
+                details = (
+                    wire.stream_details(seq.finish_reason, seq.input_length, generated, job.seed)
+                    if job.params.details
+                    else None
+                )
                 final = wire.sse_event(wire.stream_response(self._token(last_id), text, details))
             elif job.kind == COMPLETION:
-                final = wire.sse_event(wire.completion_chunk(self.vocab.token_text(last_id), seq.finish_reason,
-                                                             seq.input_length, generated)) + wire.DONE_EVENT
+                final = (
+                    wire.sse_event(
+                        wire.completion_chunk(
+                            self.vocab.token_text(last_id), seq.finish_reason, seq.input_length, generated
+                        )
+                    )
+                    + wire.DONE_EVENT
+                )
             else:
-                final = wire.sse_event(wire.chat_chunk(self.vocab.token_text(last_id), seq.finish_reason,
-                                                       seq.input_length, generated)) + wire.DONE_EVENT
+                final = (
+                    wire.sse_event(
+                        wire.chat_chunk(
+                            self.vocab.token_text(last_id), seq.finish_reason, seq.input_length, generated
+                        )
+                    )
+                    + wire.DONE_EVENT
+                )
             self._release(job)
             job.conn.end_stream(chunk(final))
         else:
@@ -456,8 +542,12 @@ class Simulator:
             if job.kind == "startup":
                 job.conn.send(200, b"", "text/plain; charset=utf-8")
             else:
-                job.conn.send(200, wire.dumps(body).encode(), "application/json",
-                              {**job.headers, **self._timing_headers(seq, now)})
+                job.conn.send(
+                    200,
+                    wire.dumps(body).encode(),
+                    "application/json",
+                    {**job.headers, **self._timing_headers(seq, now)},
+                )
         sent = time.time()
         self.pump.defer(self._account, seq, job, sent)
         return sent
@@ -467,12 +557,20 @@ class Simulator:
         if job.kind == COMPLETION:
             return wire.completion_response(text, seq.finish_reason, seq.input_length, generated)
         if job.kind == CHAT:
-            return wire.chat_response(text, seq.finish_reason, seq.input_length, generated, self.config.model_id,
-                                      int(now), f"{VERSION}-loraxkit-sim")
+            return wire.chat_response(
+                text,
+                seq.finish_reason,
+                seq.input_length,
+                generated,
+                self.config.model_id,
+                int(now),
+                f"{VERSION}-loraxkit-sim",
+            )
         details = None
         if job.params.details or job.params.decoder_input_details:
-            details = wire.generate_details(seq.finish_reason, seq.input_length,
-                                            [self._token(t) for t in seq.token_ids], job.seed)
+            details = wire.generate_details(
+                seq.finish_reason, seq.input_length, [self._token(t) for t in seq.token_ids], job.seed
+            )
         response = wire.generate_response(text, details)
         return [response] if job.kind == COMPAT_LIST else response
 
@@ -488,12 +586,18 @@ class Simulator:
             return str(max(int(seconds * 1000), 0))
 
         return {
-            wire.H_COMPUTE_TIME: ms(total), wire.H_TOTAL_TIME: ms(total), wire.H_VALIDATION_TIME: ms(validation),
-            wire.H_QUEUE_TIME: ms(queue), wire.H_INFERENCE_TIME: ms(inference),
-            wire.H_TIME_PER_TOKEN: ms(inference / n), wire.H_TIME_TO_FIRST_TOKEN: ms(ttft),
+            wire.H_COMPUTE_TIME: ms(total),
+            wire.H_TOTAL_TIME: ms(total),
+            wire.H_VALIDATION_TIME: ms(validation),
+            wire.H_QUEUE_TIME: ms(queue),
+            wire.H_INFERENCE_TIME: ms(inference),
+            wire.H_TIME_PER_TOKEN: ms(inference / n),
+            wire.H_TIME_TO_FIRST_TOKEN: ms(ttft),
             wire.H_TIME_PER_OUTPUT_TOKEN: ms((inference - ttft) / max(n - 1, 1)),
-            wire.H_PROMPT_TOKENS: str(prompt), wire.H_GENERATED_TOKENS: str(generated),
-            wire.H_SKIPPED_TOKENS: "0", wire.H_TOTAL_TOKENS: str(prompt + generated),
+            wire.H_PROMPT_TOKENS: str(prompt),
+            wire.H_GENERATED_TOKENS: str(generated),
+            wire.H_SKIPPED_TOKENS: "0",
+            wire.H_TOTAL_TOKENS: str(prompt + generated),
         }
 
     def _account(self, seq: Sequence, job: Job, end: float) -> None:
@@ -511,23 +615,35 @@ class Simulator:
         # Deferred: the engine has appended the last token's time by now.
         self._write_trace(seq.request_id, seq.route, job, seq, 200, None, end_override=end)
 
-    def _write_trace(self, request_id: str, route: str, job: Job, seq: Sequence | None, status: int,
-                     error_type: str | None, end_override: float | None = None) -> None:
+    def _write_trace(
+        self,
+        request_id: str,
+        route: str,
+        job: Job,
+        seq: Sequence | None,
+        status: int,
+        error_type: str | None,
+        end_override: float | None = None,
+    ) -> None:
         if self.trace is None or job.kind == "startup":
             return
         token_times = list(seq.token_times) if seq is not None else []
-        self.trace.write({
-            "request_id": request_id, "route": route,
-            "adapter_id": job.params.adapter_id or None,
-            "arrival": job.arrival,
-            "admitted": seq.admitted if seq is not None else None,
-            "first_token": token_times[0] if token_times else None,
-            "token_times": token_times,
-            "end": end_override if end_override is not None else time.time(),
-            "status": status, "error_type": error_type,
-            "prompt_tokens": seq.input_length if seq is not None else None,
-            "generated_tokens": len(token_times),
-        })
+        self.trace.write(
+            {
+                "request_id": request_id,
+                "route": route,
+                "adapter_id": job.params.adapter_id or None,
+                "arrival": job.arrival,
+                "admitted": seq.admitted if seq is not None else None,
+                "first_token": token_times[0] if token_times else None,
+                "token_times": token_times,
+                "end": end_override if end_override is not None else time.time(),
+                "status": status,
+                "error_type": error_type,
+                "prompt_tokens": seq.input_length if seq is not None else None,
+                "generated_tokens": len(token_times),
+            }
+        )
 
 
 _now = time.time
@@ -553,7 +669,10 @@ def _metrics_as_json(text: str) -> dict[str, Any]:
         if current in families:
             name, _, value = line.rpartition(" ")
             with contextlib.suppress(ValueError):
-                key = name if "{" in name else ("sum" if name.endswith("_sum") else
-                                                ("count" if name.endswith("_count") else ""))
+                key = (
+                    name
+                    if "{" in name
+                    else ("sum" if name.endswith("_sum") else ("count" if name.endswith("_count") else ""))
+                )
                 families[current]["data"].append({"key": key, "value": float(value)})
     return families

@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import logging
 import sys
-
 from typing import TYPE_CHECKING
 
 from loraxkit.sim.profiles import DEFAULT_PROFILE, PROFILES, Profile, get_profile
@@ -26,52 +25,125 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="run the LoRAX API simulator (no GPU needed)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=(
-            "Serve LoRAX's REST API (/generate, /generate_stream, /, /v1/completions, /v1/chat/completions,\n"
-            "/health, /info, /metrics, /startup, /ping, /tokenize) from a simulated continuous-batching GPU.\n"
+            "Serve LoRAX's REST API (/generate, /generate_stream, /, /v1/completions,\n"
+            "/v1/chat/completions, /health, /info, /metrics, /startup, /ping, /tokenize)\n"
+            "from a simulated continuous-batching GPU.\n"
             "Example: loraxkit sim --port 8080 --profile l40s-8b-bf16 --trace /tmp/trace.jsonl\n\n"
             "profiles:\n" + _profiles_help()
         ),
     )
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=8080, help="port to bind (default 8080)")
-    p.add_argument("--profile", default=DEFAULT_PROFILE, choices=sorted(PROFILES), metavar="NAME",
-                   help=f"performance profile (default {DEFAULT_PROFILE}; listed above)")
+    p.add_argument(
+        "--profile",
+        default=DEFAULT_PROFILE,
+        choices=sorted(PROFILES),
+        metavar="NAME",
+        help=f"performance profile (default {DEFAULT_PROFILE}; listed above)",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed for generated text and step jitter (default 0)")
     p.add_argument("--trace", metavar="PATH", help="append one JSON line per finished request to PATH")
-    p.add_argument("--startup-delay", type=float, default=0.0, metavar="SECONDS",
-                   help="keep the port closed this long before serving, like LoRAX's warm-up")
+    p.add_argument(
+        "--startup-delay",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="keep the port closed this long before serving, like LoRAX's warm-up",
+    )
     p.add_argument("--model-id", default=DEFAULT_MODEL_ID, help="model id reported by /info and x-model-id")
-    p.add_argument("--max-concurrent-requests", type=int, default=1024, metavar="N",
-                   help="requests in flight before 429 `overloaded` (LoRAX default 1024)")
-    p.add_argument("--max-active-adapters", type=int, default=1024, metavar="N",
-                   help="adapters loaded at once; idle ones are evicted beyond this (default 1024)")
-    p.add_argument("--unloadable-adapter", action="append", default=[], metavar="GLOB",
-                   help="adapter ids matching GLOB fail to load: 424 `generation` (in-stream on streams)")
-    p.add_argument("--adapter-load-ms", type=float, metavar="MS",
-                   help="time to download+load an adapter on first use (default: the profile's)")
-    p.add_argument("--max-input-length", type=int, default=4095, metavar="N", help="LoRAX limit (default 4095)")
-    p.add_argument("--max-total-tokens", type=int, default=4096, metavar="N", help="LoRAX limit (default 4096)")
+    p.add_argument(
+        "--max-concurrent-requests",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="requests in flight before 429 `overloaded` (LoRAX default 1024)",
+    )
+    p.add_argument(
+        "--max-active-adapters",
+        type=int,
+        default=1024,
+        metavar="N",
+        help="adapters loaded at once; idle ones are evicted beyond this (default 1024)",
+    )
+    p.add_argument(
+        "--unloadable-adapter",
+        action="append",
+        default=[],
+        metavar="GLOB",
+        help="adapter ids matching GLOB fail to load: 424 `generation` (in-stream on streams)",
+    )
+    p.add_argument(
+        "--adapter-load-ms",
+        type=float,
+        metavar="MS",
+        help="time to download+load an adapter on first use (default: the profile's)",
+    )
+    p.add_argument(
+        "--max-input-length", type=int, default=4095, metavar="N", help="LoRAX limit (default 4095)"
+    )
+    p.add_argument(
+        "--max-total-tokens", type=int, default=4096, metavar="N", help="LoRAX limit (default 4096)"
+    )
     p.add_argument("--max-stop-sequences", type=int, default=4, metavar="N", help="LoRAX limit (default 4)")
     p.add_argument("--max-best-of", type=int, default=2, metavar="N", help="LoRAX limit (default 2)")
-    p.add_argument("--max-batch-total-tokens", type=int, metavar="N",
-                   help="KV token budget of the running batch (default: the profile's GPU memory)")
-    p.add_argument("--max-batch-prefill-tokens", type=int, metavar="N",
-                   help="prompt tokens per prefill step (default: the profile's)")
-    p.add_argument("--max-waiting-tokens", type=int, default=20, metavar="N",
-                   help="decode steps before a small new batch is forced in (LoRAX default 20)")
-    p.add_argument("--waiting-served-ratio", type=float, default=1.2, metavar="R",
-                   help="waiting/running ratio that triggers a new prefill (LoRAX default 1.2)")
-    p.add_argument("--decode-ms", type=float, metavar="MS",
-                   help="synthetic profile: fixed time per decode step (default 20)")
-    p.add_argument("--prefill-ms", type=float, metavar="MS",
-                   help="synthetic profile: fixed time per prefill step (default 5)")
-    p.add_argument("--step-jitter", type=float, default=0.0, metavar="FRACTION",
-                   help="Gaussian jitter of step times, e.g. 0.05 (seeded; default 0)")
-    p.add_argument("--keep-alive", type=float, default=DEFAULT_KEEP_ALIVE_S, metavar="SECONDS",
-                   help="send a `:` keep-alive line on streams idle this long (axum default 15)")
-    p.add_argument("--lenient", action="store_true",
-                   help="accept what popular clients send and LoRAX rejects or ignores: `stop: null`, a string "
-                        "`stop`, `ignore_eos`, `max_completion_tokens`, a missing JSON content-type")
+    p.add_argument(
+        "--max-batch-total-tokens",
+        type=int,
+        metavar="N",
+        help="KV token budget of the running batch (default: the profile's GPU memory)",
+    )
+    p.add_argument(
+        "--max-batch-prefill-tokens",
+        type=int,
+        metavar="N",
+        help="prompt tokens per prefill step (default: the profile's)",
+    )
+    p.add_argument(
+        "--max-waiting-tokens",
+        type=int,
+        default=20,
+        metavar="N",
+        help="decode steps before a small new batch is forced in (LoRAX default 20)",
+    )
+    p.add_argument(
+        "--waiting-served-ratio",
+        type=float,
+        default=1.2,
+        metavar="R",
+        help="waiting/running ratio that triggers a new prefill (LoRAX default 1.2)",
+    )
+    p.add_argument(
+        "--decode-ms",
+        type=float,
+        metavar="MS",
+        help="synthetic profile: fixed time per decode step (default 20)",
+    )
+    p.add_argument(
+        "--prefill-ms",
+        type=float,
+        metavar="MS",
+        help="synthetic profile: fixed time per prefill step (default 5)",
+    )
+    p.add_argument(
+        "--step-jitter",
+        type=float,
+        default=0.0,
+        metavar="FRACTION",
+        help="Gaussian jitter of step times, e.g. 0.05 (seeded; default 0)",
+    )
+    p.add_argument(
+        "--keep-alive",
+        type=float,
+        default=DEFAULT_KEEP_ALIVE_S,
+        metavar="SECONDS",
+        help="send a `:` keep-alive line on streams idle this long (axum default 15)",
+    )
+    p.add_argument(
+        "--lenient",
+        action="store_true",
+        help="accept what popular clients send and LoRAX rejects or ignores: `stop: null`, a string "
+        "`stop`, `ignore_eos`, `max_completion_tokens`, a missing JSON content-type",
+    )
     p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
     p.set_defaults(func=run_sim)
 
@@ -91,26 +163,46 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
     from loraxkit.sim.app import SimConfig  # heavy imports (tokenizer) only when the simulator runs
 
     if args.max_input_length >= args.max_total_tokens:
-        raise SystemExit("--max-input-length must be < --max-total-tokens "
-                         f"(got {args.max_input_length} >= {args.max_total_tokens})")
+        raise SystemExit(
+            "--max-input-length must be < --max-total-tokens "
+            f"(got {args.max_input_length} >= {args.max_total_tokens})"
+        )
     if args.max_concurrent_requests < 1 or args.max_active_adapters < 1:
         raise SystemExit("--max-concurrent-requests and --max-active-adapters must be >= 1")
     return SimConfig(
-        profile=_profile_from_args(args), host=args.host, port=args.port, seed=args.seed, trace_path=args.trace,
-        startup_delay_s=args.startup_delay, model_id=args.model_id,
-        max_concurrent_requests=args.max_concurrent_requests, max_active_adapters=args.max_active_adapters,
-        unloadable_adapters=tuple(args.unloadable_adapter), lenient=args.lenient,
-        limits=Limits(max_input_length=args.max_input_length, max_total_tokens=args.max_total_tokens,
-                      max_stop_sequences=args.max_stop_sequences, max_best_of=args.max_best_of),
-        max_batch_total_tokens=args.max_batch_total_tokens, max_batch_prefill_tokens=args.max_batch_prefill_tokens,
-        max_waiting_tokens=args.max_waiting_tokens, waiting_served_ratio=args.waiting_served_ratio,
-        adapter_load_ms=args.adapter_load_ms, step_jitter=args.step_jitter, keep_alive_s=args.keep_alive,
+        profile=_profile_from_args(args),
+        host=args.host,
+        port=args.port,
+        seed=args.seed,
+        trace_path=args.trace,
+        startup_delay_s=args.startup_delay,
+        model_id=args.model_id,
+        max_concurrent_requests=args.max_concurrent_requests,
+        max_active_adapters=args.max_active_adapters,
+        unloadable_adapters=tuple(args.unloadable_adapter),
+        lenient=args.lenient,
+        limits=Limits(
+            max_input_length=args.max_input_length,
+            max_total_tokens=args.max_total_tokens,
+            max_stop_sequences=args.max_stop_sequences,
+            max_best_of=args.max_best_of,
+        ),
+        max_batch_total_tokens=args.max_batch_total_tokens,
+        max_batch_prefill_tokens=args.max_batch_prefill_tokens,
+        max_waiting_tokens=args.max_waiting_tokens,
+        waiting_served_ratio=args.waiting_served_ratio,
+        adapter_load_ms=args.adapter_load_ms,
+        step_jitter=args.step_jitter,
+        keep_alive_s=args.keep_alive,
     )
 
 
 def run_sim(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     config = config_from_args(args)
     from loraxkit.sim.server import run
 

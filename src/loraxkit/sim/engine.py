@@ -23,7 +23,6 @@ from loraxkit.sim.metrics import Registry
 from loraxkit.sim.profiles import Profile
 from loraxkit.wire import LoraxError, generation_error
 
-
 # How far the event loop may lag the simulated GPU timeline before the timeline is reset to "now".
 CATCH_UP_S = 0.25
 
@@ -103,7 +102,8 @@ class AdapterTable:
         return False
 
     def evict_for_pending(self, in_use: set[str]) -> list[str]:
-        """Offload idle adapters (least recently used first) so pending ones can load; returns those to load."""
+        """Offload idle adapters (least recently used first) so pending ones can load.
+        Returns the adapters whose load starts now."""
         to_load: list[str] = []
         while self.pending:
             if len(self.active) + len(self.loading) >= self.max_active:
@@ -184,8 +184,10 @@ class Engine:
         if self._unloadable(adapter_id):
             self.adapters.failed(adapter_id)
             self.metrics.inc("lorax_request_failure", err="download_adapter")
-            err = generation_error(f"Server error: failed to download or load adapter {adapter_id!r} "
-                                   "(simulated: it matches --unloadable-adapter)")
+            err = generation_error(
+                f"Server error: failed to download or load adapter {adapter_id!r} "
+                "(simulated: it matches --unloadable-adapter)"
+            )
             for seq in [s for s in self.waiting if s.adapter_id == adapter_id]:
                 self.waiting.remove(seq)
                 self._fail(seq, err)
@@ -198,8 +200,11 @@ class Engine:
         if not self.adapters.pending:
             return
         in_use = {s.adapter_id for s in self.running if s.adapter_id is not None}
-        in_use |= {s.adapter_id for s in self.waiting if s.adapter_id is not None and not s.cancelled
-                   and s.adapter_id in self.adapters.active}
+        in_use |= {
+            s.adapter_id
+            for s in self.waiting
+            if s.adapter_id is not None and not s.cancelled and s.adapter_id in self.adapters.active
+        }
         for adapter_id in self.adapters.evict_for_pending(in_use):
             self._start_load(adapter_id)
 
@@ -220,7 +225,8 @@ class Engine:
         else:
             min_size = 1
         token_budget = self.config.max_batch_total_tokens - sum(
-            s.input_length + s.max_new_tokens for s in self.running)
+            s.input_length + s.max_new_tokens for s in self.running
+        )
         prefill_budget = self.config.max_batch_prefill_tokens
         chosen: list[Sequence] = []
         for seq in self.waiting:
@@ -243,7 +249,9 @@ class Engine:
         if self.config.step_jitter <= 0:
             return seconds
         factor = self._rng.gauss(1.0, self.config.step_jitter)
-        return seconds * min(max(factor, 1.0 - 2 * self.config.step_jitter), 1.0 + 2 * self.config.step_jitter)
+        return seconds * min(
+            max(factor, 1.0 - 2 * self.config.step_jitter), 1.0 + 2 * self.config.step_jitter
+        )
 
     async def _sleep_step(self, seconds: float) -> None:
         """Sleep one step on the GPU's own timeline: a late wake-up is absorbed by the next step."""
@@ -288,8 +296,9 @@ class Engine:
             if seq.adapter_id is not None:
                 self.adapters.touch(seq.adapter_id)
         self.metrics.observe("lorax_batch_next_size", float(len(new)))
-        seconds = self._jitter(self.profile.prefill_step_ms(
-            sum(s.input_length for s in new), self._adapters_in(new)) / 1000.0)
+        seconds = self._jitter(
+            self.profile.prefill_step_ms(sum(s.input_length for s in new), self._adapters_in(new)) / 1000.0
+        )
         await self._timed_step("prefill", seconds)
         self._waiting_steps = 0
         for seq in new:
@@ -301,7 +310,9 @@ class Engine:
     async def _decode(self) -> None:
         batch = self.running
         context = sum(s.input_length + s.generated for s in batch)
-        seconds = self._jitter(self.profile.decode_step_ms(len(batch), self._adapters_in(batch), context) / 1000.0)
+        seconds = self._jitter(
+            self.profile.decode_step_ms(len(batch), self._adapters_in(batch), context) / 1000.0
+        )
         await self._timed_step("decode", seconds)
         self._waiting_steps += 1
         for seq in batch:
@@ -319,8 +330,9 @@ class Engine:
 
     def _set_batch_gauges(self) -> None:
         self.metrics.set("lorax_batch_current_size", len(self.running))
-        self.metrics.set("lorax_batch_current_max_tokens",
-                         sum(s.input_length + s.max_new_tokens for s in self.running))
+        self.metrics.set(
+            "lorax_batch_current_max_tokens", sum(s.input_length + s.max_new_tokens for s in self.running)
+        )
 
     def _emit(self, seq: Sequence) -> None:
         index = seq.generated

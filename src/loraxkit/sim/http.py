@@ -10,8 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
-from typing import cast
 from http import HTTPStatus
+from typing import cast
 
 import httptools
 
@@ -62,8 +62,9 @@ class Connection(asyncio.Protocol):
     """One client connection. The handler answers through `send` or `start_stream`/`write`/`end_stream`;
     `on_close` callbacks run if the client goes away mid-response."""
 
-    def __init__(self, handler: Handler, connections: set[Connection],
-                 defer: Callable[..., None] | None = None) -> None:
+    def __init__(
+        self, handler: Handler, connections: set[Connection], defer: Callable[..., None] | None = None
+    ) -> None:
         self._handler = handler
         self._defer = defer
         self._connections = connections
@@ -176,7 +177,9 @@ class Connection(asyncio.Protocol):
 
     _streaming = False
 
-    def _head(self, status: int, content_type: str, headers: dict[str, str] | None, length: int | None) -> bytes:
+    def _head(
+        self, status: int, content_type: str, headers: dict[str, str] | None, length: int | None
+    ) -> bytes:
         lines = [f"HTTP/1.1 {status} {_reason(status)}", f"content-type: {content_type}"]
         if length is None:
             lines.append("transfer-encoding: chunked")
@@ -190,8 +193,14 @@ class Connection(asyncio.Protocol):
             lines.append("connection: close")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
-    def send(self, status: int, body: bytes, content_type: str = "application/json",
-             headers: dict[str, str] | None = None, keep_alive: bool | None = None) -> None:
+    def send(
+        self,
+        status: int,
+        body: bytes,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+        keep_alive: bool | None = None,
+    ) -> None:
         """A complete response with a body (content-length)."""
         if keep_alive is not None:
             self._keep_alive = keep_alive

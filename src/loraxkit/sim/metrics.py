@@ -16,12 +16,24 @@ LabelKey = tuple[tuple[str, str], ...]
 DURATION_BUCKETS: tuple[float, ...] = tuple(0.0001 * 1.5**n for n in range(1, 36))
 SUMMARY_QUANTILES = (0.0, 0.5, 0.9, 0.95, 0.99, 0.999, 1.0)
 
-COUNTERS = ("lorax_request_count", "lorax_request_success", "lorax_request_failure", "lorax_batch_concat",
-            "lorax_batch_inference_count", "lorax_batch_inference_success", "lorax_batch_inference_failure")
+COUNTERS = (
+    "lorax_request_count",
+    "lorax_request_success",
+    "lorax_request_failure",
+    "lorax_batch_concat",
+    "lorax_batch_inference_count",
+    "lorax_batch_inference_success",
+    "lorax_batch_inference_failure",
+)
 GAUGES = ("lorax_queue_length", "lorax_batch_current_size", "lorax_batch_current_max_tokens")
-DURATION_HISTOGRAMS = ("lorax_request_duration", "lorax_request_validation_duration",
-                       "lorax_request_queue_duration", "lorax_request_inference_duration",
-                       "lorax_request_mean_time_per_token_duration", "lorax_batch_inference_duration")
+DURATION_HISTOGRAMS = (
+    "lorax_request_duration",
+    "lorax_request_validation_duration",
+    "lorax_request_queue_duration",
+    "lorax_request_inference_duration",
+    "lorax_request_mean_time_per_token_duration",
+    "lorax_batch_inference_duration",
+)
 
 
 def _fmt(value: float) -> str:

@@ -1,8 +1,8 @@
 """`SimulatorProcess`: run `loraxkit sim` as a subprocess on a free 127.0.0.1 port for tests and demos.
 
-    with SimulatorProcess("--profile", "synthetic", trace=True) as sim:
-        httpx.post(sim.base_url + "/generate", json={...})
-        records = read_trace(sim.trace_path)
+with SimulatorProcess("--profile", "synthetic", trace=True) as sim:
+    httpx.post(sim.base_url + "/generate", json={...})
+    records = read_trace(sim.trace_path)
 """
 
 from __future__ import annotations
@@ -31,8 +31,14 @@ class SimulatorProcess:
     `args` are extra `loraxkit sim` arguments; `trace=True` writes a trace to a temporary file
     (`.trace_path`); `cpu` pins the process to one core (benchmarks)."""
 
-    def __init__(self, *args: str, trace: bool | str = False, cpu: int | None = None,
-                 startup_timeout: float = 60.0, wait_ready: bool = True) -> None:
+    def __init__(
+        self,
+        *args: str,
+        trace: bool | str = False,
+        cpu: int | None = None,
+        startup_timeout: float = 60.0,
+        wait_ready: bool = True,
+    ) -> None:
         self.args = list(args)
         self.port = free_port()
         self.base_url = f"http://127.0.0.1:{self.port}"
@@ -48,11 +54,20 @@ class SimulatorProcess:
         self.startup_timeout = startup_timeout
         self.wait_ready = wait_ready
         self.proc: subprocess.Popen[bytes] | None = None
-        self._log = tempfile.TemporaryFile()
+        self._log = tempfile.TemporaryFile()  # noqa: SIM115 (closed in __exit__)
 
     def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "loraxkit.cli", "sim", "--host", "127.0.0.1", "--port", str(self.port),
-               *self.args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "loraxkit.cli",
+            "sim",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            *self.args,
+        ]
         if self.trace_path:
             cmd += ["--trace", self.trace_path]
         return cmd
@@ -65,8 +80,9 @@ class SimulatorProcess:
             def preexec() -> None:
                 os.sched_setaffinity(0, {cpu})
 
-        self.proc = subprocess.Popen(self.command(), stdout=self._log, stderr=subprocess.STDOUT,
-                                     preexec_fn=preexec)
+        self.proc = subprocess.Popen(
+            self.command(), stdout=self._log, stderr=subprocess.STDOUT, preexec_fn=preexec
+        )
         if self.wait_ready:
             try:
                 self.wait_healthy(self.startup_timeout)
@@ -92,8 +108,9 @@ class SimulatorProcess:
         self._log.seek(0)
         return self._log.read().decode(errors="replace")
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:

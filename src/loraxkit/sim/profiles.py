@@ -27,7 +27,8 @@ H200_LORA1_MS = (6.40, 6.80, 7.20, 7.82, 8.90, 12.42, 17.17)
 # Extra ms per extra position of KV read, from the C=4096 vs C=1024 rows (B=16 and B=64 agree).
 H100_KV_MS_PER_TOKEN = (17.895 - 9.618) / (64 * 3072)
 H200_KV_MS_PER_TOKEN = (12.80 - 7.23) / (64 * 3072)
-# Each doubling of distinct adapters in a batch adds this much (B=64: D=64 vs D=1 is +1.0 ms over 6 doublings).
+# Each doubling of distinct adapters in a batch adds this much
+# (B=64: D=64 vs D=1 is +1.0 ms over 6 doublings).
 H100_LORA_PER_DOUBLING_MS = (12.29 - 11.281) / 6
 H200_LORA_PER_DOUBLING_MS = (9.87 - 8.90) / 6
 # Prefill of one sequence of T tokens.
@@ -98,7 +99,9 @@ class Profile:
         ms = _interp(PREFILL_T, self.prefill_ms, max(tokens, 1))
         ms = max(ms, self.prefill_ms[0] * tokens / PREFILL_T[0]) if tokens < PREFILL_T[0] else ms
         if distinct_adapters > 0:
-            ms += (self.lora1_ms[0] - self.base_ms[0]) + self.lora_per_doubling_ms * math.log2(distinct_adapters)
+            ms += (self.lora1_ms[0] - self.base_ms[0]) + self.lora_per_doubling_ms * math.log2(
+                distinct_adapters
+            )
         return max(ms * self.prefill_scale, self.roofline_ms())
 
     def roofline_ms(self) -> float:
@@ -111,8 +114,10 @@ class Profile:
         bound = self.roofline_ms()
         fastest = _interp(H100_BATCH, self.base_ms, 1) * self.decode_scale
         if not self.synthetic and fastest < bound:
-            raise ValueError(f"profile {self.name}: decode step {fastest:.2f} ms beats the memory-bandwidth "
-                             f"bound {bound:.2f} ms")
+            raise ValueError(
+                f"profile {self.name}: decode step {fastest:.2f} ms beats the memory-bandwidth "
+                f"bound {bound:.2f} ms"
+            )
 
 
 def _kv_capacity_tokens(memory_gb: float) -> int:
@@ -125,8 +130,10 @@ def _scaled(name: str, gpu: str, bandwidth_tbs: float, tflops: float, memory_gb:
     return Profile(
         name=name,
         description=f"{gpu}, 8B model in bf16 (scaled from H100 measurements)",
-        source=(f"H100 measurements scaled by datasheet bandwidth {bandwidth_tbs} TB/s (decode) and dense bf16 "
-                f"{tflops:g} TFLOP/s (prefill), H100: {H100_BANDWIDTH_TBS} TB/s, {H100_BF16_DENSE_TFLOPS:g}"),
+        source=(
+            f"H100 measurements scaled by datasheet bandwidth {bandwidth_tbs} TB/s (decode) and dense bf16 "
+            f"{tflops:g} TFLOP/s (prefill), H100: {H100_BANDWIDTH_TBS} TB/s, {H100_BF16_DENSE_TFLOPS:g}"
+        ),
         bandwidth_tbs=bandwidth_tbs,
         decode_scale=H100_BANDWIDTH_TBS / bandwidth_tbs,
         prefill_scale=H100_BF16_DENSE_TFLOPS / tflops,

@@ -24,8 +24,13 @@ async def serve(config: SimConfig, ready: asyncio.Event | None = None) -> None:
         await asyncio.sleep(config.startup_delay_s)
     sim = Simulator(config, vocab)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(lambda: Connection(sim.handle, sim.connections, sim.pump.defer), config.host, config.port,
-                                      reuse_address=True, backlog=4096)
+    server = await loop.create_server(
+        lambda: Connection(sim.handle, sim.connections, sim.pump.defer),
+        config.host,
+        config.port,
+        reuse_address=True,
+        backlog=4096,
+    )
     sim.start()
     # Move start-up objects (tokenizer, vocabulary) out of the collector's view and collect young objects
     # less often: full collections over them caused 10-20 ms stalls of the token loop.
@@ -36,8 +41,12 @@ async def serve(config: SimConfig, ready: asyncio.Event | None = None) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    log.info("LoRAX simulator (profile %s) listening on http://%s:%d", config.profile.name, config.host,
-             config.port)
+    log.info(
+        "LoRAX simulator (profile %s) listening on http://%s:%d",
+        config.profile.name,
+        config.host,
+        config.port,
+    )
     if ready is not None:
         ready.set()
     try:

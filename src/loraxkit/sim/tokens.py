@@ -110,10 +110,13 @@ class Vocabulary:
             elif m.role == "assistant":
                 converted.append(AssistantMessage(content=m.content))
             else:
-                raise template_error(f"role `{m.role}` is not supported by this chat template "
-                                     "(use system, user or assistant)")
+                raise template_error(
+                    f"role `{m.role}` is not supported by this chat template (use system, user or assistant)"
+                )
         try:
-            return list(self._mistral.encode_chat_completion(ChatCompletionRequest(messages=converted)).tokens)
+            return list(
+                self._mistral.encode_chat_completion(ChatCompletionRequest(messages=converted)).tokens
+            )
         except Exception as exc:  # mistral-common raises several exception types for bad conversations
             raise template_error(str(exc)) from exc
 
@@ -128,8 +131,9 @@ def natural_length(sim_seed: int, adapter_id: str | None, prompt: str) -> int:
     return rng.randint(NATURAL_MIN_TOKENS, NATURAL_MAX_TOKENS)
 
 
-def expected_token_ids(vocab: Vocabulary, sim_seed: int, adapter_id: str | None, prompt: str,
-                       count: int) -> list[int]:
+def expected_token_ids(
+    vocab: Vocabulary, sim_seed: int, adapter_id: str | None, prompt: str, count: int
+) -> list[int]:
     """The first `count` tokens the simulator generates for (adapter, prompt) under `sim_seed`."""
     rng = random.Random(output_seed(sim_seed, adapter_id, prompt))
     return rng.choices(vocab.word_ids, k=count)
