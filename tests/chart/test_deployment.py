@@ -169,7 +169,16 @@ def test_graceful_termination_and_no_service_links() -> None:
     spec = pod_spec(docs)
     assert spec["terminationGracePeriodSeconds"] == 200
     assert spec["enableServiceLinks"] is False
-    assert container(docs)["lifecycle"]["preStop"]["exec"]["command"] == ["sleep", "20"]
+    # The kubelet's sleep action, not `exec sleep`: it works whatever binaries the image has.
+    assert container(docs)["lifecycle"] == {"preStop": {"sleep": {"seconds": 20}}}
+    assert "lifecycle" not in container(render({"preStopSleepSeconds": 0}))
+
+
+def test_default_grace_outlasts_the_prestop_pause_and_the_launchers_drain() -> None:
+    """After SIGTERM the 0.12.1 launcher gives the router up to 90 s to finish in-flight requests."""
+    spec = pod_spec(render())
+    pause = container(render())["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert spec["terminationGracePeriodSeconds"] >= pause + 90
 
 
 def test_image_is_pinned_and_digest_wins() -> None:
@@ -328,7 +337,8 @@ def test_labels_and_names_follow_the_release() -> None:
 
 def test_update_strategy_recreate_drops_the_default_rolling_update() -> None:
     assert find(render(), "Deployment")["spec"]["strategy"] == {
-        "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0}
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
     }
     strategy = find(render({"updateStrategy": {"type": "Recreate"}}), "Deployment")["spec"]["strategy"]
     assert strategy == {"type": "Recreate"}

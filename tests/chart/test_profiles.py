@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from chart_helpers import PROFILES, args_of, flag_values
+from chart_helpers import PROFILES, args_of, find, flag_values, render
 
 from loraxkit.chart.profiles import ACCELERATORS, needs
 
@@ -53,3 +53,12 @@ def test_the_70b_profiles_are_sharded_over_eight_gpus() -> None:
     for profile in big:
         assert needs(profile).gpus == 8
         assert flag_values(args_of(files=[profile]), "--sharded") == ["true"]
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=[p.stem for p in PROFILES])
+def test_profile_grace_covers_the_prestop_pause_and_the_launchers_drain(profile: Path) -> None:
+    """The 0.12.1 launcher gives the router up to 90 s after SIGTERM; a shorter grace kills it mid-drain."""
+    docs = render(value_files=[profile])
+    spec = find(docs, "Deployment")["spec"]["template"]["spec"]
+    pause = spec["containers"][0]["lifecycle"]["preStop"]["sleep"]["seconds"]
+    assert spec["terminationGracePeriodSeconds"] >= pause + 90
