@@ -9,6 +9,7 @@ Nothing is global: the state lives on the Locust Environment as `environment.lor
 from __future__ import annotations
 
 import gc
+import inspect
 import json
 import logging
 import sys
@@ -19,7 +20,8 @@ from typing import Any
 import gevent
 from locust import events as locust_events
 from locust.env import Environment
-from locust.runners import MasterRunner, WorkerRunner
+from locust import runners as locust_runners
+from locust.runners import STATE_INIT, STATE_STOPPED, MasterRunner, WorkerRunner
 
 from loraxkit.loadtest.analysis import analyse
 from loraxkit.loadtest.metrics import RequestRecord, Slos, now, summarize
@@ -33,6 +35,8 @@ from loraxkit.loadtest.workload import PlannedRequest, Workload, WorkloadError
 
 log = logging.getLogger("loraxkit.loadtest")
 SETUP_MESSAGE = "loraxkit_setup"
+FLUSH_MESSAGE = "loraxkit_flush"  # master -> workers: stop your users and send every record now
+FINAL_MESSAGE = "loraxkit_final"  # worker -> master: the last records
 REPORT_KEY = "loraxkit"
 
 
@@ -57,6 +61,7 @@ class Harness:
         self.scrape: Scrape | None = None
         self._greenlets: list[gevent.Greenlet] = []
         self._finished = False
+        self._flushed: set[str] = set()
 
     # ------------------------------------------------------------------ roles
     @property
@@ -177,10 +182,41 @@ class Harness:
 
     def on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
         payload = data.get(REPORT_KEY)
-        if not payload:
-            return
+        if payload:
+            self._ingest(client_id, payload)
+
+    def _ingest(self, client_id: str, payload: dict[str, Any]) -> None:
         self.records.extend(RequestRecord.from_wire(r) for r in payload["records"])
         self.worker_in_flight[client_id] = payload["in_flight"]
+
+    def on_flush_message(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Worker: let the users finish (Locust's --stop-timeout), then send everything left."""
+        runner = self.env.runner
+        if runner.state not in (STATE_STOPPED, STATE_INIT):
+            runner.stop()
+        batch, self._unshipped = self._unshipped, []
+        runner.send_message(FINAL_MESSAGE, {"records": [r.to_wire() for r in batch], "in_flight": 0})
+
+    def on_final_message(self, environment: Environment, msg: Any, **_: Any) -> None:
+        self._ingest(msg.node_id, msg.data)
+        self._flushed.add(msg.node_id)
+
+    def collect_from_workers(self) -> None:
+        """Master, when the test stops: Locust's own quit waits only 0.5 s for the workers' last stats, less
+        than users take to finish their streams, so ask every worker for its last records and wait for them."""
+        if self.role != "master":
+            return
+        runner = self.env.runner
+        expected = {c.id for c in runner.clients.all}
+        self._flushed = set()
+        runner.send_message(FLUSH_MESSAGE, None)
+        deadline = now() + float(self.env.stop_timeout or 0) + 15.0
+        while not expected <= self._flushed and now() < deadline:
+            gevent.sleep(0.05)
+        missing = expected - self._flushed
+        if missing:
+            log.warning("loraxkit: no final records from %d worker(s); their last requests are missing",
+                        len(missing))
 
     # ------------------------------------------------------------------ background greenlets
     def _progress_loop(self) -> None:
@@ -291,14 +327,36 @@ class Harness:
 _INSTALLED: set[int] = set()
 
 
+class _CheapStackInspect:
+    """`inspect` for locust.runners whose stack() skips reading source files.
+
+    Runner.stop() calls inspect.stack() only for a debug log line; with source context that walks
+    sys.modules and realpath()s every file (getmodule's first call), blocking the event loop ~40 ms (measured here) while the
+    streams still in flight are being timed. Without context it costs microseconds.
+    """
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(inspect, name)
+
+    @staticmethod
+    def stack(context: int = 1) -> list[inspect.FrameInfo]:
+        return inspect.stack(0)
+
+    @staticmethod
+    def getframeinfo(frame: Any, context: int = 1) -> inspect.Traceback:
+        return inspect.getframeinfo(frame, 0)
+
+
 def install(events: Any = locust_events) -> None:
     """Register the harness's listeners on Locust's events (idempotent)."""
     if id(events) in _INSTALLED:
         return
     _INSTALLED.add(id(events))
+    locust_runners.inspect = _CheapStackInspect()  # type: ignore[attr-defined]
     events.init_command_line_parser.add_listener(add_arguments)
     events.init.add_listener(_on_init)
     events.test_start.add_listener(lambda environment, **_: harness_of(environment).start())
+    events.test_stop.add_listener(lambda environment, **_: harness_of(environment).collect_from_workers())
     events.quitting.add_listener(lambda environment, **_: harness_of(environment).finish())
 
 
@@ -318,9 +376,12 @@ def _on_init(environment: Environment, runner: Any = None, **_: Any) -> None:
         harness.install_shape()
     if isinstance(runner, WorkerRunner):
         runner.register_message(SETUP_MESSAGE, harness.on_setup_message)
+        # concurrent: stopping the users takes up to --stop-timeout; keep the message loop running
+        runner.register_message(FLUSH_MESSAGE, harness.on_flush_message, concurrent=True)
         environment.events.report_to_master.add_listener(harness.on_report_to_master)
     if isinstance(runner, MasterRunner):
         environment.events.worker_report.add_listener(harness.on_worker_report)
+        runner.register_message(FINAL_MESSAGE, harness.on_final_message)
     _default_user_class(environment)
 
 

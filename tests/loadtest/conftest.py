@@ -1,0 +1,47 @@
+"""Run `locust -f loadtest/ --headless` as a user would, against the LoRAX simulator."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from loraxkit.loadtest.metrics import RequestRecord
+from loraxkit.loadtest.tracecheck import load_records
+
+LOADTEST_DIR = Path(__file__).resolve().parents[2] / "loadtest"
+
+
+@dataclass
+class LocustRun:
+    returncode: int
+    output: str
+    report_dir: Path
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return json.loads((self.report_dir / "report.json").read_text())
+
+    @property
+    def records(self) -> list[RequestRecord]:
+        return load_records(self.report_dir / "records.jsonl")
+
+
+def run_locust(host: str, out: Path, *args: str, timeout: float = 120.0) -> LocustRun:
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOADTEST_DIR), "--host", host, "--headless",
+           "--report-dir", str(out), "--save-records", "--only-summary", "--progress-interval", "0", *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=out.parent)
+    return LocustRun(proc.returncode, proc.stdout + proc.stderr, out)
+
+
+@pytest.fixture
+def locust_run(tmp_path: Path):  # noqa: ANN201 - returns the runner function
+    def _run(host: str, *args: str, name: str = "report", timeout: float = 120.0) -> LocustRun:
+        return run_locust(host, tmp_path / name, *args, timeout=timeout)
+
+    return _run
