@@ -60,6 +60,8 @@ CONTRADICTIONS = [
     ({"loadBalancer": {"scheme": "internet-facing"}}, "loadBalancer.scheme"),
     ({"loadBalancer": {"annotations": {"a": "b"}}}, "loadBalancer.annotations"),
     ({"loadBalancer": {"enabled": True, "scheme": "internet-facing"}}, "loadBalancer.sourceRanges"),
+    ({"networkPolicy": {"enabled": True}, "loadBalancer": {"enabled": True}},
+     "networkPolicy.loadBalancerCidrs"),
     ({"autoscaling": {"enabled": True}, "keda": {"enabled": True, "serverAddress": PROM}}, "keda.enabled"),
     ({"autoscaling": {"enabled": True, "minReplicas": 5, "maxReplicas": 2}}, "autoscaling.minReplicas"),
     ({"keda": {"enabled": True, "serverAddress": PROM, "minReplicaCount": 5, "maxReplicaCount": 2}},
@@ -109,6 +111,9 @@ def test_each_fix_the_messages_suggest_renders() -> None:
         {"replicaCount": 3, "podDisruptionBudget": {"enabled": True, "minAvailable": 2}},
         {"loadBalancer": {"enabled": True, "scheme": "internet-facing", "sourceRanges": ["198.51.100.0/24"]}},
         {"serviceAccount": {"create": True, "annotations": {"eks.amazonaws.com/role-arn": "x"}}},
+        {"networkPolicy": {"enabled": True, "loadBalancerCidrs": ["10.0.0.0/16"]},
+         "loadBalancer": {"enabled": True}},
+        {"networkPolicy": {"enabled": True}},
     ]  # fmt: skip
     for values in ok:
         assert render(values), values
