@@ -26,6 +26,8 @@ def test_defaults_render_only_required_flags_and_keep_json_logs() -> None:
     assert args[0] == "--json-output"
     assert flag_values(args, "--model-id") == ["mistralai/Mistral-7B-Instruct-v0.1"]
     assert flag_values(args, "--num-shard") == ["1"]
+    # Kubernetes sets HOSTNAME (the launcher's --hostname env) to the pod name, which is no address to bind.
+    assert flag_values(args, "--hostname") == ["0.0.0.0"]
     for flag in LAUNCHER_DEFAULT_FLAGS:
         assert flag not in args, f"{flag} rendered although its value is unset"
 

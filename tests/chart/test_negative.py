@@ -60,6 +60,10 @@ CONTRADICTIONS = [
     ({"loadBalancer": {"scheme": "internet-facing"}}, "loadBalancer.scheme"),
     ({"loadBalancer": {"annotations": {"a": "b"}}}, "loadBalancer.annotations"),
     ({"loadBalancer": {"enabled": True, "scheme": "internet-facing"}}, "loadBalancer.sourceRanges"),
+    ({"loadBalancer": {"enabled": True, "scheme": "internet-facing", "sourceRanges": ["0.0.0.0/0"]}},
+     "loadBalancer.sourceRanges"),
+    ({"loadBalancer": {"enabled": True, "scheme": "internet-facing", "sourceRanges": ["10.0.0.0/8", "::/0"]}},
+     "loadBalancer.sourceRanges"),
     ({"networkPolicy": {"enabled": True}, "loadBalancer": {"enabled": True}},
      "networkPolicy.loadBalancerCidrs"),
     ({"autoscaling": {"enabled": True}, "keda": {"enabled": True, "serverAddress": PROM}}, "keda.enabled"),
@@ -114,6 +118,9 @@ def test_each_fix_the_messages_suggest_renders() -> None:
         {"networkPolicy": {"enabled": True, "loadBalancerCidrs": ["10.0.0.0/16"]},
          "loadBalancer": {"enabled": True}},
         {"networkPolicy": {"enabled": True}},
+        {"loadBalancer": {"enabled": True, "scheme": "internet-facing", "sourceRanges": ["0.0.0.0/0"],
+                          "allowPublicWithoutSourceRanges": True}},
+        {"loadBalancer": {"enabled": True, "sourceRanges": ["0.0.0.0/0"]}},
     ]  # fmt: skip
     for values in ok:
         assert render(values), values
