@@ -33,14 +33,29 @@ class LocustRun:
 
 
 def run_locust(host: str, out: Path, *args: str, timeout: float = 120.0) -> LocustRun:
-    cmd = [sys.executable, "-m", "locust", "-f", str(LOADTEST_DIR), "--host", host, "--headless",
-           "--report-dir", str(out), "--save-records", "--only-summary", "--progress-interval", "0", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(LOADTEST_DIR),
+        "--host",
+        host,
+        "--headless",
+        "--report-dir",
+        str(out),
+        "--save-records",
+        "--only-summary",
+        "--progress-interval",
+        "0",
+        *args,
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=out.parent)
     return LocustRun(proc.returncode, proc.stdout + proc.stderr, out)
 
 
 @pytest.fixture
-def locust_run(tmp_path: Path):  # noqa: ANN201 - returns the runner function
+def locust_run(tmp_path: Path):
     def _run(host: str, *args: str, name: str = "report", timeout: float = 120.0) -> LocustRun:
         return run_locust(host, tmp_path / name, *args, timeout=timeout)
 

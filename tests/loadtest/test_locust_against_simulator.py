@@ -28,16 +28,30 @@ from loraxkit.sim.process import SimulatorProcess
 from loraxkit.sim.trace import read_trace
 
 SYNTHETIC = ("--profile", "synthetic", "--decode-ms", "10", "--prefill-ms", "5")
-WORKLOAD = ("--adapters", "lora-{0..2}", "--base-share", "0.25", "--output-tokens", "uniform:10,40",
-            "--input-tokens", "uniform:16,64", "--seed", "3")
+WORKLOAD = (
+    "--adapters",
+    "lora-{0..2}",
+    "--base-share",
+    "0.25",
+    "--output-tokens",
+    "uniform:10,40",
+    "--input-tokens",
+    "uniform:16,64",
+    "--seed",
+    "3",
+)
 
 
 def label(adapter_id: str | None) -> str:
     return adapter_id or BASE_MODEL_LABEL
 
 
-def assert_agrees_with_trace(report: dict[str, Any], records: list[RequestRecord],
-                             trace: list[dict[str, Any]], ttft_tolerance_ms: float = 10.0) -> None:
+def assert_agrees_with_trace(
+    report: dict[str, Any],
+    records: list[RequestRecord],
+    trace: list[dict[str, Any]],
+    ttft_tolerance_ms: float = 10.0,
+) -> None:
     assert records, "no requests recorded"
     # Every request the harness recorded is one the server finished, and vice versa (--stop-timeout).
     assert sorted(r.request_id for r in records) == sorted(t["request_id"] for t in trace)
@@ -59,16 +73,40 @@ def assert_agrees_with_trace(report: dict[str, Any], records: list[RequestRecord
     for adapter, summary in report["by_adapter"].items():
         truth = [by_id[r.request_id] for r in records if r.adapter_label == adapter]
         ttft = np.median([t["first_token"] - t["arrival"] for t in truth]) * 1000
-        tpot = np.median([(t["token_times"][-1] - t["token_times"][0]) / (len(t["token_times"]) - 1)
-                          for t in truth if len(t["token_times"]) > 1]) * 1000
+        tpot = (
+            np.median(
+                [
+                    (t["token_times"][-1] - t["token_times"][0]) / (len(t["token_times"]) - 1)
+                    for t in truth
+                    if len(t["token_times"]) > 1
+                ]
+            )
+            * 1000
+        )
         assert abs(summary["ttft_ms"]["p50"] - ttft) < ttft_tolerance_ms, adapter
         assert abs(summary["tpot_ms"]["p50"] - tpot) < 0.5, adapter
 
 
 def test_one_process_matches_the_trace_per_adapter(locust_run: Any) -> None:
     with SimulatorProcess(*SYNTHETIC, trace=True) as sim:
-        run = locust_run(sim.base_url, "-u", "6", "-r", "6", "-t", "4s", "--stop-timeout", "10", *WORKLOAD,
-                         "--slo-ttft-p95", "10000", "--slo-tpot-p99", "10000", "--max-error-rate", "0")
+        run = locust_run(
+            sim.base_url,
+            "-u",
+            "6",
+            "-r",
+            "6",
+            "-t",
+            "4s",
+            "--stop-timeout",
+            "10",
+            *WORKLOAD,
+            "--slo-ttft-p95",
+            "10000",
+            "--slo-tpot-p99",
+            "10000",
+            "--max-error-rate",
+            "0",
+        )
         trace = read_trace(sim.trace_path)
     assert run.returncode == 0, run.output
     assert "Traceback" not in run.output
@@ -80,8 +118,20 @@ def test_one_process_matches_the_trace_per_adapter(locust_run: Any) -> None:
 
 def test_master_with_workers_aggregates_every_record(locust_run: Any) -> None:
     with SimulatorProcess(*SYNTHETIC, trace=True) as sim:
-        run = locust_run(sim.base_url, "--processes", "2", "-u", "6", "-r", "6", "-t", "4s",
-                         "--stop-timeout", "10", *WORKLOAD)
+        run = locust_run(
+            sim.base_url,
+            "--processes",
+            "2",
+            "-u",
+            "6",
+            "-r",
+            "6",
+            "-t",
+            "4s",
+            "--stop-timeout",
+            "10",
+            *WORKLOAD,
+        )
         trace = read_trace(sim.trace_path)
     assert run.returncode == 0, run.output
     assert run.report["processes"] == 2
@@ -93,11 +143,28 @@ def test_master_with_workers_aggregates_every_record(locust_run: Any) -> None:
 
 
 def test_overload_and_adapter_failures_are_classified_like_the_server(locust_run: Any) -> None:
-    with SimulatorProcess(*SYNTHETIC, "--max-concurrent-requests", "3", "--unloadable-adapter", "broken-*",
-                          trace=True) as sim:
-        run = locust_run(sim.base_url, "GenerateStreamUser", "GenerateUser", "-u", "8", "-r", "8", "-t", "3s",
-                         "--stop-timeout", "10", "--adapters", "ok-0,broken-0", "--output-tokens", "20",
-                         "--max-error-rate", "1.0")
+    with SimulatorProcess(
+        *SYNTHETIC, "--max-concurrent-requests", "3", "--unloadable-adapter", "broken-*", trace=True
+    ) as sim:
+        run = locust_run(
+            sim.base_url,
+            "GenerateStreamUser",
+            "GenerateUser",
+            "-u",
+            "8",
+            "-r",
+            "8",
+            "-t",
+            "3s",
+            "--stop-timeout",
+            "10",
+            "--adapters",
+            "ok-0,broken-0",
+            "--output-tokens",
+            "20",
+            "--max-error-rate",
+            "1.0",
+        )
         trace = {t["request_id"]: t for t in read_trace(sim.trace_path)}
     assert run.returncode == 0, run.output  # errors are reported; only the gates decide the exit code
     assert "Traceback" not in run.output
@@ -110,16 +177,33 @@ def test_overload_and_adapter_failures_are_classified_like_the_server(locust_run
         assert (r.status, r.error_type) == (truth["status"], truth["error_type"]), r.request_id
         seen.add((r.route, r.status, r.error_type))
     # LoRAX puts streaming errors inside a 200 stream, and answers /generate with 424/429.
-    assert {("/generate_stream", 200, "overloaded"), ("/generate_stream", 200, "generation"),
-            ("/generate", 429, "overloaded"), ("/generate", 424, "generation")} <= seen
+    assert {
+        ("/generate_stream", 200, "overloaded"),
+        ("/generate_stream", 200, "generation"),
+        ("/generate", 429, "overloaded"),
+        ("/generate", 424, "generation"),
+    } <= seen
     generate = [r for r in run.records if r.route == "/generate" and r.ok]
     assert generate and all(r.server_timing and "total_time_ms" in r.server_timing for r in generate)
 
 
 def test_breached_slo_exits_non_zero(locust_run: Any) -> None:
     with SimulatorProcess(*SYNTHETIC) as sim:
-        run = locust_run(sim.base_url, "-u", "2", "-r", "2", "-t", "2s", "--output-tokens", "8",
-                         "--slo-ttft-p50", "0.01", "--slo-itl-p99", "10000")
+        run = locust_run(
+            sim.base_url,
+            "-u",
+            "2",
+            "-r",
+            "2",
+            "-t",
+            "2s",
+            "--output-tokens",
+            "8",
+            "--slo-ttft-p50",
+            "0.01",
+            "--slo-itl-p99",
+            "10000",
+        )
     assert run.returncode == SLO_EXIT_CODE, run.output
     assert "BREACHED: slo-ttft-p50" in run.output
     gates = {g["gate"]: g["passed"] for g in run.report["slo"]["gates"]}
@@ -132,9 +216,27 @@ def test_open_loop_sends_every_scheduled_arrival(locust_run: Any, processes: int
     expected = len(list(arrival_offsets(rates, "poisson", stage_time, seed)))
     extra = ("--processes", "2") if processes == 2 else ()
     with SimulatorProcess(*SYNTHETIC, trace=True) as sim:
-        run = locust_run(sim.base_url, *extra, "-u", "40", "-r", "40", "--arrival-rate", "20,40",
-                         "--stage-time", str(stage_time), "--stage-warmup", "0", "--seed", str(seed),
-                         "--output-tokens", "16", "--drain-time", "10", timeout=90)
+        run = locust_run(
+            sim.base_url,
+            *extra,
+            "-u",
+            "40",
+            "-r",
+            "40",
+            "--arrival-rate",
+            "20,40",
+            "--stage-time",
+            str(stage_time),
+            "--stage-warmup",
+            "0",
+            "--seed",
+            str(seed),
+            "--output-tokens",
+            "16",
+            "--drain-time",
+            "10",
+            timeout=90,
+        )
         trace = read_trace(sim.trace_path)
     assert run.returncode == 0, run.output
     report = run.report
@@ -148,8 +250,20 @@ def test_open_loop_sends_every_scheduled_arrival(locust_run: Any, processes: int
 
 def test_openai_routes_stream_and_count_tokens(locust_run: Any) -> None:
     with SimulatorProcess(*SYNTHETIC, trace=True) as sim:
-        run = locust_run(sim.base_url, "ChatUser", "CompletionsUser", "-u", "4", "-r", "4", "-t", "3s",
-                         "--stop-timeout", "10", *WORKLOAD)
+        run = locust_run(
+            sim.base_url,
+            "ChatUser",
+            "CompletionsUser",
+            "-u",
+            "4",
+            "-r",
+            "4",
+            "-t",
+            "3s",
+            "--stop-timeout",
+            "10",
+            *WORKLOAD,
+        )
         trace = read_trace(sim.trace_path)
     assert run.returncode == 0, run.output
     assert set(run.report["by_route"]) == {"/v1/chat/completions", "/v1/completions"}
@@ -161,9 +275,27 @@ def test_openai_routes_stream_and_count_tokens(locust_run: Any) -> None:
 
 def test_demo_runs_a_sweep_and_writes_the_report(tmp_path: Path) -> None:
     out = tmp_path / "demo"
-    proc = subprocess.run([sys.executable, "-m", "loraxkit.cli", "demo", "--out", str(out), "--profile",
-                           "synthetic", "--sweep-users", "1,3", "--stage-time", "2", "--output-tokens", "16"],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "loraxkit.cli",
+            "demo",
+            "--out",
+            str(out),
+            "--profile",
+            "synthetic",
+            "--sweep-users",
+            "1,3",
+            "--stage-time",
+            "2",
+            "--output-tokens",
+            "16",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     import json
 
@@ -171,7 +303,13 @@ def test_demo_runs_a_sweep_and_writes_the_report(tmp_path: Path) -> None:
     assert [row["users"] for row in report["stages"]] == [1, 3]
     assert all(row["summary"]["requests"] > 0 for row in report["stages"])
     assert "saturation" in report and report["server_metrics"]["series"]
-    for name in ("report.html", "report.md", "saturation.png", "locust.html", "locust_stats.csv",
-                 "accuracy.json"):
+    for name in (
+        "report.html",
+        "report.md",
+        "saturation.png",
+        "locust.html",
+        "locust_stats.csv",
+        "accuracy.json",
+    ):
         assert (out / name).is_file(), name
     assert "requests matched with the simulator's trace" in proc.stderr

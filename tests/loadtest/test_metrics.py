@@ -10,12 +10,27 @@ import pytest
 from loraxkit.loadtest.metrics import RequestRecord, Slos, distribution, error_breakdown, summarize
 
 
-def record(sent: float, stamps: list[float], server_tokens: int | None = None, status: int = 200,
-           error_type: str | None = None, adapter: str | None = "a", intended: float | None = None) -> RequestRecord:
-    return RequestRecord(request_id=f"r{sent}", route="/generate_stream", adapter=adapter, sent=sent,
-                         intended=intended, status=status, error_type=error_type,
-                         token_times=array("d", stamps), server_tokens=server_tokens,
-                         end=stamps[-1] if stamps else sent)
+def record(
+    sent: float,
+    stamps: list[float],
+    server_tokens: int | None = None,
+    status: int = 200,
+    error_type: str | None = None,
+    adapter: str | None = "a",
+    intended: float | None = None,
+) -> RequestRecord:
+    return RequestRecord(
+        request_id=f"r{sent}",
+        route="/generate_stream",
+        adapter=adapter,
+        sent=sent,
+        intended=intended,
+        status=status,
+        error_type=error_type,
+        token_times=array("d", stamps),
+        server_tokens=server_tokens,
+        end=stamps[-1] if stamps else sent,
+    )
 
 
 def test_ttft_e2e_tpot_of_one_request() -> None:
@@ -65,8 +80,10 @@ def test_summary_throughput_and_errors() -> None:
     assert s["requests"] == 4 and s["succeeded"] == 2 and s["error_rate"] == 0.5
     assert s["duration_s"] == pytest.approx(2.0)
     assert s["output_tokens_per_s"] == pytest.approx(4 / 2.0)
-    assert s["errors"] == {"by_status": {"200": 1, "429": 1},
-                           "by_error_type": {"generation": 1, "overloaded": 1}}
+    assert s["errors"] == {
+        "by_status": {"200": 1, "429": 1},
+        "by_error_type": {"generation": 1, "overloaded": 1},
+    }
     assert s["ttft_ms"]["count"] == 2
 
 

@@ -46,11 +46,14 @@ def test_rate_sweep_stages_have_their_rates() -> None:
     assert all(a.offset < 5.0 for a in first) and all(5.0 <= a.offset < 10.0 for a in second)
 
 
-@pytest.mark.parametrize(("rates", "process", "stage", "match"), [
-    ([0.0], "poisson", None, "--arrival-rate"),
-    ([1.0], "bursty", None, "--arrival-process"),
-    ([1.0, 2.0], "poisson", None, "--stage-time"),
-])
+@pytest.mark.parametrize(
+    ("rates", "process", "stage", "match"),
+    [
+        ([0.0], "poisson", None, "--arrival-rate"),
+        ([1.0], "bursty", None, "--arrival-process"),
+        ([1.0, 2.0], "poisson", None, "--stage-time"),
+    ],
+)
 def test_bad_schedules_name_the_option(rates: list, process: str, stage: float | None, match: str) -> None:
     with pytest.raises(ScheduleError, match=match):
         next(arrival_offsets(rates, process, stage, 0))

@@ -22,8 +22,9 @@ def new_record() -> RequestRecord:
 
 def native_stream(n: int, details: bool = True) -> list[bytes]:
     events = [wire.sse_event(wire.stream_response(wire.token_json(i, f"t{i}", -0.1))) for i in range(n - 1)]
-    final = wire.stream_response(wire.token_json(n, "", -0.1), "text",
-                                 wire.stream_details("length", 5, n, None) if details else None)
+    final = wire.stream_response(
+        wire.token_json(n, "", -0.1), "text", wire.stream_details("length", 5, n, None) if details else None
+    )
     return [*events, wire.KEEP_ALIVE, wire.sse_event(final)]
 
 
@@ -73,9 +74,15 @@ def test_mismatch_between_stream_and_details_is_flagged() -> None:
 
 
 def test_generate_reads_details_and_timing_headers() -> None:
-    body = json.dumps(wire.generate_response("hi", wire.generate_details("length", 3, [{}] * 9, None))).encode()
-    headers = {wire.H_TIME_TO_FIRST_TOKEN: "12", wire.H_QUEUE_TIME: "3", wire.H_TOTAL_TIME: "100",
-               wire.H_GENERATED_TOKENS: "9"}
+    body = json.dumps(
+        wire.generate_response("hi", wire.generate_details("length", 3, [{}] * 9, None))
+    ).encode()
+    headers = {
+        wire.H_TIME_TO_FIRST_TOKEN: "12",
+        wire.H_QUEUE_TIME: "3",
+        wire.H_TOTAL_TIME: "100",
+        wire.H_GENERATED_TOKENS: "9",
+    }
     r = new_record()
     read_generate(body, headers, r)
     assert r.server_tokens == 9 and r.server_prompt_tokens == 3

@@ -10,7 +10,13 @@ from pathlib import Path
 import pytest
 
 from loraxkit.loadtest.lengths import LengthSpecError, parse_length
-from loraxkit.loadtest.prompts import JsonlPrompts, PromptSourceError, SyntheticPrompts, count_tokens, load_tokenizer
+from loraxkit.loadtest.prompts import (
+    JsonlPrompts,
+    PromptSourceError,
+    SyntheticPrompts,
+    count_tokens,
+    load_tokenizer,
+)
 from loraxkit.loadtest.workload import Workload, WorkloadError, expand_adapters, load_workload_file
 
 N = 4000
@@ -75,15 +81,24 @@ def test_input_and_output_length_distributions() -> None:
     assert all(r.ignore_eos for r in reqs)
 
 
-@pytest.mark.parametrize(("spec", "kind"), [("256", "fixed"), (12, "fixed"), ("uniform:1,9", "uniform"),
-                                            ("normal:100,10,1,200", "normal"), ("exponential:30", "exponential"),
-                                            ({"dist": "normal", "mean": 9, "std": 1}, "normal")])
+@pytest.mark.parametrize(
+    ("spec", "kind"),
+    [
+        ("256", "fixed"),
+        (12, "fixed"),
+        ("uniform:1,9", "uniform"),
+        ("normal:100,10,1,200", "normal"),
+        ("exponential:30", "exponential"),
+        ({"dist": "normal", "mean": 9, "std": 1}, "normal"),
+    ],
+)
 def test_length_specs_parse(spec: object, kind: str) -> None:
     assert parse_length(spec, "input_tokens").kind == kind
 
 
-@pytest.mark.parametrize("spec", ["", "abc", "uniform:9,1", "normal:1", "gamma:3,4", "0", True,
-                                  {"dist": "uniform", "min": 1}])
+@pytest.mark.parametrize(
+    "spec", ["", "abc", "uniform:9,1", "normal:1", "gamma:3,4", "0", True, {"dist": "uniform", "min": 1}]
+)
 def test_bad_length_specs_name_the_field(spec: object) -> None:
     with pytest.raises(LengthSpecError, match="output_tokens"):
         parse_length(spec, "output_tokens")
@@ -95,13 +110,16 @@ def test_adapter_ranges_expand() -> None:
         expand_adapters("a-{5..1}")
 
 
-@pytest.mark.parametrize(("kwargs", "key"), [
-    ({"mix": "pareto"}, "mix"),
-    ({"base_share": 1.5}, "base_share"),
-    ({"mix": "weights", "weights": [1.0]}, "weights"),
-    ({"adapters": []}, "adapters"),
-    ({"output_tokens": "dataset"}, "output_tokens"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "key"),
+    [
+        ({"mix": "pareto"}, "mix"),
+        ({"base_share": 1.5}, "base_share"),
+        ({"mix": "weights", "weights": [1.0]}, "weights"),
+        ({"adapters": []}, "adapters"),
+        ({"output_tokens": "dataset"}, "output_tokens"),
+    ],
+)
 def test_bad_workload_names_the_key(kwargs: dict, key: str) -> None:
     with pytest.raises(WorkloadError, match=key):
         Workload(**kwargs)
@@ -124,8 +142,12 @@ def test_yaml_unknown_key_is_named(tmp_path: Path) -> None:
 def test_sharegpt_jsonl_prompts_and_dataset_output_lengths(tmp_path: Path) -> None:
     path = tmp_path / "p.jsonl"
     rows = [
-        {"conversations": [{"from": "human", "value": "What is LoRA?"},
-                           {"from": "gpt", "value": "Low-rank adaptation of large language models."}]},
+        {
+            "conversations": [
+                {"from": "human", "value": "What is LoRA?"},
+                {"from": "gpt", "value": "Low-rank adaptation of large language models."},
+            ]
+        },
         {"messages": [{"role": "user", "content": "Hi there"}, {"role": "assistant", "content": "Hello!"}]},
         {"prompt": "Count to three.", "output_tokens": 17},
     ]
@@ -134,7 +156,9 @@ def test_sharegpt_jsonl_prompts_and_dataset_output_lengths(tmp_path: Path) -> No
     tok = load_tokenizer("mistral-v1")
     assert [p.text for p in source.prompts] == ["What is LoRA?", "Hi there", "Count to three."]
     assert source.prompts[0].tokens == count_tokens(tok, "What is LoRA?")
-    assert source.prompts[0].reference_output_tokens == count_tokens(tok, rows[0]["conversations"][1]["value"])
+    assert source.prompts[0].reference_output_tokens == count_tokens(
+        tok, rows[0]["conversations"][1]["value"]
+    )
     assert source.prompts[2].reference_output_tokens == 17
     w = Workload(adapters=["a"], prompts=str(path), output_tokens="dataset")
     by_text = {p.text: p.reference_output_tokens for p in source.prompts}

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from loraxkit.loadtest.metrics import RequestRecord, Slos, group_by, summarize
-from loraxkit.loadtest.shapes import Stage
+from loraxkit.loadtest.stages import Stage
 
 DEFINITIONS = {
     "ttft": "time of the first token event - time the request was sent (client clock, per request)",
@@ -22,17 +22,24 @@ DEFINITIONS = {
     "ttft_from_schedule": "open loop only: first token - scheduled arrival (includes client-side wait)",
     "percentiles": "exact, from raw samples, numpy linear interpolation (as vLLM bench serve)",
     "saturation": "the first stage after which the next stage adds less than the saturation gain "
-                  "in output tokens/s",
+    "in output tokens/s",
 }
 
 
-def analyse(records: Sequence[RequestRecord], slos: Slos, stages: list[Stage] | None = None,
-            windows: list[tuple[float, float]] | None = None, stage_warmup: float = 0.0,
-            saturation_gain: float = 0.1) -> dict[str, Any]:
+def analyse(
+    records: Sequence[RequestRecord],
+    slos: Slos,
+    stages: list[Stage] | None = None,
+    windows: list[tuple[float, float]] | None = None,
+    stage_warmup: float = 0.0,
+    saturation_gain: float = 0.1,
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "definitions": DEFINITIONS,
         "overall": summarize(records, slos),
-        "by_adapter": {k: summarize(v, slos) for k, v in group_by(records, lambda r: r.adapter_label).items()},
+        "by_adapter": {
+            k: summarize(v, slos) for k, v in group_by(records, lambda r: r.adapter_label).items()
+        },
         "by_route": {k: summarize(v, slos) for k, v in group_by(records, lambda r: r.route).items()},
         "timeline": timeline(records),
     }
@@ -56,8 +63,13 @@ def tokens_in_window(records: Sequence[RequestRecord], start: float, end: float)
     return total
 
 
-def stage_table(records: Sequence[RequestRecord], stages: list[Stage], windows: list[tuple[float, float]],
-                slos: Slos, warmup: float) -> list[dict[str, Any]]:
+def stage_table(
+    records: Sequence[RequestRecord],
+    stages: list[Stage],
+    windows: list[tuple[float, float]],
+    slos: Slos,
+    warmup: float,
+) -> list[dict[str, Any]]:
     rows = []
     for stage, (start, end) in zip(stages, windows, strict=True):
         measured_from = min(start + warmup, end)
@@ -65,8 +77,16 @@ def stage_table(records: Sequence[RequestRecord], stages: list[Stage], windows: 
         span = max(end - measured_from, 1e-9)
         summary = summarize(inside, slos, duration=span)
         summary["output_tokens_per_s"] = tokens_in_window(records, measured_from, end) / span
-        rows.append({"stage": stage.index, "users": stage.users, "rate": stage.rate,
-                     "window": [start, end], "measured_from": measured_from, "summary": summary})
+        rows.append(
+            {
+                "stage": stage.index,
+                "users": stage.users,
+                "rate": stage.rate,
+                "window": [start, end],
+                "measured_from": measured_from,
+                "summary": summary,
+            }
+        )
     return rows
 
 
@@ -84,9 +104,14 @@ def saturation_point(rows: list[dict[str, Any]], gain: float) -> dict[str, Any]:
 
 def _knee(row: dict[str, Any]) -> dict[str, Any]:
     summary = row["summary"]
-    return {"stage": row["stage"], "users": row["users"], "rate": row["rate"],
-            "output_tokens_per_s": summary["output_tokens_per_s"],
-            "ttft_p95_ms": summary["ttft_ms"].get("p95"), "tpot_p50_ms": summary["tpot_ms"].get("p50")}
+    return {
+        "stage": row["stage"],
+        "users": row["users"],
+        "rate": row["rate"],
+        "output_tokens_per_s": summary["output_tokens_per_s"],
+        "ttft_p95_ms": summary["ttft_ms"].get("p95"),
+        "tpot_p50_ms": summary["tpot_ms"].get("p50"),
+    }
 
 
 def timeline(records: Sequence[RequestRecord], bucket: float = 1.0) -> dict[str, list[float]]:
@@ -112,5 +137,10 @@ def timeline(records: Sequence[RequestRecord], bucket: float = 1.0) -> dict[str,
             ttfts[min(int((r.sent - t0) / bucket), n - 1)].append(r.ttft * 1000.0)
     p50 = [float(np.percentile(v, 50)) if v else float("nan") for v in ttfts]
     p95 = [float(np.percentile(v, 95)) if v else float("nan") for v in ttfts]
-    return {"t": [i * bucket for i in range(n)], "tokens_per_s": list(tokens / bucket),
-            "requests_per_s": list(done / bucket), "ttft_p50_ms": p50, "ttft_p95_ms": p95}
+    return {
+        "t": [i * bucket for i in range(n)],
+        "tokens_per_s": list(tokens / bucket),
+        "requests_per_s": list(done / bucket),
+        "ttft_p50_ms": p50,
+        "ttft_p95_ms": p95,
+    }

@@ -31,8 +31,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         ),
     )
     p.add_argument("--out", default="demo-report", help="report directory (default demo-report)")
-    p.add_argument("--profile", default="a10g-8b-bf16", help="simulator GPU profile (default a10g-8b-bf16: "
-                   "24 GB, so the KV budget saturates within the sweep); see `loraxkit sim --help`")
+    p.add_argument(
+        "--profile",
+        default="a10g-8b-bf16",
+        help="simulator GPU profile (default a10g-8b-bf16: "
+        "24 GB, so the KV budget saturates within the sweep); see `loraxkit sim --help`",
+    )
     p.add_argument("--sweep-users", default="1,8,32,64,128", help="closed-loop user counts of the stages")
     p.add_argument("--stage-time", type=float, default=10.0, help="seconds per stage (default 10)")
     p.add_argument("--adapters", default="lora-{0..7}", help="adapter ids (default lora-{0..7})")
@@ -45,15 +49,46 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
 
 def locust_command(args: argparse.Namespace, host: str, out: Path) -> list[str]:
     return [
-        sys.executable, "-m", "locust", "-f", args.locustfile, "--host", host, "--headless",
-        "--shape", "sweep", "--sweep-users", args.sweep_users, "--stage-time", str(args.stage_time),
-        "--adapters", args.adapters, "--mix", args.mix, "--base-share", "0.1",
-        "--input-tokens", args.input_tokens, "--output-tokens", args.output_tokens,
-        "--report-dir", str(out), "--save-records", "--scrape-metrics",
-        "--csv", str(out / "locust"), "--html", str(out / "locust.html"),
-        "--progress-interval", str(max(2.0, args.stage_time / 2)), "--only-summary",
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        args.locustfile,
+        "--host",
+        host,
+        "--headless",
+        "--shape",
+        "sweep",
+        "--sweep-users",
+        args.sweep_users,
+        "--stage-time",
+        str(args.stage_time),
+        "--adapters",
+        args.adapters,
+        "--mix",
+        args.mix,
+        "--base-share",
+        "0.1",
+        "--input-tokens",
+        args.input_tokens,
+        "--output-tokens",
+        args.output_tokens,
+        "--report-dir",
+        str(out),
+        "--save-records",
+        "--scrape-metrics",
+        "--csv",
+        str(out / "locust"),
+        "--html",
+        str(out / "locust.html"),
+        "--progress-interval",
+        str(max(2.0, args.stage_time / 2)),
+        "--only-summary",
         # let the last stage's requests finish instead of being cut off
-        "--stop-timeout", "30", "--stage-warmup", str(min(3.0, args.stage_time / 3)),
+        "--stop-timeout",
+        "30",
+        "--stage-warmup",
+        str(min(3.0, args.stage_time / 3)),
     ]
 
 
@@ -62,16 +97,22 @@ def run_demo(args: argparse.Namespace) -> int:
 
     locustfile = Path(args.locustfile)
     if not (locustfile / "locustfile.py").is_file():
-        print(f"demo: --locustfile {locustfile} has no locustfile.py; run from a clone of lorax-kit or point "
-              "--locustfile at its loadtest/ directory", file=sys.stderr)
+        print(
+            f"demo: --locustfile {locustfile} has no locustfile.py; run from a clone of lorax-kit or point "
+            "--locustfile at its loadtest/ directory",
+            file=sys.stderr,
+        )
         return 2
     out = Path(args.out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     trace = out / "simulator-trace.jsonl"
     trace.unlink(missing_ok=True)
     with SimulatorProcess("--profile", args.profile, trace=str(trace)) as sim:
-        print(f"demo: simulator ({args.profile}) at {sim.base_url}; sweep {args.sweep_users} users, "
-              f"{args.stage_time:g} s per stage", file=sys.stderr)
+        print(
+            f"demo: simulator ({args.profile}) at {sim.base_url}; sweep {args.sweep_users} users, "
+            f"{args.stage_time:g} s per stage",
+            file=sys.stderr,
+        )
         code = subprocess.call(locust_command(args, sim.base_url, out))
     return _check_against_trace(out, trace, code)
 
@@ -87,9 +128,14 @@ def _check_against_trace(out: Path, trace: Path, code: int) -> int:
     (out / "accuracy.json").write_text(json.dumps(check, indent=2) + "\n", encoding="utf-8")
     ttft, stamp = check["ttft_error_ms"], check["token_stamp_error_ms"]
     if ttft.get("count"):
-        print(f"demo: {check['matched']} requests matched with the simulator's trace; client - server error: "
-              f"TTFT p50 {ttft['p50']:.2f} ms p99 {ttft['p99']:.2f} ms, token stamps p50 {stamp['p50']:.2f} ms "
-              f"p99 {stamp['p99']:.2f} ms", file=sys.stderr)
-    print(f"demo: report {out / 'report.html'} (also report.md, report.json, locust.html, accuracy.json)",
-          file=sys.stderr)
+        print(
+            f"demo: {check['matched']} requests matched with the simulator's trace; client - server error: "
+            f"TTFT p50 {ttft['p50']:.2f} ms p99 {ttft['p99']:.2f} ms, token stamps p50 {stamp['p50']:.2f} ms "
+            f"p99 {stamp['p99']:.2f} ms",
+            file=sys.stderr,
+        )
+    print(
+        f"demo: report {out / 'report.html'} (also report.md, report.json, locust.html, accuracy.json)",
+        file=sys.stderr,
+    )
     return code

@@ -19,8 +19,8 @@ from typing import Any
 
 import gevent
 from locust import events as locust_events
-from locust.env import Environment
 from locust import runners as locust_runners
+from locust.env import Environment
 from locust.runners import STATE_INIT, STATE_STOPPED, MasterRunner, WorkerRunner
 
 from loraxkit.loadtest.analysis import analyse
@@ -29,8 +29,9 @@ from loraxkit.loadtest.options import add_arguments, parse_rates, workload_from_
 from loraxkit.loadtest.report import write_report
 from loraxkit.loadtest.schedule import Arrival, ScheduleError, WorkerSchedule
 from loraxkit.loadtest.scrape import Scrape
-from loraxkit.loadtest.shapes import ShapeError, Stage, StagedShape, stage_windows, user_stages
+from loraxkit.loadtest.shapes import StagedShape
 from loraxkit.loadtest.slo import SLO_EXIT_CODE, configured_gates, evaluate_run
+from loraxkit.loadtest.stages import ShapeError, Stage, stage_windows, user_stages
 from loraxkit.loadtest.workload import PlannedRequest, Workload, WorkloadError
 
 log = logging.getLogger("loraxkit.loadtest")
@@ -127,8 +128,15 @@ class Harness:
             rates = parse_rates(self.options.arrival_rate)
             if rates:
                 stage_time = self.options.stage_time if len(rates) > 1 else None
-                self.schedule = WorkerSchedule(rates, self.options.arrival_process, stage_time,
-                                               self.workload.seed, self.worker_index, self.worker_count, self.t0)
+                self.schedule = WorkerSchedule(
+                    rates,
+                    self.options.arrival_process,
+                    stage_time,
+                    self.workload.seed,
+                    self.worker_index,
+                    self.worker_count,
+                    self.t0,
+                )
             if not self.options.keep_gc:
                 gc.collect()
                 gc.freeze()  # start-up objects never need scanning again
@@ -140,9 +148,15 @@ class Harness:
         runner = self.env.runner
         ids = sorted(c.id for c in runner.clients.ready) or sorted(c.id for c in runner.clients.all)
         self.worker_count = max(1, len(ids))
-        runner.send_message(SETUP_MESSAGE, {"worker_count": self.worker_count,
-                                            "indices": {cid: i for i, cid in enumerate(ids)},
-                                            "t0": self.t0, "run_id": self.run_id})
+        runner.send_message(
+            SETUP_MESSAGE,
+            {
+                "worker_count": self.worker_count,
+                "indices": {cid: i for i, cid in enumerate(ids)},
+                "t0": self.t0,
+                "run_id": self.run_id,
+            },
+        )
 
     def _start_background(self) -> None:
         if self.options.progress_interval and self.options.progress_interval > 0:
@@ -202,8 +216,8 @@ class Harness:
         self._flushed.add(msg.node_id)
 
     def collect_from_workers(self) -> None:
-        """Master, when the test stops: Locust's own quit waits only 0.5 s for the workers' last stats, less
-        than users take to finish their streams, so ask every worker for its last records and wait for them."""
+        """Master, when the test stops: Locust's quit waits only 0.5 s for the workers' last stats, less
+        than users take to finish their streams; so ask every worker for its last records and wait."""
         if self.role != "master":
             return
         runner = self.env.runner
@@ -215,8 +229,9 @@ class Harness:
             gevent.sleep(0.05)
         missing = expected - self._flushed
         if missing:
-            log.warning("loraxkit: no final records from %d worker(s); their last requests are missing",
-                        len(missing))
+            log.warning(
+                "loraxkit: no final records from %d worker(s); their last requests are missing", len(missing)
+            )
 
     # ------------------------------------------------------------------ background greenlets
     def _progress_loop(self) -> None:
@@ -228,10 +243,12 @@ class Harness:
             seen = len(self.records)
             s = summarize(fresh, duration=interval)
             ttft = s["ttft_ms"]
-            line = (f"[loraxkit] {now() - self.t0:6.0f}s  done {seen} ({s['failed']} failed in the last "
-                    f"{interval:g}s)  {s['output_tokens_per_s']:.0f} tok/s  TTFT p50/p95 "
-                    f"{ttft.get('p50', float('nan')):.0f}/{ttft.get('p95', float('nan')):.0f} ms  "
-                    f"in flight {self._in_flight_total()}")
+            line = (
+                f"[loraxkit] {now() - self.t0:6.0f}s  done {seen} ({s['failed']} failed in the last "
+                f"{interval:g}s)  {s['output_tokens_per_s']:.0f} tok/s  TTFT p50/p95 "
+                f"{ttft.get('p50', float('nan')):.0f}/{ttft.get('p95', float('nan')):.0f} ms  "
+                f"in flight {self._in_flight_total()}"
+            )
             if "schedule_lag_ms" in s:
                 line += f"  lag p99 {s['schedule_lag_ms']['p99']:.1f} ms"
             print(line, file=sys.stderr, flush=True)
@@ -253,7 +270,7 @@ class Harness:
             client.close()
 
     def _end_rate_sweep(self) -> None:
-        """Open-loop rate sweep: stop after the last stage once in-flight requests are done (or drain-time)."""
+        """stop after the last stage, once in-flight requests are done (or drain-time)."""
         total = sum(s.duration for s in self.rate_stages)
         gevent.sleep(max(0.0, self.t0 + total - now()))
         deadline = now() + self.options.drain_time
@@ -288,22 +305,28 @@ class Harness:
     def build_report(self) -> dict[str, Any]:
         assert self.workload is not None
         o = self.options
-        slos = Slos(*(None if v is None else v / 1000.0 for v in (o.goodput_ttft, o.goodput_tpot, o.goodput_e2e)))
+        slos = Slos(
+            *(None if v is None else v / 1000.0 for v in (o.goodput_ttft, o.goodput_tpot, o.goodput_e2e))
+        )
         stages, windows = self._stages()
         report = analyse(self.records, slos, stages, windows, o.stage_warmup, o.saturation_gain)
         runner = self.env.runner
-        report.update({
-            "tool": "loraxkit loadtest",
-            "run_id": self.run_id,
-            "host": self.env.host,
-            "mode": "open loop " + o.arrival_process if self.open_loop else "closed loop",
-            "shape": o.shape,
-            "processes": self.worker_count if self.role == "master" else 1,
-            "in_flight_at_stop": self._in_flight_total(),
-            "client_cpu_warning": bool(getattr(runner, "cpu_warning_emitted", False)
-                                       or getattr(runner, "worker_cpu_warning_emitted", False)),
-            "workload": self.workload.describe(),
-        })
+        report.update(
+            {
+                "tool": "loraxkit loadtest",
+                "run_id": self.run_id,
+                "host": self.env.host,
+                "mode": "open loop " + o.arrival_process if self.open_loop else "closed loop",
+                "shape": o.shape,
+                "processes": self.worker_count if self.role == "master" else 1,
+                "in_flight_at_stop": self._in_flight_total(),
+                "client_cpu_warning": bool(
+                    getattr(runner, "cpu_warning_emitted", False)
+                    or getattr(runner, "worker_cpu_warning_emitted", False)
+                ),
+                "workload": self.workload.describe(),
+            }
+        )
         if self.scrape is not None:
             report["server_metrics"] = self.scrape.summary()
         return report
@@ -331,8 +354,8 @@ class _CheapStackInspect:
     """`inspect` for locust.runners whose stack() skips reading source files.
 
     Runner.stop() calls inspect.stack() only for a debug log line; with source context that walks
-    sys.modules and realpath()s every file (getmodule's first call), blocking the event loop ~40 ms (measured here) while the
-    streams still in flight are being timed. Without context it costs microseconds.
+    sys.modules and realpath()s every file (getmodule's first call), blocking the event loop ~40 ms
+    (measured here) while the streams still in flight are being timed. Without context: microseconds.
     """
 
     def __getattr__(self, name: str) -> Any:

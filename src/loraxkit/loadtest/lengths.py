@@ -1,7 +1,8 @@
 """Token-length distributions for prompts and outputs, written as short specs.
 
 Spec forms (command line or YAML string): `256` (fixed), `uniform:128,512`, `normal:256,64[,min,max]`,
-`exponential:256[,min,max]`. YAML may also use a mapping: `{dist: normal, mean: 256, std: 64, min: 16, max: 1024}`.
+`exponential:256[,min,max]`. YAML may also use a mapping:
+`{dist: normal, mean: 256, std: 64, min: 16, max: 1024}`.
 Samples are integers clipped to [min, max] (min defaults to 1).
 """
 
@@ -87,7 +88,7 @@ def _from_numbers(kind: str, nums: list[float], field: str, spec: Any) -> Length
     if kind == "uniform":
         return _checked(LengthDist("uniform", nums[0], nums[1], low=1), field, spec)
     params = nums[:2] if kind == "normal" else nums[:1]
-    bounds = nums[len(params):]
+    bounds = nums[len(params) :]
     low = int(bounds[0]) if bounds else 1
     high = int(bounds[1]) if len(bounds) > 1 else None
     b = params[1] if kind == "normal" else 0.0

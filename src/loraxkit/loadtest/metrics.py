@@ -4,10 +4,10 @@ Definitions (the same as vLLM `bench serve`, so figures compare across tools):
 - TTFT  = time of the first token event - time the request was sent.
 - ITL   = every gap between consecutive token events, pooled over all requests.
 - TPOT  = (E2E - TTFT) / (N - 1), N = output tokens (the server's count when it sent one, else the stream's).
-- E2E   = time of the last token event - time sent (streams); time the body was read - time sent (`/generate`).
+- E2E   = time of the last token event - time sent (streams); body read - time sent (`/generate`).
 - Percentiles are exact, from raw samples (numpy linear interpolation), never Locust's rounded buckets.
-All stamps are epoch seconds derived from one `perf_counter` anchor per process (monotonic, and comparable with
-the simulator's `time.time()` trace on the same machine).
+All stamps are epoch seconds derived from one `perf_counter` anchor per process (monotonic, and
+comparable with the simulator's `time.time()` trace on the same machine).
 """
 
 from __future__ import annotations
@@ -73,8 +73,10 @@ class RequestRecord:
     @property
     def token_count_mismatch(self) -> bool:
         """True when the stream's token events disagree with the server's own count."""
-        return bool(self.token_times) and self.server_tokens is not None and (
-            self.server_tokens != self.stream_tokens
+        return (
+            bool(self.token_times)
+            and self.server_tokens is not None
+            and (self.server_tokens != self.stream_tokens)
         )
 
     @property
@@ -125,8 +127,21 @@ class RequestRecord:
 
 
 _SCALAR_FIELDS: tuple[str, ...] = (
-    "request_id", "route", "adapter", "sent", "worker", "intended", "headers", "end", "status",
-    "error_type", "error", "server_tokens", "prompt_tokens", "server_prompt_tokens", "max_new_tokens",
+    "request_id",
+    "route",
+    "adapter",
+    "sent",
+    "worker",
+    "intended",
+    "headers",
+    "end",
+    "status",
+    "error_type",
+    "error",
+    "server_tokens",
+    "prompt_tokens",
+    "server_prompt_tokens",
+    "max_new_tokens",
     "server_timing",
 )
 
@@ -164,8 +179,11 @@ class Slos:
     def met_by(self, record: RequestRecord) -> bool:
         if not record.ok:
             return False
-        checks = (("ttft", self.ttft, record.ttft), ("tpot", self.tpot, record.tpot),
-                  ("e2e", self.e2e, record.e2e))
+        checks = (
+            ("ttft", self.ttft, record.ttft),
+            ("tpot", self.tpot, record.tpot),
+            ("e2e", self.e2e, record.e2e),
+        )
         for name, limit, value in checks:
             if limit is None:
                 continue
@@ -203,8 +221,9 @@ def error_breakdown(records: Iterable[RequestRecord]) -> dict[str, dict[str, int
     return {"by_status": dict(sorted(by_status.items())), "by_error_type": dict(sorted(by_type.items()))}
 
 
-def summarize(records: Sequence[RequestRecord], slos: Slos | None = None,
-              duration: float | None = None) -> dict[str, Any]:
+def summarize(
+    records: Sequence[RequestRecord], slos: Slos | None = None, duration: float | None = None
+) -> dict[str, Any]:
     """Exact metrics for one group of requests (one adapter, one stage, or everything)."""
     span = window(records)
     if duration is None:

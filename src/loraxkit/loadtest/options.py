@@ -6,8 +6,8 @@ from typing import Any
 
 from loraxkit.loadtest.prompts import BUILTIN_TOKENIZERS
 from loraxkit.loadtest.schedule import ARRIVAL_PROCESSES
-from loraxkit.loadtest.shapes import SHAPES
 from loraxkit.loadtest.slo import LATENCY_GATES
+from loraxkit.loadtest.stages import SHAPES
 from loraxkit.loadtest.workload import (
     MIX_KINDS,
     Workload,
@@ -41,81 +41,193 @@ def add_arguments(parser: Any) -> None:
 
 
 def _workload_arguments(g: Any) -> None:
-    g.add_argument("--workload", default="", help="YAML workload file (keys: adapters, mix, zipf_exponent, "
-                   "weights, base_share, prompts, tokenizer, input_tokens, output_tokens, ignore_eos, seed); "
-                   "options given on the command line win")
-    g.add_argument("--adapters", default=None, help="adapter ids, comma separated; 'lora-{0..63}' expands "
-                   "to 64 ids (default adapter-{0..3})")
+    g.add_argument(
+        "--workload",
+        default="",
+        help="YAML workload file (keys: adapters, mix, zipf_exponent, "
+        "weights, base_share, prompts, tokenizer, input_tokens, output_tokens, ignore_eos, seed); "
+        "options given on the command line win",
+    )
+    g.add_argument(
+        "--adapters",
+        default=None,
+        help="adapter ids, comma separated; 'lora-{0..63}' expands to 64 ids (default adapter-{0..3})",
+    )
     g.add_argument("--mix", default=None, choices=MIX_KINDS, help="adapter traffic mix (default uniform)")
-    g.add_argument("--zipf-exponent", type=float, default=None, help="Zipf exponent s for --mix zipf: "
-                   "adapter of rank r gets weight 1/r^s (default 1.1)")
-    g.add_argument("--weights", default=None, help="for --mix weights: one weight per adapter, comma separated")
-    g.add_argument("--base-share", type=float, default=None, help="fraction of requests sent to the base "
-                   "model, no adapter (default 0)")
-    g.add_argument("--base-model-id", default="", help="the `model` sent for base-model requests on the "
-                   "OpenAI routes ('' or LoRAX's model id both mean the base model)")
-    g.add_argument("--prompts", default=None, help="'synthetic' (default) or a JSONL file of ShareGPT-style "
-                   "conversations / {\"prompt\": ...} lines")
-    g.add_argument("--tokenizer", default=None, help=f"token counting: one of {', '.join(BUILTIN_TOKENIZERS)} "
-                   "(default mistral-v1, LoRAX's default model) or a mistral-common tokenizer file")
-    g.add_argument("--input-tokens", default=None, help="prompt length in tokens for synthetic prompts: 256, "
-                   "uniform:64,256 (default), normal:256,64[,min,max], exponential:256[,min,max]")
-    g.add_argument("--output-tokens", default=None, help="max_new_tokens distribution, same forms as "
-                   "--input-tokens (default 128), or 'dataset' for the JSONL answers' lengths")
-    g.add_argument("--respect-eos", action="store_true", default=False, help="let the model stop at EOS "
-                   "(default: ignore_eos_token=true, so every request generates exactly max_new_tokens)")
-    g.add_argument("--seed", type=int, default=None, help="seed of the request sequence and arrivals (default 0)")
+    g.add_argument(
+        "--zipf-exponent",
+        type=float,
+        default=None,
+        help="Zipf exponent s for --mix zipf: adapter of rank r gets weight 1/r^s (default 1.1)",
+    )
+    g.add_argument(
+        "--weights", default=None, help="for --mix weights: one weight per adapter, comma separated"
+    )
+    g.add_argument(
+        "--base-share",
+        type=float,
+        default=None,
+        help="fraction of requests sent to the base model, no adapter (default 0)",
+    )
+    g.add_argument(
+        "--base-model-id",
+        default="",
+        help="the `model` sent for base-model requests on the "
+        "OpenAI routes ('' or LoRAX's model id both mean the base model)",
+    )
+    g.add_argument(
+        "--prompts",
+        default=None,
+        help="'synthetic' (default) or a JSONL file of ShareGPT-style "
+        'conversations / {"prompt": ...} lines',
+    )
+    g.add_argument(
+        "--tokenizer",
+        default=None,
+        help=f"token counting: one of {', '.join(BUILTIN_TOKENIZERS)} "
+        "(default mistral-v1, LoRAX's default model) or a mistral-common tokenizer file",
+    )
+    g.add_argument(
+        "--input-tokens",
+        default=None,
+        help="prompt length in tokens for synthetic prompts: 256, "
+        "uniform:64,256 (default), normal:256,64[,min,max], exponential:256[,min,max]",
+    )
+    g.add_argument(
+        "--output-tokens",
+        default=None,
+        help="max_new_tokens distribution, same forms as "
+        "--input-tokens (default 128), or 'dataset' for the JSONL answers' lengths",
+    )
+    g.add_argument(
+        "--respect-eos",
+        action="store_true",
+        default=False,
+        help="let the model stop at EOS "
+        "(default: ignore_eos_token=true, so every request generates exactly max_new_tokens)",
+    )
+    g.add_argument(
+        "--seed", type=int, default=None, help="seed of the request sequence and arrivals (default 0)"
+    )
 
 
 def _load_arguments(g: Any) -> None:
-    g.add_argument("--arrival-rate", default="", help="open loop: requests/s for the whole run (all "
-                   "workers together); several values (1,2,4) make a rate sweep of --stage-time each. "
-                   "-u is then the pool of users that carry requests (make it large, and -r = -u)")
-    g.add_argument("--arrival-process", default="poisson", choices=ARRIVAL_PROCESSES,
-                   help="open-loop inter-arrival times: poisson (exponential gaps) or constant")
-    g.add_argument("--shape", default="none", choices=SHAPES, help="closed-loop stages that find the "
-                   "saturation point: 'sweep' runs --sweep-users, 'step' adds --step-users per stage; "
-                   "'none' keeps plain -u/-r/-t")
+    g.add_argument(
+        "--arrival-rate",
+        default="",
+        help="open loop: requests/s for the whole run (all "
+        "workers together); several values (1,2,4) make a rate sweep of --stage-time each. "
+        "-u is then the pool of users that carry requests (make it large, and -r = -u)",
+    )
+    g.add_argument(
+        "--arrival-process",
+        default="poisson",
+        choices=ARRIVAL_PROCESSES,
+        help="open-loop inter-arrival times: poisson (exponential gaps) or constant",
+    )
+    g.add_argument(
+        "--shape",
+        default="none",
+        choices=SHAPES,
+        help="closed-loop stages that find the "
+        "saturation point: 'sweep' runs --sweep-users, 'step' adds --step-users per stage; "
+        "'none' keeps plain -u/-r/-t",
+    )
     g.add_argument("--sweep-users", default="1,2,4,8,16,32", help="user counts of the sweep stages")
     g.add_argument("--step-users", type=int, default=4, help="users added per stage with --shape step")
     g.add_argument("--steps", type=int, default=5, help="number of stages with --shape step")
     g.add_argument("--stage-time", type=float, default=20.0, help="seconds per stage (shapes, rate sweeps)")
-    g.add_argument("--stage-warmup", type=float, default=2.0, help="seconds at the start of each stage "
-                   "left out of that stage's figures")
-    g.add_argument("--saturation-gain", type=float, default=0.10, help="a stage is the saturation point when "
-                   "the next stage adds less than this fraction of output tokens/s")
-    g.add_argument("--think-time", type=float, default=0.0, help="closed loop: seconds a user waits "
-                   "between requests (default 0)")
-    g.add_argument("--request-timeout", type=float, default=300.0, help="seconds before a request is "
-                   "abandoned (connection + whole stream)")
-    g.add_argument("--drain-time", type=float, default=30.0, help="open-loop rate sweeps: seconds to wait "
-                   "for in-flight requests after the schedule ends")
-    g.add_argument("--keep-gc", action="store_true", default=False, help="leave Python's garbage collector "
-                   "as it is (by default it is frozen and tuned during the run: its pauses show up as "
-                   "latency)")
+    g.add_argument(
+        "--stage-warmup",
+        type=float,
+        default=2.0,
+        help="seconds at the start of each stage left out of that stage's figures",
+    )
+    g.add_argument(
+        "--saturation-gain",
+        type=float,
+        default=0.10,
+        help="a stage is the saturation point when "
+        "the next stage adds less than this fraction of output tokens/s",
+    )
+    g.add_argument(
+        "--think-time",
+        type=float,
+        default=0.0,
+        help="closed loop: seconds a user waits between requests (default 0)",
+    )
+    g.add_argument(
+        "--request-timeout",
+        type=float,
+        default=300.0,
+        help="seconds before a request is abandoned (connection + whole stream)",
+    )
+    g.add_argument(
+        "--drain-time",
+        type=float,
+        default=30.0,
+        help="open-loop rate sweeps: seconds to wait for in-flight requests after the schedule ends",
+    )
+    g.add_argument(
+        "--keep-gc",
+        action="store_true",
+        default=False,
+        help="leave Python's garbage collector "
+        "as it is (by default it is frozen and tuned during the run: its pauses show up as "
+        "latency)",
+    )
 
 
 def _report_arguments(g: Any) -> None:
-    g.add_argument("--report-dir", default="loadtest-report", help="where report.json, report.md, "
-                   "report.html and plots are written")
-    g.add_argument("--save-records", action="store_true", default=False, help="also write records.jsonl: "
-                   "one line per request with every token timestamp")
-    g.add_argument("--scrape-metrics", action="store_true", default=False, help="sample the server's "
-                   "/metrics during the run (queue length, batch size) into the report")
+    g.add_argument(
+        "--report-dir",
+        default="loadtest-report",
+        help="where report.json, report.md, report.html and plots are written",
+    )
+    g.add_argument(
+        "--save-records",
+        action="store_true",
+        default=False,
+        help="also write records.jsonl: one line per request with every token timestamp",
+    )
+    g.add_argument(
+        "--scrape-metrics",
+        action="store_true",
+        default=False,
+        help="sample the server's /metrics during the run (queue length, batch size) into the report",
+    )
     g.add_argument("--metrics-url", default="", help="Prometheus endpoint to sample (default <host>/metrics)")
     g.add_argument("--scrape-interval", type=float, default=2.0, help="seconds between /metrics samples")
-    g.add_argument("--progress-interval", type=float, default=10.0, help="seconds between progress lines "
-                   "(0 = none)")
-    g.add_argument("--stats-by", default="adapter", choices=("adapter", "route"),
-                   help="name Locust's own stats rows per adapter ('/generate_stream [lora-3]') or per route")
+    g.add_argument(
+        "--progress-interval", type=float, default=10.0, help="seconds between progress lines (0 = none)"
+    )
+    g.add_argument(
+        "--stats-by",
+        default="adapter",
+        choices=("adapter", "route"),
+        help="name Locust's own stats rows per adapter ('/generate_stream [lora-3]') or per route",
+    )
     for name in LATENCY_GATES:
         metric, p = name.split("_")[1:]
-        g.add_argument("--" + name.replace("_", "-"), type=float, default=None,
-                       help=f"SLO gate: fail the run (exit code 3) when {metric.upper()} {p} exceeds this (ms)")
-    g.add_argument("--max-error-rate", type=float, default=None, help="SLO gate: fail the run (exit code 3) "
-                   "when the fraction of failed requests exceeds this (e.g. 0.01)")
-    g.add_argument("--slo-per-adapter", action="store_true", default=False, help="apply the SLO gates to "
-                   "every adapter separately as well as overall")
+        g.add_argument(
+            "--" + name.replace("_", "-"),
+            type=float,
+            default=None,
+            help=f"SLO gate: fail the run (exit code 3) when {metric.upper()} {p} exceeds this (ms)",
+        )
+    g.add_argument(
+        "--max-error-rate",
+        type=float,
+        default=None,
+        help="SLO gate: fail the run (exit code 3) "
+        "when the fraction of failed requests exceeds this (e.g. 0.01)",
+    )
+    g.add_argument(
+        "--slo-per-adapter",
+        action="store_true",
+        default=False,
+        help="apply the SLO gates to every adapter separately as well as overall",
+    )
     g.add_argument("--goodput-ttft", type=float, default=None, help="goodput: per-request TTFT limit (ms)")
     g.add_argument("--goodput-tpot", type=float, default=None, help="goodput: per-request TPOT limit (ms)")
     g.add_argument("--goodput-e2e", type=float, default=None, help="goodput: per-request E2E limit (ms)")

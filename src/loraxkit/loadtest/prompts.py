@@ -1,7 +1,7 @@
 """Prompt sources: synthetic prompts of an exact token length, or a user's ShareGPT-style JSONL file.
 
-Token counts use a real offline tokenizer from mistral-common (`mistral-v1` is the tokenizer of LoRAX's default
-model Mistral-7B-Instruct-v0.1 and of the simulator), or a tokenizer file the user points at
+Token counts use a real offline tokenizer from mistral-common (`mistral-v1` is the tokenizer of LoRAX's
+default model Mistral-7B-Instruct-v0.1 and of the simulator), or a tokenizer file the user points at
 (`MistralTokenizer.from_file`: a `tekken.json` or SentencePiece `.model`). Counts exclude BOS/EOS.
 """
 
@@ -70,13 +70,15 @@ def _word_list(tokenizer_name: str) -> tuple[str, ...]:
     n_words = getattr(tok, "n_words", 32000)
     for token_id in range(min(n_words, 40000)):
         word = tok.decode([token_id]).strip()
-        if 3 <= len(word) <= 10 and word.isascii() and word.isalpha() and word.islower():
-            if len(tok.encode(word, bos=False, eos=False)) == 1:
-                words.append(word)
+        plain = 3 <= len(word) <= 10 and word.isascii() and word.isalpha() and word.islower()
+        if plain and len(tok.encode(word, bos=False, eos=False)) == 1:
+            words.append(word)
         if len(words) >= 3000:
             break
     if len(words) < 100:
-        raise PromptSourceError(f"tokenizer {tokenizer_name!r}: too few single-token words for synthetic prompts")
+        raise PromptSourceError(
+            f"tokenizer {tokenizer_name!r}: too few single-token words for synthetic prompts"
+        )
     return tuple(sorted(set(words)))
 
 
@@ -96,7 +98,7 @@ class SyntheticPrompts:
             if count == n_tokens:
                 break
             if count > n_tokens:
-                del words[-max(1, count - n_tokens):]
+                del words[-max(1, count - n_tokens) :]
             else:
                 words.extend(rng.choices(self._words, k=n_tokens - count))
             count = count_tokens(self._tok, " ".join(words))
@@ -106,14 +108,16 @@ class SyntheticPrompts:
 class JsonlPrompts:
     """Prompts from a JSONL file, one conversation or prompt per line.
 
-    Accepted line shapes: ShareGPT `{"conversations": [{"from": "human", "value": ...}, {"from": "gpt", ...}]}`,
+    Accepted line shapes: ShareGPT
+    `{"conversations": [{"from": "human", "value": ...}, {"from": "gpt", ...}]}`,
     OpenAI-style `{"messages": [{"role": "user", "content": ...}, {"role": "assistant", ...}]}`, or
     `{"prompt": ..., "output_tokens": N}`. The first human/user turn is the prompt; the following
     assistant turn's length is the reference output length.
     """
 
-    def __init__(self, path: str | Path, tokenizer_name: str = "mistral-v1",
-                 max_prompt_tokens: int | None = None) -> None:
+    def __init__(
+        self, path: str | Path, tokenizer_name: str = "mistral-v1", max_prompt_tokens: int | None = None
+    ) -> None:
         tok = load_tokenizer(tokenizer_name)
         self.path = Path(path)
         if not self.path.is_file():
@@ -151,9 +155,7 @@ def _extract_turns(row: dict[str, Any], where: str) -> tuple[str, str | None]:
         return row["prompt"], None
     turns = row.get("conversations", row.get("messages"))
     if not isinstance(turns, list):
-        raise PromptSourceError(
-            f"{where}: expected a 'conversations' (ShareGPT), 'messages' or 'prompt' key"
-        )
+        raise PromptSourceError(f"{where}: expected a 'conversations' (ShareGPT), 'messages' or 'prompt' key")
     prompt: str | None = None
     for turn in turns:
         if not isinstance(turn, dict):

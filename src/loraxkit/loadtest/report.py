@@ -50,19 +50,37 @@ def _ms(dist: dict[str, Any], key: str) -> str:
 def latency_rows(groups: dict[str, dict[str, Any]]) -> list[list[str]]:
     rows = []
     for name, s in groups.items():
-        rows.append([
-            name, str(s["requests"]), f"{s['error_rate']:.1%}",
-            f"{s['output_tokens_per_s']:.1f}",
-            *(_ms(s["ttft_ms"], k) for k in ("p50", "p95", "p99")),
-            *(_ms(s["itl_ms"], k) for k in ("p50", "p95", "p99")),
-            *(_ms(s["tpot_ms"], k) for k in ("p50", "p99")),
-            *(_ms(s["e2e_ms"], k) for k in ("p50", "p99")),
-        ])
+        rows.append(
+            [
+                name,
+                str(s["requests"]),
+                f"{s['error_rate']:.1%}",
+                f"{s['output_tokens_per_s']:.1f}",
+                *(_ms(s["ttft_ms"], k) for k in ("p50", "p95", "p99")),
+                *(_ms(s["itl_ms"], k) for k in ("p50", "p95", "p99")),
+                *(_ms(s["tpot_ms"], k) for k in ("p50", "p99")),
+                *(_ms(s["e2e_ms"], k) for k in ("p50", "p99")),
+            ]
+        )
     return rows
 
 
-LATENCY_HEADER = ["group", "requests", "errors", "out tok/s", "TTFT p50", "TTFT p95", "TTFT p99",
-                  "ITL p50", "ITL p95", "ITL p99", "TPOT p50", "TPOT p99", "E2E p50", "E2E p99"]
+LATENCY_HEADER = [
+    "group",
+    "requests",
+    "errors",
+    "out tok/s",
+    "TTFT p50",
+    "TTFT p95",
+    "TTFT p99",
+    "ITL p50",
+    "ITL p95",
+    "ITL p99",
+    "TPOT p50",
+    "TPOT p99",
+    "E2E p50",
+    "E2E p99",
+]
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -76,13 +94,33 @@ def stage_rows(report: dict[str, Any]) -> list[list[str]]:
     for row in report.get("stages", []):
         s = row["summary"]
         load = f"{row['users']} users" if row["users"] is not None else f"{row['rate']:g} req/s"
-        rows.append([str(row["stage"]), load, str(s["requests"]), f"{s['output_tokens_per_s']:.1f}",
-                     f"{s['requests_per_s']:.2f}", _ms(s["ttft_ms"], "p50"), _ms(s["ttft_ms"], "p95"),
-                     _ms(s["tpot_ms"], "p50"), f"{s['error_rate']:.1%}"])
+        rows.append(
+            [
+                str(row["stage"]),
+                load,
+                str(s["requests"]),
+                f"{s['output_tokens_per_s']:.1f}",
+                f"{s['requests_per_s']:.2f}",
+                _ms(s["ttft_ms"], "p50"),
+                _ms(s["ttft_ms"], "p95"),
+                _ms(s["tpot_ms"], "p50"),
+                f"{s['error_rate']:.1%}",
+            ]
+        )
     return rows
 
 
-STAGE_HEADER = ["stage", "load", "requests", "out tok/s", "req/s", "TTFT p50", "TTFT p95", "TPOT p50", "errors"]
+STAGE_HEADER = [
+    "stage",
+    "load",
+    "requests",
+    "out tok/s",
+    "req/s",
+    "TTFT p50",
+    "TTFT p95",
+    "TPOT p50",
+    "errors",
+]
 
 
 def _sections(report: dict[str, Any], gates: list[GateResult]) -> list[tuple[str, str]]:
@@ -91,39 +129,61 @@ def _sections(report: dict[str, Any], gates: list[GateResult]) -> list[tuple[str
     lines = [
         f"- target: `{report.get('host')}` routes: {', '.join(report.get('by_route', {}))}",
         f"- mode: {report.get('mode')}; load processes: {report.get('processes', 1)}",
-        f"- requests: {overall['requests']} ({overall['failed']} failed, error rate {overall['error_rate']:.2%})",
-        f"- output tokens/s: {overall['output_tokens_per_s']:.1f}; requests/s: {overall['requests_per_s']:.2f}",
+        f"- requests: {overall['requests']} ({overall['failed']} failed, "
+        f"error rate {overall['error_rate']:.2%})",
+        f"- output tokens/s: {overall['output_tokens_per_s']:.1f}; "
+        f"requests/s: {overall['requests_per_s']:.2f}",
         f"- token-count mismatches (stream vs server): {overall['token_count_mismatches']}",
     ]
     if "goodput" in overall:
         g = overall["goodput"]
-        lines.append(f"- goodput: {g['requests_per_s']:.2f} req/s ({g['fraction']:.1%} of requests meet the SLOs)")
+        lines.append(
+            f"- goodput: {g['requests_per_s']:.2f} req/s ({g['fraction']:.1%} of requests meet the SLOs)"
+        )
     if "schedule_lag_ms" in overall:
         lag = overall["schedule_lag_ms"]
-        lines.append(f"- open-loop schedule lag: p50 {_ms(lag, 'p50')} ms, p99 {_ms(lag, 'p99')} ms, "
-                     f"max {_ms(lag, 'max')} ms")
+        lines.append(
+            f"- open-loop schedule lag: p50 {_ms(lag, 'p50')} ms, p99 {_ms(lag, 'p99')} ms, "
+            f"max {_ms(lag, 'max')} ms"
+        )
     sections = [("Summary", "\n".join(lines))]
     errors = overall["errors"]
     if errors["by_status"]:
         body = _md_table(["HTTP status", "count"], [[k, str(v)] for k, v in errors["by_status"].items()])
-        body += "\n\n" + _md_table(["error_type", "count"],
-                                   [[k, str(v)] for k, v in errors["by_error_type"].items()])
+        body += "\n\n" + _md_table(
+            ["error_type", "count"], [[k, str(v)] for k, v in errors["by_error_type"].items()]
+        )
         sections.append(("Errors (in-stream errors arrive under HTTP 200)", body))
-    sections.append(("Latency per adapter (ms)", _md_table(
-        LATENCY_HEADER, latency_rows({"ALL": overall, **report["by_adapter"]}))))
+    sections.append(
+        (
+            "Latency per adapter (ms)",
+            _md_table(LATENCY_HEADER, latency_rows({"ALL": overall, **report["by_adapter"]})),
+        )
+    )
     if len(report.get("by_route", {})) > 1:
-        sections.append(("Latency per route (ms)", _md_table(LATENCY_HEADER, latency_rows(report["by_route"]))))
+        sections.append(
+            ("Latency per route (ms)", _md_table(LATENCY_HEADER, latency_rows(report["by_route"])))
+        )
     if report.get("stages"):
         sat = report.get("saturation", {})
-        knee = (f"saturation at stage {sat['stage']} ({sat.get('users') or sat.get('rate')}): "
-                f"{sat['output_tokens_per_s']:.1f} tok/s" if sat.get("stage") is not None
-                else sat.get("note", ""))
-        sections.append(("Stages and saturation", _md_table(STAGE_HEADER, stage_rows(report))
-                         + f"\n\n{knee} (rule: {sat.get('rule', '')})"))
+        knee = (
+            f"saturation at stage {sat['stage']} ({sat.get('users') or sat.get('rate')}): "
+            f"{sat['output_tokens_per_s']:.1f} tok/s"
+            if sat.get("stage") is not None
+            else sat.get("note", "")
+        )
+        sections.append(
+            (
+                "Stages and saturation",
+                _md_table(STAGE_HEADER, stage_rows(report)) + f"\n\n{knee} (rule: {sat.get('rule', '')})",
+            )
+        )
     if report.get("server_metrics"):
         series = report["server_metrics"].get("series", {})
         rows = [[k, f"{v['mean']:.2f}", f"{v['max']:.2f}", str(v["samples"])] for k, v in series.items()]
-        sections.append(("Server /metrics during the run", _md_table(["series", "mean", "max", "samples"], rows)))
+        sections.append(
+            ("Server /metrics during the run", _md_table(["series", "mean", "max", "samples"], rows))
+        )
     if gates:
         sections.append(("SLO gates", "\n".join(f"- {g.describe()}" for g in gates)))
     sections.append(("Definitions", "\n".join(f"- **{k}**: {v}" for k, v in report["definitions"].items())))
@@ -146,27 +206,37 @@ def html_page(report: dict[str, Any], gates: list[GateResult], pngs: dict[str, b
         body.append(_md_to_html(text))
     for name, data in pngs.items():
         encoded = base64.b64encode(data).decode()
-        body.append(f'<h2>{html.escape(name.replace("_", " "))}</h2><img alt="{name}" '
-                    f'src="data:image/png;base64,{encoded}">')
-    style = ("body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
-             "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}")
-    return (f"<!doctype html><html><head><meta charset='utf-8'><title>LoRAX load test</title>"
-            f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n")
+        body.append(
+            f'<h2>{html.escape(name.replace("_", " "))}</h2><img alt="{name}" '
+            f'src="data:image/png;base64,{encoded}">'
+        )
+    style = (
+        "body{font-family:sans-serif;max-width:1200px;margin:auto}table{border-collapse:collapse}"
+        "td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}img{max-width:100%}"
+    )
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>LoRAX load test</title>"
+        f"<style>{style}</style></head><body>{''.join(body)}</body></html>\n"
+    )
 
 
 def _md_to_html(text: str) -> str:
     """Just enough Markdown (tables and bullet lists) for the sections above."""
     out, table = [], []
-    for line in text.splitlines() + [""]:
+    for line in [*text.splitlines(), ""]:
         if line.startswith("|"):
             if not line.startswith("|---"):
                 table.append([html.escape(c.strip()) for c in line.strip("|").split("|")])
             continue
         if table:
             head, *rows = table
-            out.append("<table><tr>" + "".join(f"<th>{c}</th>" for c in head) + "</tr>"
-                       + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
-                       + "</table>")
+            out.append(
+                "<table><tr>"
+                + "".join(f"<th>{c}</th>" for c in head)
+                + "</tr>"
+                + "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in rows)
+                + "</table>"
+            )
             table = []
         if line.startswith("- "):
             out.append(f"<li>{html.escape(line[2:]).replace('**', '')}</li>")

@@ -28,8 +28,9 @@ class Arrival:
     stage: int
 
 
-def arrival_offsets(rates: list[float], process: str, stage_time: float | None,
-                    seed: int) -> Iterator[Arrival]:
+def arrival_offsets(
+    rates: list[float], process: str, stage_time: float | None, seed: int
+) -> Iterator[Arrival]:
     """Every arrival of the global schedule in order. Infinite when there is one rate and no stage time."""
     if process not in ARRIVAL_PROCESSES:
         raise ScheduleError(f"--arrival-process: {process!r} is not one of {', '.join(ARRIVAL_PROCESSES)}")
@@ -58,13 +59,24 @@ def arrival_offsets(rates: list[float], process: str, stage_time: float | None,
 class WorkerSchedule:
     """This process's share of the global schedule, handed out in order to whichever user is free."""
 
-    def __init__(self, rates: list[float], process: str, stage_time: float | None, seed: int,
-                 worker_index: int, worker_count: int, t0: float) -> None:
+    def __init__(
+        self,
+        rates: list[float],
+        process: str,
+        stage_time: float | None,
+        seed: int,
+        worker_index: int,
+        worker_count: int,
+        t0: float,
+    ) -> None:
         if not 0 <= worker_index < worker_count:
             raise ScheduleError(f"worker index {worker_index} is outside 0..{worker_count - 1}")
         self.t0 = t0
-        self._mine = (a for a in arrival_offsets(rates, process, stage_time, seed)
-                      if a.index % worker_count == worker_index)
+        self._mine = (
+            a
+            for a in arrival_offsets(rates, process, stage_time, seed)
+            if a.index % worker_count == worker_index
+        )
         self.total_time = stage_time * len(rates) if stage_time else None
 
     def claim(self) -> Arrival | None:

@@ -62,8 +62,13 @@ class Scrape:
             out["last_error"] = self.last_error
         for key, points in sorted(self.samples.items()):
             values = [v for _, v in points]
-            out["series"][key] = {"samples": len(values), "min": min(values), "max": max(values),
-                                  "mean": sum(values) / len(values), "last": values[-1]}
+            out["series"][key] = {
+                "samples": len(values),
+                "min": min(values),
+                "max": max(values),
+                "mean": sum(values) / len(values),
+                "last": values[-1],
+            }
         for base in ("lorax_request_queue_duration", "lorax_request_inference_duration"):
             total, count = self.samples.get(base + "_sum"), self.samples.get(base + "_count")
             if total and count and count[-1][1] > count[0][1]:

@@ -46,13 +46,15 @@ def evaluate(gates: dict[str, float], summary: dict[str, Any], scope: str = "ove
         metric, key = LATENCY_GATES[name]
         dist = summary.get(metric, {})
         value = dist.get(key)
-        results.append(GateResult(name.replace("_", "-"), scope, limit, value,
-                                  value is not None and value <= limit))
+        results.append(
+            GateResult(name.replace("_", "-"), scope, limit, value, value is not None and value <= limit)
+        )
     return results
 
 
-def evaluate_run(gates: dict[str, float], overall: dict[str, Any],
-                 per_adapter: dict[str, dict[str, Any]] | None = None) -> list[GateResult]:
+def evaluate_run(
+    gates: dict[str, float], overall: dict[str, Any], per_adapter: dict[str, dict[str, Any]] | None = None
+) -> list[GateResult]:
     """Overall gates, plus every adapter's when `per_adapter` is given (each adapter must pass)."""
     results = evaluate(gates, overall)
     for adapter, summary in (per_adapter or {}).items():

@@ -64,14 +64,22 @@ class LoraxUser(FastHttpUser):
         streaming = self.route in STREAMING
         body = encode_body(request_body(self.route, req, harness.options.base_model_id))
         rid = harness.request_id(req.index)
-        record = RequestRecord(request_id=rid, route=self.route, adapter=req.adapter, sent=0.0,
-                               worker=harness.worker_index, intended=intended, prompt_tokens=req.prompt.tokens,
-                               max_new_tokens=req.max_new_tokens)
+        record = RequestRecord(
+            request_id=rid,
+            route=self.route,
+            adapter=req.adapter,
+            sent=0.0,
+            worker=harness.worker_index,
+            intended=intended,
+            prompt_tokens=req.prompt.tokens,
+            max_new_tokens=req.max_new_tokens,
+        )
         headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", wire.H_REQUEST_ID: rid}
         name = self.route if harness.options.stats_by == "route" else f"{self.route} [{record.adapter_label}]"
         record.sent = now()
-        with self.client.request("POST", self.route, data=body, headers=headers, stream=streaming,
-                                 catch_response=True, name=name) as resp:
+        with self.client.request(
+            "POST", self.route, data=body, headers=headers, stream=streaming, catch_response=True, name=name
+        ) as resp:
             record.headers = now()
             self._read(resp, record, streaming)
             self._settle(resp, record)

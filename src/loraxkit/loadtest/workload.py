@@ -1,7 +1,7 @@
 """The workload: which adapter each request uses, its prompt and its output length, reproducible from a seed.
 
-Request i is a pure function of (workload, seed, i): every worker process derives the same request for the same
-index, so a seeded run sends the same sequence however it is split across workers.
+Request i is a pure function of (workload, seed, i): every worker process derives the same request for
+the same index, so a seeded run sends the same sequence however it is split across workers.
 """
 
 from __future__ import annotations
@@ -66,7 +66,9 @@ class Workload:
         if not 0.0 <= self.base_share <= 1.0:
             raise WorkloadError(f"base_share: {self.base_share} must be between 0 and 1 (a fraction)")
         if not self.adapters and self.base_share < 1.0:
-            raise WorkloadError("adapters: empty; list adapter ids, or set base_share: 1 for base-model-only load")
+            raise WorkloadError(
+                "adapters: empty; list adapter ids, or set base_share: 1 for base-model-only load"
+            )
         if self.mix == "zipf" and self.zipf_exponent <= 0:
             raise WorkloadError(f"zipf_exponent: {self.zipf_exponent} must be > 0")
         if self.mix == "weights":
@@ -78,7 +80,9 @@ class Workload:
             if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
                 raise WorkloadError("weights: must be >= 0 with a positive sum")
         if self.output_tokens == "dataset" and self.prompts == "synthetic":
-            raise WorkloadError("output_tokens: 'dataset' needs prompts from a JSONL file (prompts: path.jsonl)")
+            raise WorkloadError(
+                "output_tokens: 'dataset' needs prompts from a JSONL file (prompts: path.jsonl)"
+            )
 
     def adapter_weights(self) -> list[float]:
         """Normalised request share of each adapter (the base-model share comes on top)."""
@@ -88,7 +92,7 @@ class Workload:
         if self.mix == "uniform":
             raw = [1.0] * n
         elif self.mix == "zipf":
-            raw = [1.0 / (rank ** self.zipf_exponent) for rank in range(1, n + 1)]
+            raw = [1.0 / (rank**self.zipf_exponent) for rank in range(1, n + 1)]
         else:
             raw = [float(w) for w in self.weights or []]
         total = sum(raw)
@@ -120,10 +124,8 @@ class Workload:
             prompt = source.make(self._input.sample(rng), rng)
         else:
             prompt = source.make(index, rng)
-        if self._output is None:
-            max_new = prompt.reference_output_tokens or 1
-        else:
-            max_new = self._output.sample(rng)
+        dataset_length = prompt.reference_output_tokens or 1
+        max_new = dataset_length if self._output is None else self._output.sample(rng)
         return PlannedRequest(index, adapter, prompt, max_new, self.ignore_eos)
 
     def _pick_adapter(self, rng: random.Random) -> str | None:
@@ -174,7 +176,9 @@ def workload_from_mapping(data: dict[str, Any], where: str = "workload") -> Work
     known = {f.name for f in fields(Workload)}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise WorkloadError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}")
+        raise WorkloadError(
+            f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(known))}"
+        )
     try:
         return Workload(**data)
     except TypeError as exc:
