@@ -121,6 +121,13 @@ async def drive(
     return counters, (tok1 - tok0) / (t1 - t0), t1 - t0
 
 
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of a process so far (Linux /proc)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def gap_drift(trace_path: str, decode_ms: float, since: float) -> dict[str, float]:
     """Inter-token gaps after the first token minus the profile's step time, in ms."""
     drifts: list[float] = []
@@ -180,9 +187,12 @@ def main() -> int:
         except ImportError:
             runner = asyncio.run
         wall0 = time.time()
+        assert sim.proc is not None
+        cpu0 = cpu_seconds(sim.proc.pid)
         counters, tok_s, window = runner(
             drive("127.0.0.1", sim.port, args.streams, args.max_new_tokens, args.seconds, args.ramp)
         )
+        server_cpu = (cpu_seconds(sim.proc.pid) - cpu0) / (time.time() - wall0)
         assert sim.trace_path is not None
         import httpx
 
@@ -205,6 +215,7 @@ def main() -> int:
         f"streamed tokens/s (client-counted, {window:.1f} s window): {tok_s:,.0f}  (ideal {ideal:,.0f}, "
         f"{100 * tok_s / ideal:.1f}%)"
     )
+    print(f"simulator CPU: {100 * server_cpu:.0f}% of one core over the run (incl. ramp and drain)")
     print(f"requests finished: {counters.finished}, in-stream errors: {counters.errors}")
     print(
         f"simulator step timer lateness: p99 {state['lateness_p99_ms']} ms, "

@@ -111,6 +111,16 @@ def test_generate_has_loraxs_timing_and_token_headers(sim: SimulatorProcess) -> 
         assert s.headers[wire.H_ACCEL_BUFFERING] == "no" and wire.H_TOTAL_TIME not in s.headers
 
 
+def test_decoder_input_details_returns_the_prompt_tokens(sim: SimulatorProcess) -> None:
+    r = httpx.post(
+        sim.base_url + "/generate",
+        json={"inputs": "The capital", "parameters": {"max_new_tokens": 2, "decoder_input_details": True}},
+    ).json()
+    prefill = r["details"]["prefill"]
+    assert [(t["id"], t["text"]) for t in prefill] == [(1, "<s>"), (415, "▁The"), (5565, "▁capital")]
+    assert prefill[0]["logprob"] is None
+
+
 def test_compat_route_returns_a_list_and_streams_on_request(sim: SimulatorProcess) -> None:
     body = {"inputs": "compat", "parameters": {"max_new_tokens": 3}}
     r = httpx.post(sim.base_url + "/", json=body)

@@ -74,6 +74,7 @@ class Job:
     slot_held: bool = False
     finished: bool = False
     idle_mark: int = -1
+    prompt_ids: list[int] | None = None  # kept only when decoder_input_details asks for the prefill tokens
 
     def on_token(self, seq: Sequence, index: int, last: bool) -> float:
         if last:
@@ -383,6 +384,8 @@ class Simulator:
             max_input_length=cfg.limits.max_input_length,
         )
         ids = prompt_ids if prompt_ids is not None else self.vocab.encode(job.inputs)
+        if params.decoder_input_details:
+            job.prompt_ids = ids
         if params.truncate is not None:
             ids = self.vocab.truncate_left(ids, params.truncate)
         max_new = wire.validate_lengths(len(ids), params.max_new_tokens, cfg.limits)
@@ -490,6 +493,13 @@ class Simulator:
             special=token_id == self.vocab.eos_id,
         )
 
+    def _prefill_tokens(self, ids: list[int] | None) -> list[dict[str, Any]]:
+        # LoRAX's first prefill token has no logprob (NaN, serialized as null).
+        return [
+            {"id": t, "text": self.vocab.piece(t), "logprob": None if i == 0 else _logprob(t)}
+            for i, t in enumerate(ids or [])
+        ]
+
     def _generated_text(self, seq: Sequence, job: Job) -> str:
         ids = seq.token_ids
         if ids and ids[-1] == self.vocab.eos_id:
@@ -569,7 +579,11 @@ class Simulator:
         details = None
         if job.params.details or job.params.decoder_input_details:
             details = wire.generate_details(
-                seq.finish_reason, seq.input_length, [self._token(t) for t in seq.token_ids], job.seed
+                seq.finish_reason,
+                seq.input_length,
+                [self._token(t) for t in seq.token_ids],
+                job.seed,
+                prefill=self._prefill_tokens(job.prompt_ids) if job.params.decoder_input_details else None,
             )
         response = wire.generate_response(text, details)
         return [response] if job.kind == COMPAT_LIST else response
