@@ -156,3 +156,7 @@ def test_notes_explain_how_to_reach_and_load_test() -> None:
     assert "get svc lorax-lb" in notes
     assert "locust -f loadtest/ --host" in notes
     assert "helm test lorax" in notes
+    assert "--host http://localhost:8080" in render_templates()["lorax/templates/NOTES.txt"]
+    arn = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
+    tls = render_templates({"loadBalancer": {"enabled": True, "certificateArn": arn}})
+    assert "locust -f loadtest/ --host https://$LB:443" in tls["lorax/templates/NOTES.txt"]
