@@ -75,6 +75,7 @@ class Job:
     finished: bool = False
     idle_mark: int = -1
     prompt_ids: list[int] | None = None  # kept only when decoder_input_details asks for the prefill tokens
+    final_chunk: bytes | None = None  # a stream's last event, built at admission
 
     def on_token(self, seq: Sequence, index: int, last: bool) -> float:
         if last:
@@ -404,6 +405,8 @@ class Simulator:
             arrival=job.arrival,
         )
         job.seq = seq
+        if job.stream:
+            job.final_chunk = self._final_chunk(job, seq)
         job.conn.on_close = lambda: self._client_gone(job, seq)
         self.engine.submit(seq)
 
@@ -510,44 +513,39 @@ class Simulator:
             text = job.inputs + text
         return text
 
+    def _final_chunk(self, job: Job, seq: Sequence) -> bytes:
+        """The stream's last event (+ `[DONE]` on OpenAI routes), chunk-framed. Everything in it is known at
+        admission, so it is built then, outside the token loop."""
+        generated = len(seq.token_ids)
+        last_id = seq.token_ids[-1]
+        last_text = self.vocab.token_text(last_id)
+        if job.kind == NATIVE:
+            details = None
+            if job.params.details:
+                details = wire.stream_details(seq.finish_reason, seq.input_length, generated, job.seed)
+            text = self._generated_text(seq, job)
+            final = wire.sse_event(wire.stream_response(self._token(last_id), text, details))
+        elif job.kind == COMPLETION:
+            final = wire.sse_event(
+                wire.completion_chunk(last_text, seq.finish_reason, seq.input_length, generated)
+            )
+            final += wire.DONE_EVENT
+        else:
+            final = wire.sse_event(wire.chat_chunk(last_text, seq.finish_reason, seq.input_length, generated))
+            final += wire.DONE_EVENT
+        return chunk(final)
+
     def finish(self, job: Job, seq: Sequence) -> float:
         """The last token: write the final event (stream) or the whole response, then account for it."""
         if job.finished:  # the client went away
             return _now()
         now = time.time()
-        generated = len(seq.token_ids)
-        text = self._generated_text(seq, job)
-        last_id = seq.token_ids[-1]
         if job.stream:
-            if job.kind == NATIVE:
-                details = (
-                    wire.stream_details(seq.finish_reason, seq.input_length, generated, job.seed)
-                    if job.params.details
-                    else None
-                )
-                final = wire.sse_event(wire.stream_response(self._token(last_id), text, details))
-            elif job.kind == COMPLETION:
-                final = (
-                    wire.sse_event(
-                        wire.completion_chunk(
-                            self.vocab.token_text(last_id), seq.finish_reason, seq.input_length, generated
-                        )
-                    )
-                    + wire.DONE_EVENT
-                )
-            else:
-                final = (
-                    wire.sse_event(
-                        wire.chat_chunk(
-                            self.vocab.token_text(last_id), seq.finish_reason, seq.input_length, generated
-                        )
-                    )
-                    + wire.DONE_EVENT
-                )
+            final = job.final_chunk or self._final_chunk(job, seq)
             self._release(job)
-            job.conn.end_stream(chunk(final))
+            job.conn.end_stream(final)
         else:
-            body = self._full_response(job, seq, text, now)
+            body = self._full_response(job, seq, self._generated_text(seq, job), now)
             self._release(job)
             if job.kind == "startup":
                 job.conn.send(200, b"", "text/plain; charset=utf-8")
