@@ -48,7 +48,24 @@ EVERYTHING_ON: dict[str, Any] = {
     "adapters": {"preloaded": ["org/adapter-a", "org/adapter-b"]},
 }
 
-CASES = [pytest.param(([], {}), id="defaults"), pytest.param(([], EVERYTHING_ON), id="everything-on")] + [
+# What EVERYTHING_ON cannot hold at once (the HPA excludes KEDA): another cache kind, the HPA, a percent PDB.
+THE_ALTERNATIVES: dict[str, Any] = {
+    "hfToken": {"existingSecret": "hf-token"},
+    "modelCache": {"type": "hostPath", "hostPath": {"path": "/mnt/nvme/lorax"}},
+    "autoscaling": {"enabled": True, "minReplicas": 2},
+    "podDisruptionBudget": {"enabled": True, "minAvailable": "50%"},
+    "loadBalancer": {"enabled": True, "scheme": "internet-facing", "allowPublicWithoutSourceRanges": True},
+    "networkPolicy": {"enabled": True, "loadBalancerCidrs": ["10.0.0.0/16"], "metricsNamespace": ""},
+    "probes": {"deepCheck": {"enabled": True, "method": "httpGet"}},
+    "updateStrategy": {"type": "Recreate"},
+    "preStopSleepSeconds": 0,
+}
+
+CASES = [
+    pytest.param(([], {}), id="defaults"),
+    pytest.param(([], EVERYTHING_ON), id="everything-on"),
+    pytest.param(([], THE_ALTERNATIVES), id="the-alternatives"),
+] + [
     pytest.param(([p], {}), id=p.stem) for p in PROFILES
 ]
 
