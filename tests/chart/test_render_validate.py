@@ -65,9 +65,7 @@ CASES = [
     pytest.param(([], {}), id="defaults"),
     pytest.param(([], EVERYTHING_ON), id="everything-on"),
     pytest.param(([], THE_ALTERNATIVES), id="the-alternatives"),
-] + [
-    pytest.param(([p], {}), id=p.stem) for p in PROFILES
-]
+] + [pytest.param(([p], {}), id=p.stem) for p in PROFILES]
 
 
 @pytest.fixture(scope="module", params=CASES)
