@@ -62,6 +62,8 @@ CONTRADICTIONS = [
      "loadBalancer.certificateArn"),
     ({"loadBalancer": {"scheme": "internet-facing"}}, "loadBalancer.scheme"),
     ({"loadBalancer": {"annotations": {"a": "b"}}}, "loadBalancer.annotations"),
+    ({"loadBalancer": {"port": 8080}}, "loadBalancer.port"),
+    ({"loadBalancer": {"tlsPort": 8443}}, "loadBalancer.tlsPort"),
     ({"loadBalancer": {"enabled": True, "scheme": "internet-facing"}}, "loadBalancer.sourceRanges"),
     ({"loadBalancer": {"enabled": True, "scheme": "internet-facing", "sourceRanges": ["0.0.0.0/0"]}},
      "loadBalancer.sourceRanges"),
