@@ -76,6 +76,7 @@ CONTRADICTIONS = [
     ({"keda": {"enabled": True, "serverAddress": PROM, "minReplicaCount": 5, "maxReplicaCount": 2}},
      "keda.minReplicaCount"),
     ({"keda": {"enabled": True}}, "keda.serverAddress"),
+    ({"keda": {"enabled": True, "serverAddress": PROM, "minReplicaCount": 0}}, "keda.minReplicaCount"),
     ({"modelCache": RWO_PVC, "replicaCount": 2, "updateStrategy": {"type": "Recreate"}}, "replicaCount is 2"),
     ({"modelCache": RWO_PVC, "autoscaling": {"enabled": True}, "updateStrategy": {"type": "Recreate"}},
      "autoscaling.enabled"),

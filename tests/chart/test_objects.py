@@ -82,6 +82,9 @@ def test_keda_scaled_object_on_and_off() -> None:
     scaled = find(render(values), "ScaledObject")
     assert (scaled["spec"]["minReplicaCount"], scaled["spec"]["maxReplicaCount"]) == (1, 5)
     assert scaled["spec"]["triggers"][0]["metadata"] == trigger
+    # The HPA KEDA creates scales down as slowly as the chart's own HPA.
+    behavior = scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 600
 
 
 def test_service_monitor_only_where_the_api_exists() -> None:
