@@ -35,6 +35,7 @@ from loraxkit.sim.process import SimulatorProcess
             "parameters.stop: invalid type: null, expected a sequence",
         ),
         (b"[1, 2]", 422, "expected struct GenerateRequest"),
+        (b"[" * 100_000, 400, "recursion limit exceeded"),
     ],
 )
 def test_body_rejections_are_plain_text_with_axum_status(

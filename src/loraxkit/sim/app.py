@@ -297,6 +297,8 @@ class Simulator:
             return json.loads(req.body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise wire.json_syntax_rejection(str(exc)) from None
+        except RecursionError:  # serde_json stops at depth 128 the same way
+            raise wire.json_syntax_rejection("recursion limit exceeded") from None
 
     def _parse(
         self, route: str, body: Any
@@ -364,6 +366,9 @@ class Simulator:
             self._admit(job, route, req, prompt_ids)
         except wire.LoraxError as err:
             self._reject(job, route, req, err)
+        except Exception:  # a bug must not leak the slot or leave the client hanging
+            log.exception("request failed")
+            self._reject(job, route, req, wire.LoraxError(wire.ERROR_INCOMPLETE, wire.MSG_INCOMPLETE))
 
     def _admit(self, job: Job, route: str, req: Request, prompt_ids: list[int] | None) -> None:
         """Concurrency slot, validation and tokenization (LoRAX order), then hand over to the engine."""
