@@ -107,7 +107,9 @@ class Simulator:
             profile,
             EngineConfig(
                 max_batch_total_tokens=config.max_batch_total_tokens or profile.max_batch_total_tokens,
-                max_batch_prefill_tokens=config.max_batch_prefill_tokens or profile.max_batch_prefill_tokens,
+                max_batch_prefill_tokens=config.max_batch_prefill_tokens
+                or profile.max_batch_prefill_tokens
+                or config.limits.max_input_length + 50,
                 max_waiting_tokens=config.max_waiting_tokens,
                 waiting_served_ratio=config.waiting_served_ratio,
                 max_active_adapters=config.max_active_adapters,

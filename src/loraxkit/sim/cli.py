@@ -169,6 +169,17 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         )
     if args.max_concurrent_requests < 1 or args.max_active_adapters < 1:
         raise SystemExit("--max-concurrent-requests and --max-active-adapters must be >= 1")
+    # LoRAX's launcher refuses these combinations at start-up, with the same advice.
+    if args.max_batch_prefill_tokens is not None and args.max_batch_prefill_tokens < args.max_input_length:
+        raise SystemExit(
+            f"--max-batch-prefill-tokens ({args.max_batch_prefill_tokens}) must be >= --max-input-length "
+            f"({args.max_input_length}): lower --max-input-length or raise --max-batch-prefill-tokens"
+        )
+    if args.max_batch_total_tokens is not None and args.max_batch_total_tokens < args.max_total_tokens:
+        raise SystemExit(
+            f"--max-batch-total-tokens ({args.max_batch_total_tokens}) must be >= --max-total-tokens "
+            f"({args.max_total_tokens}): lower --max-total-tokens or raise --max-batch-total-tokens"
+        )
     return SimConfig(
         profile=_profile_from_args(args),
         host=args.host,

@@ -67,7 +67,8 @@ class Profile:
     prefill_scale: float = 1.0
     # Router limits this GPU would get from LoRAX's warm-up (KV memory) and launcher defaults.
     max_batch_total_tokens: int = 100_000
-    max_batch_prefill_tokens: int = 4096
+    # None: LoRAX's launcher default, max_input_length + 50.
+    max_batch_prefill_tokens: int | None = None
     adapter_load_ms: float = 800.0
     # Synthetic profiles: fixed costs, no batch dependence.
     fixed_decode_ms: float | None = None
