@@ -25,6 +25,8 @@ from loraxkit.wire import LoraxError, generation_error
 
 # How far the event loop may lag the simulated GPU timeline before the timeline is reset to "now".
 CATCH_UP_S = 0.25
+# Wake this long before a step's deadline and yield to the loop until it passes (timer resolution is 1 ms).
+SPIN_S = 0.0015
 
 
 class Sink(Protocol):
@@ -254,23 +256,28 @@ class Engine:
         )
 
     async def _sleep_step(self, seconds: float) -> None:
-        """Sleep one step on the GPU's own timeline: a late wake-up is absorbed by the next step."""
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        """Sleep one step on the GPU's own timeline: a late wake-up is absorbed by the next step.
+
+        Event-loop timers have 1 ms resolution, so the timer is set SPIN_S early and the last stretch is
+        spent yielding to the loop (I/O keeps being served) until the deadline passes."""
+        now = time.monotonic()
         # The GPU runs on while the CPU writes tokens: the next step starts at the previous step's end,
         # unless the event loop fell more than CATCH_UP_S behind (then the timeline restarts from now).
         start = self._deadline if now - self._deadline < CATCH_UP_S else now
-        self._deadline = start + seconds
-        delay = self._deadline - loop.time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-            # lateness of the timer wake-up (a step whose deadline had already passed is catch-up, not late)
-            late = loop.time() - self._deadline
-            self.lateness_max = max(self.lateness_max, late)
-            if late > 0.002:
-                self.late_steps += 1
-            if len(self._lateness) < 100_000:
-                self._lateness.append(late)
+        deadline = self._deadline = start + seconds
+        delay = deadline - now
+        if delay <= 0:
+            return  # catching up: this step's end has already passed
+        if delay > SPIN_S:
+            await asyncio.sleep(delay - SPIN_S)
+        while time.monotonic() < deadline:
+            await asyncio.sleep(0)
+        late = time.monotonic() - deadline
+        self.lateness_max = max(self.lateness_max, late)
+        if late > 0.002:
+            self.late_steps += 1
+        if len(self._lateness) < 100_000:
+            self._lateness.append(late)
 
     async def _run(self) -> None:
         while True:
