@@ -13,6 +13,7 @@ import pytest
 
 from loraxkit.loadtest.metrics import RequestRecord
 from loraxkit.loadtest.tracecheck import load_records
+from loraxkit.sim.process import free_port
 
 LOADTEST_DIR = Path(__file__).resolve().parents[2] / "loadtest"
 
@@ -33,6 +34,8 @@ class LocustRun:
 
 
 def run_locust(host: str, out: Path, *args: str, timeout: float = 120.0) -> LocustRun:
+    if "--processes" in args:  # not Locust's fixed 5557: other runs on this machine may hold it
+        args = (*args, "--master-bind-port", str(free_port()))
     cmd = [
         sys.executable,
         "-m",

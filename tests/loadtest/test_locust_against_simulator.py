@@ -1,7 +1,8 @@
 """Headless `locust -f loadtest/` runs against the LoRAX simulator, checked against its ground-truth trace.
 
 Tolerances reached on this 2-core machine (shared with other work), client minus server:
-- token stamps (receive vs hand-off to the socket): p50 < 2 ms, p99 < 10 ms, p1 > -1 ms;
+- token stamps (kernel receive time vs hand-off to the socket): p50 < 1 ms, p95 < 5 ms, p1 > -1 ms
+  (measured p50 ~0.0 ms, p99 ~1 ms; other work on the cores causes rare outliers);
 - TPOT per request: |error| p95 < 1 ms, max < 10 ms (a descheduled process shows up in a few);
 - TTFT per request: p50 < 10 ms, and per-adapter TTFT p50 within 10 ms of the trace's (20 ms with two
   workers). This error is mostly not the harness's: the simulator stamps `arrival` after it has read and
@@ -62,7 +63,7 @@ def assert_agrees_with_trace(
     check = compare(records, trace)
     assert check.matched == len(records) and check.token_count_differences == 0
     stamps = np.asarray(check.stamp_error_ms)
-    assert np.percentile(stamps, 50) < 2.0 and np.percentile(stamps, 99) < 10.0
+    assert np.percentile(stamps, 50) < 1.0 and np.percentile(stamps, 95) < 5.0
     # The simulator stamps right after its socket write, so a server descheduled there stamps late and a
     # few tokens look early; the bulk must not.
     assert np.percentile(stamps, 1) > -1.0

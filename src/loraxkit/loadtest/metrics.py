@@ -6,8 +6,8 @@ Definitions (the same as vLLM `bench serve`, so figures compare across tools):
 - TPOT  = (E2E - TTFT) / (N - 1), N = output tokens (the server's count when it sent one, else the stream's).
 - E2E   = time of the last token event - time sent (streams); body read - time sent (`/generate`).
 - Percentiles are exact, from raw samples (numpy linear interpolation), never Locust's rounded buckets.
-All stamps are epoch seconds derived from one `perf_counter` anchor per process (monotonic, and
-comparable with the simulator's `time.time()` trace on the same machine).
+All stamps are epoch seconds of the wall clock; token stamps are the kernel's receive time of the bytes
+(see sockstamp.py), comparable with the simulator's `time.time()` trace on the same machine.
 """
 
 from __future__ import annotations
@@ -23,12 +23,9 @@ import numpy as np
 PERCENTILES: tuple[float, ...] = (50.0, 90.0, 95.0, 99.0, 99.9)
 BASE_MODEL_LABEL = "<base>"
 
-_EPOCH_OFFSET = time.time() - time.perf_counter()
-
-
-def now() -> float:
-    """Epoch seconds from the monotonic high-resolution clock (one anchor per process)."""
-    return time.perf_counter() + _EPOCH_OFFSET
+# The wall clock (CLOCK_REALTIME, ns resolution): the clock of the kernel's receive stamps and of the
+# simulator's trace. A step of the system clock during a run would corrupt that run's times.
+now = time.time
 
 
 @dataclass(slots=True)

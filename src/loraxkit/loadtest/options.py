@@ -169,6 +169,13 @@ def _load_arguments(g: Any) -> None:
         help="open-loop rate sweeps: seconds to wait for in-flight requests after the schedule ends",
     )
     g.add_argument(
+        "--user-space-stamps",
+        action="store_true",
+        default=False,
+        help="stamp token events with the clock when Python reads them instead of the kernel's receive "
+        "time (SO_TIMESTAMPNS); only for comparing the two",
+    )
+    g.add_argument(
         "--keep-gc",
         action="store_true",
         default=False,

@@ -1,9 +1,9 @@
 """The measured request path: read the response as it arrives and fill a RequestRecord.
 
-Streams are read one line at a time with a blocking `readline` (geventhttpclient's, under Locust): never
-`iter_content(1024)`/`FastHttpSession.iter_lines`, which buffer 1 KiB and bunch tokens together. Each line is
-stamped before it is parsed, then classified by `loraxkit.wire.parse_sse_line` (the same module the simulator
-writes with). The stream is read to its end so the connection is reused.
+Streams are read one line at a time as they arrive (sockstamp.StampedLineReader under Locust): never
+`iter_content(1024)`/`FastHttpSession.iter_lines`, which buffer 1 KiB and bunch tokens together. Each line
+carries its arrival stamp, then is classified by `loraxkit.wire.parse_sse_line` (the same module the
+simulator writes with). The stream is read to its end so the connection is reused.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from loraxkit import wire
-from loraxkit.loadtest.metrics import _EPOCH_OFFSET, RequestRecord
+from loraxkit.loadtest.metrics import RequestRecord
 
 # Client-side error types (LoRAX's own come from the server's `error_type`).
 ERR_CONNECTION = "connection"
@@ -35,13 +35,13 @@ _FINAL = wire.EventKind.FINAL
 _ERROR = wire.EventKind.ERROR
 
 
-def read_sse(readline: Callable[[], bytes | bytearray], record: RequestRecord) -> None:
+def read_sse(readline: Callable[[], bytes | bytearray], record: RequestRecord,
+             arrival: Callable[[], float] = time.time) -> None:
     """Consume an SSE body line by line into `record` (token stamps, server counts, in-stream errors).
 
-    `readline` returns one line including its newline, or b"" at the end of the body.
+    `readline` returns one line including its newline, or b"" at the end of the body; `arrival` gives the
+    arrival time of the line just returned (the kernel's receive stamp, or the clock when read).
     """
-    clock = time.perf_counter
-    offset = _EPOCH_OFFSET
     stamps = record.token_times
     parse = wire.parse_sse_line
     finished = False
@@ -49,7 +49,7 @@ def read_sse(readline: Callable[[], bytes | bytearray], record: RequestRecord) -
         line = readline()
         if not line:
             break
-        t = clock() + offset
+        t = arrival()
         if len(line) < 3:  # the blank line that ends each event
             continue
         event = parse(line.decode("utf-8", "replace"))
@@ -64,7 +64,7 @@ def read_sse(readline: Callable[[], bytes | bytearray], record: RequestRecord) -
         elif kind is _ERROR and record.error_type is None:
             record.error_type = event.error_type or "unknown"
             record.error = (event.error or "")[:300]
-    record.end = clock() + offset
+    record.end = time.time()
     if not finished and record.error_type is None:
         record.error_type = ERR_INCOMPLETE_STREAM
         record.error = f"stream ended after {len(stamps)} token events without a final event"

@@ -16,6 +16,7 @@ from loraxkit import wire
 from loraxkit.loadtest.apis import STREAMING, encode_body, request_body
 from loraxkit.loadtest.harness import Harness, harness_of
 from loraxkit.loadtest.metrics import RequestRecord, now
+from loraxkit.loadtest.sockstamp import StampedLineReader
 from loraxkit.loadtest.stream import ERR_CONNECTION, read_error_body, read_generate, read_sse
 from loraxkit.loadtest.workload import PlannedRequest
 
@@ -81,12 +82,12 @@ class LoraxUser(FastHttpUser):
             "POST", self.route, data=body, headers=headers, stream=streaming, catch_response=True, name=name
         ) as resp:
             record.headers = now()
-            self._read(resp, record, streaming)
+            self._read(resp, record, streaming, not harness.options.user_space_stamps)
             self._settle(resp, record)
         return record
 
     @staticmethod
-    def _read(resp: Any, record: RequestRecord, streaming: bool) -> None:
+    def _read(resp: Any, record: RequestRecord, streaming: bool, kernel_stamps: bool) -> None:
         status = resp.status_code or 0
         if status == 0:
             record.error_type, record.error = ERR_CONNECTION, str(getattr(resp, "error", ""))[:300]
@@ -96,8 +97,12 @@ class LoraxUser(FastHttpUser):
             record.end = now()
         elif streaming:
             record.status = 200
-            raw = resp._response  # geventhttpclient's response: readline() returns each line as it arrives
-            read_sse(lambda: raw.readline(b"\n"), record)
+            if kernel_stamps:
+                reader = StampedLineReader(resp._response)  # geventhttpclient's response object
+                read_sse(reader.readline, record, lambda: reader.stamp)
+            else:
+                raw = resp._response
+                read_sse(lambda: raw.readline(b"\n"), record)
         else:
             record.status = 200
             record.end = record.headers

@@ -1,0 +1,382 @@
+"""Accuracy and capacity of one load-generator process on one core, against the simulator's ground truth.
+
+For each concurrency level, the LoRAX simulator (synthetic profile: fixed decode step) runs pinned to one core
+and one client runs pinned to another, closed loop, streaming `/generate_stream`:
+- `harness`: `locust -f loadtest/ --headless` (this project's harness, one process);
+- `httpx`: a plain asyncio + httpx client (one shared AsyncClient, `aiter_lines`): the usual hand-made tool;
+- `guidellm` (only with --guidellm): GuideLLM from PyPI in its own virtualenv outside the repo (~6 GB).
+Every token the client saw is matched (by `x-request-id`) with the simulator's trace, which stamps each token
+when it is handed to the socket. Printed per row: streamed tokens/s, client CPU (% of its core and µs per
+token, measured over the steady window only), and client-minus-server errors of TTFT, of each token's
+arrival stamp, and of each inter-token gap (ITL), p50/p99 in ms.
+
+    python3 bench/bench_loadtest.py --levels 50,100,200,400 --seconds 12
+
+Other processes on the machine share the cores: note the load (printed) next to the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psutil
+
+from loraxkit import wire
+from loraxkit.loadtest.metrics import RequestRecord, now
+from loraxkit.loadtest.tracecheck import compare, load_records
+from loraxkit.sim.process import SimulatorProcess
+from loraxkit.sim.trace import read_trace
+
+ROOT = Path(__file__).resolve().parents[1]
+PROMPT = "Write a short story about a lighthouse keeper who collects shells"
+GUIDELLM_VENV = Path.home() / ".cache" / "loraxkit-bench" / "guidellm-venv"
+
+
+def pin(cpu: int) -> Any:
+    return lambda: os.sched_setaffinity(0, {cpu})
+
+
+# ---------------------------------------------------------------------- the plain asyncio + httpx client
+async def httpx_client(url: str, concurrency: int, seconds: float, tokens: int, out: Path) -> None:
+    import httpx
+
+    records: list[RequestRecord] = []
+    body = {
+        "inputs": PROMPT,
+        "parameters": {
+            "max_new_tokens": tokens,
+            "ignore_eos_token": True,
+            "details": True,
+            "adapter_id": "lora-0",
+        },
+    }
+    stop_at = now() + seconds
+    limits = httpx.Limits(max_connections=concurrency + 10, max_keepalive_connections=concurrency + 10)
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=60.0) as client:
+
+        async def user(u: int) -> None:
+            n = 0
+            while now() < stop_at:
+                rid = f"httpx-{u}-{n}"
+                n += 1
+                rec = RequestRecord(
+                    request_id=rid, route=wire.ROUTE_GENERATE_STREAM, adapter="lora-0", sent=now()
+                )
+                async with client.stream(
+                    "POST", wire.ROUTE_GENERATE_STREAM, json=body, headers={wire.H_REQUEST_ID: rid}
+                ) as resp:
+                    rec.status = resp.status_code
+                    async for line in resp.aiter_lines():
+                        t = now()
+                        event = wire.parse_sse_line(line)
+                        if event.kind in (wire.EventKind.TOKEN, wire.EventKind.FINAL):
+                            rec.token_times.append(t)
+                        if event.kind is wire.EventKind.FINAL:
+                            rec.server_tokens = event.generated_tokens
+                rec.end = now()
+                records.append(rec)
+
+        await asyncio.gather(*(user(u) for u in range(concurrency)))
+    with out.open("w") as handle:
+        for r in records:
+            row = r.to_wire()
+            row["token_times"] = list(r.token_times)
+            handle.write(json.dumps(row) + "\n")
+
+
+# ---------------------------------------------------------------------- one measured point
+def cpu_seconds(proc: psutil.Process) -> float:
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            continue
+    return total
+
+
+def client_command(
+    client: str, url: str, concurrency: int, seconds: float, tokens: int, work: Path
+) -> list[str]:
+    if client in ("harness", "harness-userstamps"):
+        extra = ["--user-space-stamps"] if client == "harness-userstamps" else []
+        return [
+            sys.executable,
+            "-m",
+            "locust",
+            *extra,
+            "-f",
+            str(ROOT / "loadtest"),
+            "--host",
+            url,
+            "--headless",
+            "-u",
+            str(concurrency),
+            "-r",
+            str(concurrency),
+            "-t",
+            f"{int(seconds)}s",
+            "--stop-timeout",
+            "10",
+            "--adapters",
+            "lora-0",
+            "--input-tokens",
+            "16",
+            "--output-tokens",
+            str(tokens),
+            "--report-dir",
+            str(work / "report"),
+            "--save-records",
+            "--only-summary",
+            "--progress-interval",
+            "0",
+        ]
+    if client == "httpx":
+        return [
+            sys.executable,
+            __file__,
+            "--run-httpx-client",
+            url,
+            str(concurrency),
+            str(seconds),
+            str(tokens),
+            str(work / "records.jsonl"),
+        ]
+    raise ValueError(client)
+
+
+def measure(
+    client: str,
+    sim: SimulatorProcess,
+    concurrency: int,
+    seconds: float,
+    tokens: int,
+    warmup: float,
+    client_cpu: int,
+) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="bench-loadtest-") as tmp:
+        work = Path(tmp)
+        cmd = client_command(client, sim.base_url, concurrency, seconds, tokens, work)
+        proc = subprocess.Popen(
+            cmd, preexec_fn=pin(client_cpu), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
+        ps = psutil.Process(proc.pid)
+        time.sleep(3.0 + warmup)  # interpreter start-up, then ramp-up
+        t0, c0 = now(), cpu_seconds(ps)
+        time.sleep(max(1.0, seconds - warmup - 2.0))
+        t1, c1 = now(), cpu_seconds(ps)
+        _, err = proc.communicate(timeout=seconds + 120)
+        records_path = work / ("records.jsonl" if client == "httpx" else "report/records.jsonl")
+        if not records_path.is_file():
+            raise RuntimeError(f"{client} wrote no records:\n{err[-2000:]}")
+        records = load_records(records_path)
+    trace = read_trace(sim.trace_path or "")
+    return summarize_point(client, concurrency, records, trace, (t0, t1), c1 - c0)
+
+
+def summarize_point(
+    client: str,
+    concurrency: int,
+    records: list[RequestRecord],
+    trace: list[dict[str, Any]],
+    window: tuple[float, float],
+    cpu: float,
+) -> dict[str, Any]:
+    t0, t1 = window
+    inside = [r for r in records if r.token_times and t0 <= r.token_times[0] and r.token_times[-1] <= t1]
+    check = compare(inside, trace)
+    stamps = np.concatenate([np.frombuffer(r.token_times) for r in records if r.token_times])
+    tokens = int(np.count_nonzero((stamps >= t0) & (stamps < t1)))
+    span = t1 - t0
+
+    def p(values: list[float], q: float) -> float:
+        return float(np.percentile(values, q)) if values else float("nan")
+
+    return {
+        "client": client,
+        "concurrency": concurrency,
+        "tokens_per_s": tokens / span,
+        "cpu_pct": 100.0 * cpu / span,
+        "cpu_us_per_token": 1e6 * cpu / tokens if tokens else float("nan"),
+        "matched_requests": check.matched,
+        "ttft_err_p50": p(check.ttft_error_ms, 50),
+        "ttft_err_p99": p(check.ttft_error_ms, 99),
+        "first_err_p50": p(check.first_token_error_ms, 50),
+        "first_err_p99": p(check.first_token_error_ms, 99),
+        "stamp_err_p50": p(check.stamp_error_ms, 50),
+        "stamp_err_p99": p(check.stamp_error_ms, 99),
+        "itl_err_p99": p([abs(e) for e in check.itl_error_ms], 99),
+    }
+
+
+# ---------------------------------------------------------------------- GuideLLM (optional)
+def ensure_guidellm() -> Path:
+    """GuideLLM in its own virtualenv outside the repo (it pulls ~6 GB: PyTorch, transformers)."""
+    python = GUIDELLM_VENV / "bin" / "python"
+    if not python.exists():
+        GUIDELLM_VENV.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run([sys.executable, "-m", "venv", str(GUIDELLM_VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "guidellm"], check=True)
+    return GUIDELLM_VENV / "bin" / "guidellm"
+
+
+def measure_guidellm(
+    sim: SimulatorProcess, concurrency: int, seconds: float, tokens: int, client_cpu: int
+) -> dict[str, Any]:
+    """GuideLLM reports aggregates only (no request ids reach the server), so its TTFT percentiles are
+    compared with the trace's TTFT percentiles over the same run, not request by request."""
+    exe = ensure_guidellm()
+    with tempfile.TemporaryDirectory(prefix="bench-guidellm-") as tmp:
+        out = Path(tmp) / "guidellm.json"
+        start = time.time()
+        proc = subprocess.run(
+            [
+                str(exe),
+                "benchmark",
+                "--target",
+                sim.base_url,
+                "--model",
+                "lora-0",
+                "--processor",
+                "hf-internal-testing/llama-tokenizer",
+                "--profile",
+                "concurrent",
+                "--rate",
+                str(concurrency),
+                "--max-seconds",
+                str(seconds),
+                "--data",
+                f"prompt_tokens=16,output_tokens={tokens}",
+                "--output-path",
+                str(out),
+            ],
+            preexec_fn=pin(client_cpu),
+            capture_output=True,
+            text=True,
+        )
+        if proc.returncode != 0 or not out.is_file():
+            return {"client": "guidellm", "concurrency": concurrency, "error": proc.stderr[-500:]}
+        report = json.loads(out.read_text())
+    trace = [t for t in read_trace(sim.trace_path or "") if t["arrival"] >= start and t["token_times"]]
+    truth = [(t["first_token"] - t["arrival"]) * 1000 for t in trace]
+    return {
+        "client": "guidellm",
+        "concurrency": concurrency,
+        "truth_ttft_p50": float(np.percentile(truth, 50)),
+        "truth_ttft_p99": float(np.percentile(truth, 99)),
+        "guidellm_report_keys": list(report)[:5],
+    }
+
+
+# ---------------------------------------------------------------------- main
+def print_rows(rows: list[dict[str, Any]]) -> None:
+    header = (
+        "client",
+        "conc",
+        "tok/s",
+        "cpu%",
+        "us/tok",
+        "TTFT err p50/p99",
+        "1st-token err p50/p99",
+        "stamp err p50/p99",
+        "ITL err p99",
+        "matched",
+    )
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for r in rows:
+        if "tokens_per_s" not in r:
+            print(f"| {r['client']} | {r['concurrency']} | {json.dumps(r)[:200]} |")
+            continue
+        print(
+            f"| {r['client']} | {r['concurrency']} | {r['tokens_per_s']:.0f} | {r['cpu_pct']:.0f} | "
+            f"{r['cpu_us_per_token']:.1f} | {r['ttft_err_p50']:.2f}/{r['ttft_err_p99']:.2f} | "
+            f"{r['first_err_p50']:.2f}/{r['first_err_p99']:.2f} | "
+            f"{r['stamp_err_p50']:.2f}/{r['stamp_err_p99']:.2f} | {r['itl_err_p99']:.2f} | "
+            f"{r['matched_requests']} |"
+        )
+
+
+def crossing(rows: list[dict[str, Any]], client: str, limit_ms: float = 2.0) -> str:
+    mine = [r for r in rows if r["client"] == client and "stamp_err_p99" in r]
+    for r in mine:
+        if r["stamp_err_p99"] > limit_ms or r["first_err_p99"] > limit_ms:
+            rate = f"{r['tokens_per_s']:.0f} tokens/s ({r['concurrency']} streams)"
+            return f"p99 error passes {limit_ms:g} ms at {rate}"
+    top = max((r["tokens_per_s"] for r in mine), default=0.0)
+    return f"p99 error stays <= {limit_ms:g} ms up to {top:.0f} tokens/s (highest level run)"
+
+
+def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "--run-httpx-client":
+        url, conc, secs, toks, out = sys.argv[2:7]
+        asyncio.run(httpx_client(url, int(conc), float(secs), int(toks), Path(out)))
+        return 0
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--levels", default="50,100,200,400", help="concurrent streams per point")
+    parser.add_argument("--seconds", type=float, default=12.0, help="length of each point")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds left out at the start of a point")
+    parser.add_argument("--tokens", type=int, default=64, help="max_new_tokens per request")
+    parser.add_argument("--decode-ms", type=float, default=20.0, help="simulator's fixed decode step")
+    parser.add_argument(
+        "--clients",
+        default="harness,harness-userstamps,httpx",
+        help="clients: harness, harness-userstamps (the harness with --user-space-stamps), httpx",
+    )
+    parser.add_argument(
+        "--guidellm",
+        action="store_true",
+        help=f"also run GuideLLM (creates a ~6 GB venv in {GUIDELLM_VENV}; needs its tokenizer reachable)",
+    )
+    parser.add_argument("--server-cpu", type=int, default=0)
+    parser.add_argument("--client-cpu", type=int, default=1)
+    parser.add_argument("--json", default="", help="also write the rows to this JSON file")
+    args = parser.parse_args()
+    print(f"load average before: {os.getloadavg()}; cores: {os.cpu_count()}", flush=True)
+    rows: list[dict[str, Any]] = []
+    for level in (int(x) for x in args.levels.split(",")):
+        for client in args.clients.split(","):
+            with SimulatorProcess(
+                "--profile",
+                "synthetic",
+                "--decode-ms",
+                str(args.decode_ms),
+                "--prefill-ms",
+                "5",
+                "--log-level",
+                "WARNING",
+                trace=True,
+                cpu=args.server_cpu,
+            ) as sim:
+                rows.append(
+                    measure(client, sim, level, args.seconds, args.tokens, args.warmup, args.client_cpu)
+                )
+                if args.guidellm and client == args.clients.split(",")[-1]:
+                    rows.append(measure_guidellm(sim, level, args.seconds, args.tokens, args.client_cpu))
+            print_rows(rows[-1:]) if len(rows) > 1 else print_rows(rows)
+            sys.stdout.flush()
+    print()
+    print_rows(rows)
+    for client in args.clients.split(","):
+        print(f"{client}: {crossing(rows, client)}")
+    print(f"load average after: {os.getloadavg()}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
