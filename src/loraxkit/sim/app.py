@@ -4,7 +4,6 @@ router does (status codes, error bodies, in-stream errors under HTTP 200, SSE fr
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -15,9 +14,19 @@ from typing import Any
 from loraxkit import wire
 from loraxkit.sim.engine import Engine, EngineConfig, Sequence
 from loraxkit.sim.http import Connection, Request, chunk
-from loraxkit.sim.metrics import Registry
+from loraxkit.sim.metrics import Registry, render_json
 from loraxkit.sim.profiles import Profile
 from loraxkit.sim.pump import Pump
+from loraxkit.sim.render import (
+    CHAT,
+    COMPAT_LIST,
+    COMPLETION,
+    NATIVE,
+    STARTUP,
+    VERSION,
+    Renderer,
+    timing_headers,
+)
 from loraxkit.sim.tokens import Vocabulary, expected_token_ids, natural_length
 from loraxkit.sim.trace import TraceWriter
 
@@ -25,10 +34,6 @@ log = logging.getLogger("loraxkit.sim")
 
 DEFAULT_MODEL_ID = wire.DEFAULT_MODEL_ID
 SIM_STATE_ROUTE = "/sim/state"  # simulator-only introspection (not a LoRAX route)
-VERSION = "0.12.1"
-
-# Output kinds: how a sequence's tokens are framed.
-NATIVE, COMPAT_LIST, COMPLETION, CHAT = "native", "compat", "completion", "chat"
 
 
 @dataclass
@@ -86,7 +91,7 @@ class Job:
             data = self.cache.get(token_id)
             if data is None:
                 assert self.sim is not None
-                data = self.cache[token_id] = self.sim.token_chunk(self.kind, token_id)
+                data = self.cache[token_id] = self.sim.render.token_chunk(self.kind, token_id)
             conn = self.conn
             if not conn.closed:
                 conn.transport.write(data)  # type: ignore[union-attr]
@@ -126,12 +131,7 @@ class Simulator:
         self.trace = TraceWriter(config.trace_path, self.pump.defer) if config.trace_path else None
         self.in_flight = 0
         self.connections: set[Connection] = set()
-        self._chunk_cache: dict[str, dict[int, bytes]] = {
-            NATIVE: {},
-            COMPAT_LIST: {},
-            COMPLETION: {},
-            CHAT: {},
-        }
+        self.render = Renderer(self.vocab, config.model_id)
         self._jobs: dict[int, Job] = {}
         self._keepalive_handle: asyncio.TimerHandle | None = None
         self._routes = {
@@ -237,7 +237,7 @@ class Simulator:
         text = self.metrics.render()
         want_json = "format=json" in req.query.lower() or "application/json" in req.headers.get("accept", "")
         if want_json:
-            self._send_json(conn, 200, _metrics_as_json(text))
+            self._send_json(conn, 200, render_json(text))
         else:
             conn.send(200, text.encode(), "text/plain; charset=utf-8")
 
@@ -273,7 +273,7 @@ class Simulator:
         """`/startup` runs a real 1-token generation ("Who?") through the queue, as LoRAX does."""
         params = wire.GenerateParams(max_new_tokens=1)
         job = Job(
-            kind="startup",
+            kind=STARTUP,
             stream=False,
             conn=conn,
             params=params,
@@ -358,7 +358,7 @@ class Simulator:
             headers={},
             seed=seed if params.do_sample else None,
             sim=self,
-            cache=self._chunk_cache.get(kind, {}),
+            cache=self.render.chunk_caches.get(kind, {}),
         )
         job.headers = self._response_headers(job)
         self.metrics.inc("lorax_request_count")
@@ -413,7 +413,7 @@ class Simulator:
         )
         job.seq = seq
         if job.stream:
-            job.final_chunk = self._final_chunk(job, seq)
+            job.final_chunk = self.render.final_chunk(job, seq)
         job.conn.on_close = lambda: self._client_gone(job, seq)
         self.engine.submit(seq)
 
@@ -440,7 +440,7 @@ class Simulator:
         status = 200 if job.stream else err.status
         if job.stream:
             job.conn.end_stream(chunk(wire.sse_error(err)))
-        elif job.kind == "startup":
+        elif job.kind == STARTUP:
             self._send_json(job.conn, 500, err.body())
         else:
             self._send_error(job.conn, err)
@@ -466,14 +466,6 @@ class Simulator:
         self._release(job)
 
     # ------------------------------------------------------------------ Sink (engine callbacks)
-    def token_chunk(self, kind: str, token_id: int) -> bytes:
-        """The framed SSE chunk of one intermediate token event (cached per kind and token id)."""
-        cache = self._chunk_cache[kind]
-        data = cache.get(token_id)
-        if data is None:
-            data = cache[token_id] = chunk(self._token_event(kind, token_id))
-        return data
-
     def seq_error(self, job: Job, seq: Sequence, err: wire.LoraxError) -> None:
         if job.finished:
             return
@@ -482,65 +474,10 @@ class Simulator:
         if job.stream:
             job.conn.end_stream(chunk(wire.sse_error(err)))
         else:
-            self._send_json(job.conn, 500 if job.kind == "startup" else err.status, err.body(), job.headers)
+            self._send_json(job.conn, 500 if job.kind == STARTUP else err.status, err.body(), job.headers)
         self._write_trace(
             seq.request_id, seq.route, job, seq, 200 if job.stream else err.status, err.error_type
         )
-
-    def _token_event(self, kind: str, token_id: int) -> bytes:
-        text = self.vocab.token_text(token_id)
-        if kind == COMPLETION:
-            return wire.sse_event(wire.completion_chunk(text))
-        if kind == CHAT:
-            return wire.sse_event(wire.chat_chunk(text))
-        return wire.sse_event(wire.stream_response(self._token(token_id)))
-
-    def _token(self, token_id: int) -> dict[str, Any]:
-        return wire.token_json(
-            token_id,
-            self.vocab.token_text(token_id),
-            _logprob(token_id),
-            special=token_id == self.vocab.eos_id,
-        )
-
-    def _prefill_tokens(self, ids: list[int] | None) -> list[dict[str, Any]]:
-        # LoRAX's first prefill token has no logprob (NaN, serialized as null).
-        return [
-            {"id": t, "text": self.vocab.piece(t), "logprob": None if i == 0 else _logprob(t)}
-            for i, t in enumerate(ids or [])
-        ]
-
-    def _generated_text(self, seq: Sequence, job: Job) -> str:
-        ids = seq.token_ids
-        if ids and ids[-1] == self.vocab.eos_id:
-            ids = ids[:-1]
-        texts = self.vocab.texts
-        text = "".join([texts[t] for t in ids])
-        if job.params.return_full_text:
-            text = job.inputs + text
-        return text
-
-    def _final_chunk(self, job: Job, seq: Sequence) -> bytes:
-        """The stream's last event (+ `[DONE]` on OpenAI routes), chunk-framed. Everything in it is known at
-        admission, so it is built then, outside the token loop."""
-        generated = len(seq.token_ids)
-        last_id = seq.token_ids[-1]
-        last_text = self.vocab.token_text(last_id)
-        if job.kind == NATIVE:
-            details = None
-            if job.params.details:
-                details = wire.stream_details(seq.finish_reason, seq.input_length, generated, job.seed)
-            text = self._generated_text(seq, job)
-            final = wire.sse_event(wire.stream_response(self._token(last_id), text, details))
-        elif job.kind == COMPLETION:
-            final = wire.sse_event(
-                wire.completion_chunk(last_text, seq.finish_reason, seq.input_length, generated)
-            )
-            final += wire.DONE_EVENT
-        else:
-            final = wire.sse_event(wire.chat_chunk(last_text, seq.finish_reason, seq.input_length, generated))
-            final += wire.DONE_EVENT
-        return chunk(final)
 
     def finish(self, job: Job, seq: Sequence) -> float:
         """The last token: write the final event (stream) or the whole response, then account for it."""
@@ -548,76 +485,24 @@ class Simulator:
             return _now()
         now = time.time()
         if job.stream:
-            final = job.final_chunk or self._final_chunk(job, seq)
+            final = job.final_chunk or self.render.final_chunk(job, seq)
             self._release(job)
             job.conn.end_stream(final)
         else:
-            body = self._full_response(job, seq, self._generated_text(seq, job), now)
+            body = self.render.full_response(job, seq, now)
             self._release(job)
-            if job.kind == "startup":
+            if job.kind == STARTUP:
                 job.conn.send(200, b"", "text/plain; charset=utf-8")
             else:
                 job.conn.send(
                     200,
                     wire.dumps(body).encode(),
                     "application/json",
-                    {**job.headers, **self._timing_headers(seq, now)},
+                    {**job.headers, **timing_headers(seq, now)},
                 )
         sent = time.time()
         self.pump.defer(self._account, seq, job, sent)
         return sent
-
-    def _full_response(self, job: Job, seq: Sequence, text: str, now: float) -> Any:
-        generated = len(seq.token_ids)
-        if job.kind == COMPLETION:
-            return wire.completion_response(text, seq.finish_reason, seq.input_length, generated)
-        if job.kind == CHAT:
-            return wire.chat_response(
-                text,
-                seq.finish_reason,
-                seq.input_length,
-                generated,
-                self.config.model_id,
-                int(now),
-                f"{VERSION}-loraxkit-sim",
-            )
-        details = None
-        if job.params.details or job.params.decoder_input_details:
-            details = wire.generate_details(
-                seq.finish_reason,
-                seq.input_length,
-                [self._token(t) for t in seq.token_ids],
-                job.seed,
-                prefill=self._prefill_tokens(job.prompt_ids) if job.params.decoder_input_details else None,
-            )
-        response = wire.generate_response(text, details)
-        return [response] if job.kind == COMPAT_LIST else response
-
-    def _timing_headers(self, seq: Sequence, now: float) -> dict[str, str]:
-        admitted = seq.admitted or seq.queued
-        first = seq.token_times[0] if seq.token_times else now
-        n = max(len(seq.token_ids), 1)
-        total, validation = now - seq.arrival, seq.queued - seq.arrival
-        queue, inference, ttft = admitted - seq.queued, now - admitted, first - admitted
-        prompt, generated = seq.input_length, len(seq.token_ids)
-
-        def ms(seconds: float) -> str:
-            return str(max(int(seconds * 1000), 0))
-
-        return {
-            wire.H_COMPUTE_TIME: ms(total),
-            wire.H_TOTAL_TIME: ms(total),
-            wire.H_VALIDATION_TIME: ms(validation),
-            wire.H_QUEUE_TIME: ms(queue),
-            wire.H_INFERENCE_TIME: ms(inference),
-            wire.H_TIME_PER_TOKEN: ms(inference / n),
-            wire.H_TIME_TO_FIRST_TOKEN: ms(ttft),
-            wire.H_TIME_PER_OUTPUT_TOKEN: ms((inference - ttft) / max(n - 1, 1)),
-            wire.H_PROMPT_TOKENS: str(prompt),
-            wire.H_GENERATED_TOKENS: str(generated),
-            wire.H_SKIPPED_TOKENS: "0",
-            wire.H_TOTAL_TOKENS: str(prompt + generated),
-        }
 
     def _account(self, seq: Sequence, job: Job, end: float) -> None:
         admitted = seq.admitted or seq.queued
@@ -644,7 +529,7 @@ class Simulator:
         error_type: str | None,
         end_override: float | None = None,
     ) -> None:
-        if self.trace is None or job.kind == "startup":
+        if self.trace is None or job.kind == STARTUP:
             return
         token_times = list(seq.token_times) if seq is not None else []
         self.trace.write(
@@ -666,32 +551,3 @@ class Simulator:
 
 
 _now = time.time
-
-
-def _logprob(token_id: int) -> float:
-    # A stable, plausible log-probability per token (not a model output).
-    return -round(((token_id * 2654435761) % 1000) / 400.0, 4)
-
-
-def _metrics_as_json(text: str) -> dict[str, Any]:
-    """server.rs `parse_text_to_metrics`: {name: {type, data: [{key, value}]}}."""
-    families: dict[str, Any] = {}
-    current = ""
-    for line in text.splitlines():
-        if not line:
-            continue
-        if line.startswith("# TYPE "):
-            parts = line.split()
-            current = parts[2]
-            families[current] = {"type": parts[3], "data": []}
-            continue
-        if current in families:
-            name, _, value = line.rpartition(" ")
-            with contextlib.suppress(ValueError):
-                key = (
-                    name
-                    if "{" in name
-                    else ("sum" if name.endswith("_sum") else ("count" if name.endswith("_count") else ""))
-                )
-                families[current]["data"].append({"key": key, "value": float(value)})
-    return families

@@ -8,7 +8,9 @@ Series appear only after their first observation, as with LoRAX.
 from __future__ import annotations
 
 import bisect
+import contextlib
 from dataclasses import dataclass, field
+from typing import Any
 
 LabelKey = tuple[tuple[str, str], ...]
 
@@ -146,3 +148,27 @@ class Registry:
                 out.append(f"{name}_count{_labels(key)} {len(ordered)}")
             out.append("")
         return "\n".join(out) + ("\n" if out else "")
+
+
+def render_json(text: str) -> dict[str, Any]:
+    """server.rs `parse_text_to_metrics`: {name: {type, data: [{key, value}]}}."""
+    families: dict[str, Any] = {}
+    current = ""
+    for line in text.splitlines():
+        if not line:
+            continue
+        if line.startswith("# TYPE "):
+            parts = line.split()
+            current = parts[2]
+            families[current] = {"type": parts[3], "data": []}
+            continue
+        if current in families:
+            name, _, value = line.rpartition(" ")
+            with contextlib.suppress(ValueError):
+                key = (
+                    name
+                    if "{" in name
+                    else ("sum" if name.endswith("_sum") else ("count" if name.endswith("_count") else ""))
+                )
+                families[current]["data"].append({"key": key, "value": float(value)})
+    return families
