@@ -183,3 +183,25 @@ def test_inconsistent_budgets_are_refused_at_start_with_the_fix() -> None:
     refused = pytest.raises(RuntimeError, match=message)
     with refused, SimulatorProcess(*FAST, "--max-batch-total-tokens", "100"):
         pass
+
+
+def test_trace_records_errors_with_their_status_and_the_clients_request_id(sim: SimulatorProcess) -> None:
+    body = {"inputs": "trace me", "parameters": {"adapter_id": "broken/x", "max_new_tokens": 2}}
+    plain = httpx.post(sim.base_url + "/generate", json=body, headers={"x-request-id": "t-plain"})
+    assert plain.status_code == 424
+    with httpx.stream(
+        "POST", sim.base_url + "/generate_stream", json=body, headers={"x-request-id": "t-stream"}
+    ) as s:
+        assert [wire.parse_sse_line(x).error_type for x in s.iter_lines() if x] == ["generation"]
+    ok = httpx.post(sim.base_url + "/generate", json={"inputs": "fine"}, headers={"x-request-id": "t-ok"})
+    assert ok.status_code == 200
+    time.sleep(0.2)  # trace records are flushed within 50 ms
+    records = {r["request_id"]: r for r in read_trace(sim.trace_path)}  # type: ignore[arg-type]
+    assert (records["t-plain"]["status"], records["t-plain"]["error_type"]) == (424, "generation")
+    assert (records["t-stream"]["status"], records["t-stream"]["error_type"]) == (200, "generation")
+    assert records["t-plain"]["adapter_id"] == "broken/x" and records["t-plain"]["token_times"] == []
+    good = records["t-ok"]
+    assert (good["status"], good["error_type"], good["adapter_id"]) == (200, None, None)
+    assert (
+        good["generated_tokens"] == len(good["token_times"]) and good["first_token"] == good["token_times"][0]
+    )
