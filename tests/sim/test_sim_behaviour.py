@@ -3,6 +3,7 @@ during start-up, deterministic outputs, TTFT rising with the queue (read from th
 
 from __future__ import annotations
 
+import itertools
 import socket
 import time
 
@@ -12,6 +13,7 @@ from sim_helpers import FAST, sim_state, wait_idle
 
 from loraxkit import wire
 from loraxkit.sim.process import SimulatorProcess
+from loraxkit.sim.profiles import get_profile
 from loraxkit.sim.trace import read_trace
 
 
@@ -205,3 +207,29 @@ def test_trace_records_errors_with_their_status_and_the_clients_request_id(sim: 
     assert (
         good["generated_tokens"] == len(good["token_times"]) and good["first_token"] == good["token_times"][0]
     )
+
+
+def test_a_gpu_profile_times_steps_from_its_measurements() -> None:
+    profile = get_profile("l4-8b-bf16")  # the slowest profile: 73 ms per decode step at batch 1
+    with SimulatorProcess("--profile", profile.name, "--adapter-load-ms", "10", trace=True) as proc:
+        for adapter in (None, "org/lora"):
+            params: dict[str, object] = {"max_new_tokens": 4}
+            if adapter:
+                params["adapter_id"] = adapter
+            assert httpx.post(
+                proc.base_url + "/generate", json={"inputs": "gpu", "parameters": params}
+            ).is_success
+        time.sleep(0.2)
+        base, lora = read_trace(proc.trace_path)  # type: ignore[arg-type]
+    for record, adapters in ((base, 0), (lora, 1)):
+        prompt = record["prompt_tokens"]
+        gaps = [b - a for a, b in itertools.pairwise(record["token_times"])]
+        # each decode step lasts at least the profile's step time (less 1 ms of timer resolution)
+        for i, gap in enumerate(gaps):
+            assert gap >= profile.decode_step_ms(1, adapters, prompt + i + 1) / 1000 - 0.001
+        assert (
+            record["first_token"] - record["admitted"]
+            >= profile.prefill_step_ms(prompt, adapters) / 1000 - 0.001
+        )
+    # a LoRA step costs more than a base step on the same GPU
+    assert profile.decode_step_ms(1, 1, 10) > profile.decode_step_ms(1, 0, 10)
