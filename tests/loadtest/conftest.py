@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -35,7 +37,8 @@ class LocustRun:
 
 def run_locust(host: str, out: Path, *args: str, timeout: float = 120.0) -> LocustRun:
     if "--processes" in args:  # not Locust's fixed 5557: other runs on this machine may hold it
-        args = (*args, "--master-bind-port", str(free_port()))
+        port = str(free_port())
+        args = (*args, "--master-bind-port", port, "--master-port", port)
     cmd = [
         sys.executable,
         "-m",
@@ -53,8 +56,16 @@ def run_locust(host: str, out: Path, *args: str, timeout: float = 120.0) -> Locu
         "0",
         *args,
     ]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=out.parent)
-    return LocustRun(proc.returncode, proc.stdout + proc.stderr, out)
+    # Own session: on a timeout the whole group goes, including --processes workers.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=out.parent,
+                            start_new_session=True)
+    try:
+        output, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        output, _ = proc.communicate()
+        raise AssertionError(f"locust did not finish in {timeout} s:\n{output[-3000:]}") from None
+    return LocustRun(proc.returncode, output, out)
 
 
 @pytest.fixture
