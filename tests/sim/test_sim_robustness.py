@@ -164,3 +164,32 @@ def test_client_killed_mid_stream_and_flood_past_the_limit_leave_every_slot_free
             proc.base_url, [{"inputs": f"again {i}", "parameters": {"max_new_tokens": 5}} for i in range(4)]
         )
         assert [r.status_code for r in again] == [200] * 4
+
+
+def test_expect_100_continue_is_answered(sim: SimulatorProcess) -> None:
+    body = b'{"inputs": "continue", "parameters": {"max_new_tokens": 2}}'
+    with socket.create_connection(("127.0.0.1", sim.port), timeout=5) as s:
+        s.sendall(
+            b"POST /generate HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+            b"expect: 100-continue\r\ncontent-length: %d\r\n\r\n" % len(body)
+        )
+        assert s.recv(1024).startswith(b"HTTP/1.1 100 Continue\r\n\r\n")
+        s.sendall(body)
+        reply = b""
+        while b"generated_text" not in reply:
+            reply += s.recv(4096)
+        assert reply.startswith(b"HTTP/1.1 200 OK")
+
+
+def test_sigterm_drains_requests_in_flight_then_exits() -> None:
+    with SimulatorProcess("--profile", "synthetic", "--decode-ms", "20", "--log-level", "WARNING") as proc:
+        body = {"inputs": "drain", "parameters": {"max_new_tokens": 40}}
+        with httpx.stream("POST", proc.base_url + "/generate_stream", json=body, timeout=30) as s:
+            lines = s.iter_lines()
+            first = next(line for line in lines if line)
+            assert proc.proc is not None
+            proc.proc.terminate()  # mid-stream: 39 tokens (~0.8 s) still to come
+            rest = [wire.parse_sse_line(line) for line in lines if line]
+        assert wire.parse_sse_line(first).kind == wire.EventKind.TOKEN
+        assert len(rest) == 39 and rest[-1].kind == wire.EventKind.FINAL
+        assert proc.proc.wait(timeout=10) == 0

@@ -57,6 +57,7 @@ class SimConfig:
     adapter_load_ms: float | None = None
     step_jitter: float = 0.0
     keep_alive_s: float = wire.DEFAULT_KEEP_ALIVE_S
+    drain_timeout_s: float = 30.0
     default_adapter_source: str = "hub"
 
 

@@ -139,6 +139,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="send a `:` keep-alive line on streams idle this long (axum default 15)",
     )
     p.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="on SIGTERM, stop accepting and let requests in flight finish for up to this long (default 30)",
+    )
+    p.add_argument(
         "--lenient",
         action="store_true",
         help="accept what popular clients send and LoRAX rejects or ignores: `stop: null`, a string "
@@ -205,6 +212,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         adapter_load_ms=args.adapter_load_ms,
         step_jitter=args.step_jitter,
         keep_alive_s=args.keep_alive,
+        drain_timeout_s=args.drain_timeout,
     )
 
 

@@ -74,6 +74,7 @@ class Connection(asyncio.Protocol):
         self._busy = False
         self._keep_alive = True
         self.closed = False
+        self.draining = False
         self.on_close: Callable[[], None] | None = None
         self._url = b""
         self._headers: dict[str, str] = {}
@@ -123,6 +124,11 @@ class Connection(asyncio.Protocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._headers[name.decode("latin-1").lower()] = value.decode("latin-1")
+
+    def on_headers_complete(self) -> None:
+        # hyper answers `Expect: 100-continue` (curl sends it for bodies over 1 KiB, then waits 1 s)
+        if self._headers.get("expect", "").lower() == "100-continue" and self.transport is not None:
+            self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
         self._body_size += len(body)
@@ -189,7 +195,7 @@ class Connection(asyncio.Protocol):
             lines.extend(f"{k}: {v}" for k, v in headers.items())
         lines.append("access-control-allow-origin: *")
         lines.append(f"date: {_http_date()}")
-        if not self._keep_alive:
+        if not self._keep_alive or self.draining:
             lines.append("connection: close")
         return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
@@ -224,10 +230,16 @@ class Connection(asyncio.Protocol):
         self._streaming = False
         self._finish()
 
+    def drain(self) -> None:
+        """Graceful shutdown: close now if idle, else right after the response in progress."""
+        self.draining = True
+        if not self._busy and not self._pending and self.transport is not None:
+            self.transport.close()
+
     def _finish(self) -> None:
         self.on_close = None
         self._busy = False
-        if not self._keep_alive and self.transport is not None:
+        if (self.draining or not self._keep_alive) and self.transport is not None:
             self.transport.close()
             return
         if self._pending:

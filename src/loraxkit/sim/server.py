@@ -7,6 +7,7 @@ import contextlib
 import gc
 import logging
 import signal
+import time
 
 from loraxkit.sim.app import SimConfig, Simulator
 from loraxkit.sim.http import Connection
@@ -33,7 +34,7 @@ async def serve(config: SimConfig, ready: asyncio.Event | None = None) -> None:
     )
     sim.start()
     # Move start-up objects (tokenizer, vocabulary) out of the collector's view and collect young objects
-    # less often: full collections over them caused 10-20 ms stalls of the token loop.
+    # less often, so that collections inside a step's token loop stay short.
     gc.collect()
     gc.freeze()
     gc.set_threshold(50_000, 20, 100)
@@ -51,12 +52,26 @@ async def serve(config: SimConfig, ready: asyncio.Event | None = None) -> None:
         ready.set()
     try:
         await stop.wait()
+        await drain(server, sim, config.drain_timeout_s)
     finally:
         server.close()
         for conn in list(sim.connections):
             if conn.transport is not None:
                 conn.transport.close()
         await sim.stop()
+
+
+async def drain(server: asyncio.AbstractServer, sim: Simulator, timeout_s: float) -> None:
+    """Like axum's graceful shutdown: stop accepting, close idle connections, let requests in flight
+    finish (up to `timeout_s`; LoRAX's launcher kills the router after 90 s)."""
+    server.close()
+    for conn in list(sim.connections):
+        conn.drain()
+    deadline = time.monotonic() + timeout_s
+    if sim.in_flight:
+        log.info("draining %d requests in flight (up to %.0f s)", sim.in_flight, timeout_s)
+    while sim.in_flight and time.monotonic() < deadline:
+        await asyncio.sleep(0.05)
 
 
 def run(config: SimConfig) -> int:
