@@ -57,8 +57,14 @@ def run_locust(host: str, out: Path, *args: str, timeout: float = 120.0) -> Locu
         *args,
     ]
     # Own session: on a timeout the whole group goes, including --processes workers.
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=out.parent,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=out.parent,
+        start_new_session=True,
+    )
     try:
         output, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:

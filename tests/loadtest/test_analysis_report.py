@@ -17,11 +17,20 @@ from loraxkit.loadtest.slo import configured_gates, evaluate, evaluate_run
 from loraxkit.loadtest.stages import Stage, stage_windows
 
 
-def rec(sent: float, stamps: list[float], adapter: str = "a", status: int = 200,
-        error_type: str | None = None) -> RequestRecord:
-    return RequestRecord(request_id=f"{adapter}{sent}", route="/generate_stream", adapter=adapter, sent=sent,
-                         status=status, error_type=error_type, token_times=array("d", stamps),
-                         server_tokens=len(stamps), end=stamps[-1] if stamps else sent)
+def rec(
+    sent: float, stamps: list[float], adapter: str = "a", status: int = 200, error_type: str | None = None
+) -> RequestRecord:
+    return RequestRecord(
+        request_id=f"{adapter}{sent}",
+        route="/generate_stream",
+        adapter=adapter,
+        sent=sent,
+        status=status,
+        error_type=error_type,
+        token_times=array("d", stamps),
+        server_tokens=len(stamps),
+        end=stamps[-1] if stamps else sent,
+    )
 
 
 def test_tokens_in_window_counts_stamps_inside_only() -> None:
@@ -30,8 +39,12 @@ def test_tokens_in_window_counts_stamps_inside_only() -> None:
 
 
 def row(tps: float) -> dict:
-    return {"stage": 0, "users": 1, "rate": None,
-            "summary": {"output_tokens_per_s": tps, "ttft_ms": {"p95": 1.0}, "tpot_ms": {"p50": 1.0}}}
+    return {
+        "stage": 0,
+        "users": 1,
+        "rate": None,
+        "summary": {"output_tokens_per_s": tps, "ttft_ms": {"p95": 1.0}, "tpot_ms": {"p50": 1.0}},
+    }
 
 
 def test_saturation_is_the_first_stage_the_next_one_barely_improves() -> None:
@@ -69,13 +82,19 @@ def test_per_adapter_gates_catch_one_slow_adapter() -> None:
     fast, slow = summarize([rec(0.0, [0.01])]), summarize([rec(0.0, [0.5])])
     overall = summarize([rec(0.0, [0.01])] * 20 + [rec(0.0, [0.5])])
     results = evaluate_run({"slo_ttft_p50": 100.0}, overall, {"fast": fast, "slow": slow})
-    assert [(g.scope, g.passed) for g in results] == [("overall", True), ("adapter fast", True),
-                                                      ("adapter slow", False)]
+    assert [(g.scope, g.passed) for g in results] == [
+        ("overall", True),
+        ("adapter fast", True),
+        ("adapter slow", False),
+    ]
 
 
 def test_report_files_are_written_and_json_is_strict(tmp_path: Path) -> None:
-    records = [rec(0.0, [0.1, 0.2, 0.3]), rec(0.5, [0.7, 0.8], adapter="b"),
-               rec(3.5, [], status=424, error_type="generation")]
+    records = [
+        rec(0.0, [0.1, 0.2, 0.3]),
+        rec(0.5, [0.7, 0.8], adapter="b"),
+        rec(3.5, [], status=424, error_type="generation"),
+    ]
     report = analyse(records, Slos(ttft=0.5))
     report.update({"host": "http://x", "mode": "closed loop"})
     gates = evaluate({"slo_ttft_p50": 1.0}, report["overall"])
@@ -106,8 +125,12 @@ lorax_unrelated 7
 def test_scrape_keeps_gauges_and_histogram_sums() -> None:
     scrape = Scrape("http://x/metrics")
     scrape.add_text(METRICS_TEXT, at=1.0)
-    scrape.add_text(METRICS_TEXT.replace("queue_length 3", "queue_length 5")
-                    .replace("_sum 0.5", "_sum 1.5").replace("_count 5", "_count 10"), at=2.0)
+    scrape.add_text(
+        METRICS_TEXT.replace("queue_length 3", "queue_length 5")
+        .replace("_sum 0.5", "_sum 1.5")
+        .replace("_count 5", "_count 10"),
+        at=2.0,
+    )
     out = scrape.summary()
     assert out["series"]["lorax_queue_length"]["max"] == 5.0
     assert out["series"]["lorax_batch_current_size"]["mean"] == 12.0

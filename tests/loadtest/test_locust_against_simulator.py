@@ -12,6 +12,8 @@ Tolerances reached on this 2-core machine (shared with other work), client minus
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
 import sys
 from collections import Counter
@@ -27,6 +29,8 @@ from loraxkit.loadtest.slo import SLO_EXIT_CODE
 from loraxkit.loadtest.tracecheck import compare
 from loraxkit.sim.process import SimulatorProcess
 from loraxkit.sim.trace import read_trace
+
+LOADTEST_DIR = Path(__file__).resolve().parents[2] / "loadtest"
 
 SYNTHETIC = ("--profile", "synthetic", "--decode-ms", "10", "--prefill-ms", "5")
 WORKLOAD = (
@@ -298,8 +302,6 @@ def test_demo_runs_a_sweep_and_writes_the_report(tmp_path: Path) -> None:
         timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
-    import json
-
     report = json.loads((out / "report.json").read_text())
     assert [row["users"] for row in report["stages"]] == [1, 3]
     assert all(row["summary"]["requests"] > 0 for row in report["stages"])
@@ -314,3 +316,88 @@ def test_demo_runs_a_sweep_and_writes_the_report(tmp_path: Path) -> None:
     ):
         assert (out / name).is_file(), name
     assert "requests matched with the simulator's trace" in proc.stderr
+
+
+def test_options_come_from_locust_conf_and_environment(tmp_path: Path) -> None:
+    (tmp_path / "locust.conf").write_text("stage-time = 7\nmix = zipf\n")
+    out = tmp_path / "report"
+    env = {**os.environ, "LOCUST_ADAPTERS": "env-a,env-b"}
+    # No server needed: the first open-loop arrival is hours away, so no request is sent.
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(LOADTEST_DIR),
+            "--host",
+            "http://127.0.0.1:9",
+            "--headless",
+            "-u",
+            "1",
+            "-t",
+            "1s",
+            "--arrival-rate",
+            "0.0001",
+            "--report-dir",
+            str(out),
+            "--progress-interval",
+            "0",
+            "--only-summary",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads((out / "report.json").read_text())
+    assert report["workload"]["adapters"] == ["env-a", "env-b"]
+    assert report["workload"]["mix"] == "zipf"
+    assert report["options"]["stage_time"] == 7.0
+
+
+def test_bad_option_is_named_before_any_request(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "locust",
+            "-f",
+            str(LOADTEST_DIR),
+            "--host",
+            "http://127.0.0.1:9",
+            "--headless",
+            "-t",
+            "1s",
+            "--output-tokens",
+            "gaussian:5",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "output_tokens: cannot read 'gaussian:5'" in proc.stderr
+
+
+def test_loadtest_command_lists_the_harness_options() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "loraxkit.cli", "loadtest", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0
+    for option in (
+        "--adapters",
+        "--arrival-rate",
+        "--shape",
+        "--slo-ttft-p95",
+        "--max-error-rate",
+        "--scrape-metrics",
+        "--workload",
+    ):
+        assert option in proc.stdout

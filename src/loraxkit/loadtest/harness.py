@@ -25,7 +25,7 @@ from locust.runners import STATE_INIT, STATE_STOPPED, MasterRunner, WorkerRunner
 
 from loraxkit.loadtest.analysis import analyse
 from loraxkit.loadtest.metrics import RequestRecord, Slos, now, summarize
-from loraxkit.loadtest.options import add_arguments, parse_rates, workload_from_options
+from loraxkit.loadtest.options import add_arguments, option_names, parse_rates, workload_from_options
 from loraxkit.loadtest.report import write_report
 from loraxkit.loadtest.schedule import Arrival, ScheduleError, WorkerSchedule
 from loraxkit.loadtest.scrape import Scrape
@@ -325,6 +325,7 @@ class Harness:
                     or getattr(runner, "worker_cpu_warning_emitted", False)
                 ),
                 "workload": self.workload.describe(),
+                "options": {name: getattr(o, name, None) for name in option_names()},
             }
         )
         if self.scrape is not None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import configargparse
+
 from loraxkit.loadtest.prompts import BUILTIN_TOKENIZERS
 from loraxkit.loadtest.schedule import ARRIVAL_PROCESSES
 from loraxkit.loadtest.slo import LATENCY_GATES
@@ -31,8 +33,36 @@ WORKLOAD_OPTIONS: dict[str, str] = {
 }
 
 
+class _WithEnvVars:
+    """Gives every option a LOCUST_<NAME> environment variable on Locust's (configargparse) parser."""
+
+    def __init__(self, parser: Any) -> None:
+        self.parser = parser
+        self.env = isinstance(parser, configargparse.ArgumentParser)
+        self.names: list[str] = []
+
+    def add_argument(self, *flags: str, **kwargs: Any) -> Any:
+        name = flags[0].lstrip("-")
+        self.names.append(name.replace("-", "_"))
+        if self.env:
+            kwargs.setdefault("env_var", "LOCUST_" + name.upper().replace("-", "_"))
+        return self.parser.add_argument(*flags, **kwargs)
+
+
+def option_names() -> list[str]:
+    """Attribute names of every harness option (for the report)."""
+    import argparse
+
+    collector = _WithEnvVars(argparse.ArgumentParser(add_help=False))
+    _workload_arguments(collector)
+    _load_arguments(collector)
+    _report_arguments(collector)
+    return collector.names
+
+
 def add_arguments(parser: Any) -> None:
     """Register the options on Locust's parser (`events.init_command_line_parser`)."""
+    parser = _WithEnvVars(parser)
     # Directly on the parser, not in argument groups: only LocustArgumentParser.add_argument marks an
     # option for the web UI.
     _workload_arguments(parser)
