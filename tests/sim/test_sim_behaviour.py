@@ -233,3 +233,24 @@ def test_a_gpu_profile_times_steps_from_its_measurements() -> None:
         )
     # a LoRA step costs more than a base step on the same GPU
     assert profile.decode_step_ms(1, 1, 10) > profile.decode_step_ms(1, 0, 10)
+
+
+def test_adapters_take_turns_when_more_are_busy_than_can_be_active() -> None:
+    # one adapter slot, a batch budget that holds one request at a time, and a 0.1 s adapter turn
+    with SimulatorProcess(
+        "--profile", "synthetic", "--decode-ms", "5", "--prefill-ms", "1", "--adapter-load-ms", "10",
+        "--max-active-adapters", "1", "--adapter-cycle-time", "0.1", "--max-input-length", "30",
+        "--max-total-tokens", "60", "--max-batch-total-tokens", "60", "--log-level", "WARNING", trace=True,
+    ) as proc:  # fmt: skip
+        bodies = [b'{"inputs": "a %d", "parameters": {"adapter_id": "org/a", "max_new_tokens": 20}}' % i
+                  for i in range(6)]  # fmt: skip
+        bodies.append(b'{"inputs": "b", "parameters": {"adapter_id": "org/b", "max_new_tokens": 20}}')
+        ids = [f"a{i}" for i in range(6)] + ["b"]
+        replies = _send_all_at_once(proc.port, bodies, ids)
+        assert all(r.startswith(b"HTTP/1.1 200") for r in replies)
+        state = sim_state(proc.base_url)
+        time.sleep(0.2)
+        ends = {r["request_id"]: r["end"] for r in read_trace(proc.trace_path)}  # type: ignore[arg-type]
+    # without turns, b would wait for all six requests of a (~0.6 s); with them it runs in between
+    assert ends["b"] < max(ends[f"a{i}"] for i in range(6))
+    assert state["adapter_evictions"] >= 2 and state["adapter_loads"] >= 3  # a, b, a again

@@ -55,6 +55,7 @@ class SimConfig:
     max_waiting_tokens: int = 20
     waiting_served_ratio: float = 1.2
     adapter_load_ms: float | None = None
+    adapter_cycle_s: float = 2.0
     step_jitter: float = 0.0
     keep_alive_s: float = wire.DEFAULT_KEEP_ALIVE_S
     drain_timeout_s: float = 30.0
@@ -122,6 +123,7 @@ class Simulator:
                 adapter_load_ms=config.adapter_load_ms
                 if config.adapter_load_ms is not None
                 else profile.adapter_load_ms,
+                adapter_cycle_s=config.adapter_cycle_s,
                 unloadable_adapters=config.unloadable_adapters,
                 step_jitter=config.step_jitter,
                 seed=config.seed,

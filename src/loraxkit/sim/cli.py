@@ -79,6 +79,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="time to download+load an adapter on first use (default: the profile's)",
     )
     p.add_argument(
+        "--adapter-cycle-time",
+        type=float,
+        default=2.0,
+        metavar="SECONDS",
+        help="when adapters wait for a slot, an adapter active this long takes no new work and is swapped "
+        "out once its running requests finish (LoRAX --adapter-cycle-time-s, default 2)",
+    )
+    p.add_argument(
         "--max-input-length", type=int, default=4095, metavar="N", help="LoRAX limit (default 4095)"
     )
     p.add_argument(
@@ -210,6 +218,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         max_waiting_tokens=args.max_waiting_tokens,
         waiting_served_ratio=args.waiting_served_ratio,
         adapter_load_ms=args.adapter_load_ms,
+        adapter_cycle_s=args.adapter_cycle_time,
         step_jitter=args.step_jitter,
         keep_alive_s=args.keep_alive,
         drain_timeout_s=args.drain_timeout,

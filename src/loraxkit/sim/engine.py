@@ -69,17 +69,23 @@ class EngineConfig:
     waiting_served_ratio: float = 1.2
     max_active_adapters: int = 1024
     adapter_load_ms: float = 800.0
+    adapter_cycle_s: float = 2.0
     unloadable_adapters: tuple[str, ...] = ()
     step_jitter: float = 0.0
     seed: int = 0
 
 
 class AdapterTable:
-    """Which adapters are on the GPU, which are loading, which wait for a free slot (LRU eviction)."""
+    """Which adapters are on the GPU, which are loading, which wait for a slot.
 
-    def __init__(self, max_active: int) -> None:
+    Beyond `max_active`, the least recently used adapter with nothing queued or running is offloaded first;
+    failing that, one with only queued work that has been active for `cycle_s` (LoRAX's
+    `--adapter-cycle-time-s`) is swapped out so that other adapters get a turn (its work waits to reload)."""
+
+    def __init__(self, max_active: int, cycle_s: float = 2.0) -> None:
         self.max_active = max_active
-        self.active: OrderedDict[str, None] = OrderedDict()
+        self.cycle_s = cycle_s
+        self.active: OrderedDict[str, float] = OrderedDict()  # adapter → monotonic time it became active
         self.loading: set[str] = set()
         self.pending: deque[str] = deque()
         self.loads = 0
@@ -90,6 +96,16 @@ class AdapterTable:
 
     def touch(self, adapter_id: str) -> None:
         self.active.move_to_end(adapter_id)
+
+    def admitting(self, adapter_id: str | None, now: float) -> bool:
+        """Loaded and not at the end of its turn: once other adapters wait for a slot, an adapter active for
+        `cycle_s` takes no new work, so its running work drains and it can be swapped out."""
+        if adapter_id is None:
+            return True
+        since = self.active.get(adapter_id)
+        if since is None:
+            return False
+        return not (self.pending and now - since >= self.cycle_s)
 
     def wants(self, adapter_id: str) -> bool:
         """Returns True if a load should start now; otherwise the adapter is active, loading or queued."""
@@ -103,17 +119,28 @@ class AdapterTable:
             self.pending.append(adapter_id)
         return False
 
-    def evict_for_pending(self, in_use: set[str]) -> list[str]:
-        """Offload idle adapters (least recently used first) so pending ones can load.
-        Returns the adapters whose load starts now."""
+    def _victim(self, running: set[str], waiting: set[str], now: float) -> tuple[str | None, bool]:
+        """(adapter to offload, whether its queued work must reload it later)."""
+        for adapter_id in self.active:
+            if adapter_id not in running and adapter_id not in waiting:
+                return adapter_id, False
+        for adapter_id, since in self.active.items():
+            if adapter_id not in running and now - since >= self.cycle_s:
+                return adapter_id, True
+        return None, False
+
+    def evict_for_pending(self, running: set[str], waiting: set[str], now: float) -> list[str]:
+        """Offload adapters so pending ones can load. Returns the adapters whose load starts now."""
         to_load: list[str] = []
-        while self.pending:
+        for _ in range(len(self.pending)):
             if len(self.active) + len(self.loading) >= self.max_active:
-                victim = next((a for a in self.active if a not in in_use), None)
+                victim, requeue = self._victim(running, waiting, now)
                 if victim is None:
                     break
                 del self.active[victim]
                 self.evictions += 1
+                if requeue:
+                    self.pending.append(victim)
             adapter_id = self.pending.popleft()
             self.loading.add(adapter_id)
             self.loads += 1
@@ -122,7 +149,7 @@ class AdapterTable:
 
     def loaded(self, adapter_id: str) -> None:
         self.loading.discard(adapter_id)
-        self.active[adapter_id] = None
+        self.active[adapter_id] = time.monotonic()
 
     def failed(self, adapter_id: str) -> None:
         self.loading.discard(adapter_id)
@@ -135,7 +162,7 @@ class Engine:
         self.metrics = metrics
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
-        self.adapters = AdapterTable(config.max_active_adapters)
+        self.adapters = AdapterTable(config.max_active_adapters, config.adapter_cycle_s)
         self._rng = random.Random(config.seed)
         self._wake = asyncio.Event()
         self._waiting_steps = 0
@@ -201,13 +228,9 @@ class Engine:
     def _service_adapters(self) -> None:
         if not self.adapters.pending:
             return
-        in_use = {s.adapter_id for s in self.running if s.adapter_id is not None}
-        in_use |= {
-            s.adapter_id
-            for s in self.waiting
-            if s.adapter_id is not None and not s.cancelled and s.adapter_id in self.adapters.active
-        }
-        for adapter_id in self.adapters.evict_for_pending(in_use):
+        running = {s.adapter_id for s in self.running if s.adapter_id is not None}
+        waiting = {s.adapter_id for s in self.waiting if s.adapter_id is not None and not s.cancelled}
+        for adapter_id in self.adapters.evict_for_pending(running, waiting, time.monotonic()):
             self._start_load(adapter_id)
 
     # ------------------------------------------------------------------ scheduling
@@ -231,8 +254,9 @@ class Engine:
         )
         prefill_budget = self.config.max_batch_prefill_tokens
         chosen: list[Sequence] = []
+        now = time.monotonic()
         for seq in self.waiting:
-            if not self.adapters.ready(seq.adapter_id):
+            if not self.adapters.admitting(seq.adapter_id, now):
                 continue
             need = seq.input_length + seq.max_new_tokens
             if seq.input_length > prefill_budget or need > token_budget:
@@ -291,7 +315,11 @@ class Engine:
             else:
                 self._wake.clear()
                 self._deadline = 0.0
-                await self._wake.wait()
+                if self.adapters.pending:  # queued work waits for an adapter slot: re-check after a cycle
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), self.adapters.cycle_s)
+                else:
+                    await self._wake.wait()
 
     def _adapters_in(self, seqs: list[Sequence]) -> int:
         return len({s.adapter_id for s in seqs if s.adapter_id is not None})
