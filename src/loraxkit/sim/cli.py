@@ -195,6 +195,14 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
             f"--max-batch-total-tokens ({args.max_batch_total_tokens}) must be >= --max-total-tokens "
             f"({args.max_total_tokens}): lower --max-total-tokens or raise --max-batch-total-tokens"
         )
+    if args.trace:
+        try:
+            with open(args.trace, "a", encoding="utf-8"):
+                pass
+        except OSError as exc:
+            raise SystemExit(
+                f"--trace {args.trace}: cannot write ({exc.strerror}); pick a writable path"
+            ) from None
     return SimConfig(
         profile=_profile_from_args(args),
         host=args.host,

@@ -25,13 +25,18 @@ async def serve(config: SimConfig, ready: asyncio.Event | None = None) -> None:
         await asyncio.sleep(config.startup_delay_s)
     sim = Simulator(config, vocab)
     loop = asyncio.get_running_loop()
-    server = await loop.create_server(
-        lambda: Connection(sim.handle, sim.connections, sim.pump.defer),
-        config.host,
-        config.port,
-        reuse_address=True,
-        backlog=4096,
-    )
+    try:
+        server = await loop.create_server(
+            lambda: Connection(sim.handle, sim.connections, sim.pump.defer),
+            config.host,
+            config.port,
+            reuse_address=True,
+            backlog=4096,
+        )
+    except OSError as exc:
+        raise SystemExit(
+            f"cannot listen on {config.host}:{config.port} ({exc.strerror}): choose another --port"
+        ) from None
     sim.start()
     # Move start-up objects (tokenizer, vocabulary) out of the collector's view and collect young objects
     # less often, so that collections inside a step's token loop stay short.
