@@ -211,3 +211,11 @@ def test_lenient_switch_accepts_what_popular_clients_send() -> None:
         ]
         lenient_r = httpx.post(lenient.base_url + "/generate", json=ignore).json()["details"]["finish_reason"]
         assert (strict_tokens, lenient_r) == ("eos_token", "length")  # LoRAX ignores `ignore_eos`
+
+
+def test_chat_template_errors_are_422_even_on_streams(sim: SimulatorProcess) -> None:
+    body = {"model": "", "messages": [{"role": "assistant", "content": "I speak first"}], "stream": True}
+    r = httpx.post(sim.base_url + "/v1/chat/completions", json=body)
+    assert r.status_code == 422
+    assert r.json()["error_type"] == "template_error"
+    assert r.json()["error"].startswith("Failed applying chat template to inputs: ")

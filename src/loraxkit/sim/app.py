@@ -342,10 +342,8 @@ class Simulator:
         except wire.BodyRejection as rej:
             conn.send(rej.status, rej.message.encode(), "text/plain; charset=utf-8")
             return
-        except wire.LoraxError as err:  # chat template errors are returned before any streaming starts
-            self.metrics.inc(
-                "lorax_request_failure", err=wire.FAILURE_LABEL.get(err.error_type, "bad_request")
-            )
+        except wire.LoraxError as err:
+            # chat template errors: returned before any streaming starts and before LoRAX counts the request
             self._send_error(conn, err)
             return
         seed = params.seed
