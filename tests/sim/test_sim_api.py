@@ -219,3 +219,15 @@ def test_chat_template_errors_are_422_even_on_streams(sim: SimulatorProcess) -> 
     assert r.status_code == 422
     assert r.json()["error_type"] == "template_error"
     assert r.json()["error"].startswith("Failed applying chat template to inputs: ")
+
+
+def test_startup_fails_with_500_while_overloaded() -> None:
+    with SimulatorProcess(*FAST, "--max-concurrent-requests", "1", "--decode-ms", "20") as proc:
+        body = {"inputs": "hold", "parameters": {"max_new_tokens": 200}}
+        with httpx.stream("POST", proc.base_url + "/generate_stream", json=body) as s:
+            lines = s.iter_lines()  # keep the iterator: dropping it would close the stream
+            assert next(lines).startswith("data:")  # the one slot is taken
+            r = httpx.get(proc.base_url + "/startup")
+            assert r.status_code == 500
+            assert r.json() == {"error": "Model is overloaded", "error_type": "overloaded"}
+        assert httpx.get(proc.base_url + "/startup", timeout=10).status_code == 200

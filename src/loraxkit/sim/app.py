@@ -289,7 +289,7 @@ class Simulator:
         try:
             self._admit(job, wire.ROUTE_STARTUP, req, prompt_ids=None)
         except wire.LoraxError as err:
-            self._send_json(conn, 500, err.body())
+            self._reject(job, wire.ROUTE_STARTUP, req, err)  # 500 with LoRAX's error body, slot released
 
     # ------------------------------------------------------------------ generation
     def _json_body(self, req: Request) -> Any:
