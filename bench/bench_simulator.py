@@ -17,6 +17,7 @@ import contextlib
 import itertools
 import json
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -62,8 +63,6 @@ class StreamClient(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         buf = self.tail + data
         self.counters.tokens += buf.count(b'data: {"token"')
-        if b'"generated_text":"' in buf or b'"error"' in buf:
-            pass
         if b"0\r\n\r\n" in buf[-7:]:  # end of the chunked response
             self.counters.open_streams -= 1
             self.counters.finished += 1
@@ -163,6 +162,7 @@ def main() -> int:
     ap.add_argument("--ramp", type=float, default=5.0, help="seconds to open all streams (default 5)")
     ap.add_argument("--server-cpu", type=int, default=0, help="core for the simulator (default 0)")
     ap.add_argument("--client-cpu", type=int, default=1, help="core for this client (default 1)")
+    ap.add_argument("--keep-trace", metavar="PATH", help="copy the simulator's trace here for inspection")
     args = ap.parse_args()
     if args.client_cpu is not None and hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {args.client_cpu})
@@ -198,10 +198,8 @@ def main() -> int:
 
         state = httpx.get(sim.base_url + "/sim/state", timeout=10).json()
         drift = gap_drift(sim.trace_path, args.decode_ms, since=wall0 + args.ramp)
-        if os.environ.get("KEEP_TRACE"):
-            import shutil
-
-            shutil.copy(sim.trace_path, os.environ["KEEP_TRACE"])
+        if args.keep_trace:
+            shutil.copy(sim.trace_path, args.keep_trace)
     ideal = args.streams * 1000.0 / args.decode_ms
     print(
         f"load average before: {load_before[0]:.2f} {load_before[1]:.2f} {load_before[2]:.2f} "
