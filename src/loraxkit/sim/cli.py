@@ -167,6 +167,10 @@ def _profile_from_args(args: argparse.Namespace) -> Profile:
     profile = get_profile(args.profile)
     if (args.decode_ms is not None or args.prefill_ms is not None) and not profile.synthetic:
         raise SystemExit(f"--decode-ms/--prefill-ms only apply to --profile synthetic, not {profile.name}")
+    if (args.decode_ms is not None and args.decode_ms <= 0) or (
+        args.prefill_ms is not None and args.prefill_ms < 0
+    ):
+        raise SystemExit("--decode-ms must be > 0 and --prefill-ms >= 0 (milliseconds per step)")
     if args.decode_ms is not None:
         profile = dataclasses.replace(profile, fixed_decode_ms=args.decode_ms)
     if args.prefill_ms is not None:

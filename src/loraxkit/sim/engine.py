@@ -291,7 +291,8 @@ class Engine:
         deadline = self._deadline = start + seconds
         delay = deadline - now
         if delay <= 0:
-            return  # catching up: this step's end has already passed
+            await asyncio.sleep(0)  # catching up: the step's end has passed; still let I/O run between steps
+            return
         if delay > SPIN_S:
             await asyncio.sleep(delay - SPIN_S)
         while time.monotonic() < deadline:
