@@ -401,3 +401,27 @@ def test_loadtest_command_lists_the_harness_options() -> None:
         "--workload",
     ):
         assert option in proc.stdout
+
+
+def test_a_stream_slower_than_the_request_timeout_is_reported_as_timeout(locust_run: Any) -> None:
+    with SimulatorProcess("--profile", "synthetic", "--decode-ms", "200") as sim:
+        run = locust_run(
+            sim.base_url,
+            "-u",
+            "2",
+            "-r",
+            "2",
+            "-t",
+            "3s",
+            "--output-tokens",
+            "50",
+            "--request-timeout",
+            "1",
+            "--max-error-rate",
+            "1.0",
+        )
+    assert run.returncode == 0, run.output
+    assert "Traceback" not in run.output
+    errors = run.report["overall"]["errors"]
+    assert errors["by_error_type"].get("timeout", 0) >= 2
+    assert all(r.error_type == "timeout" and 3 <= r.stream_tokens <= 6 for r in run.records)

@@ -18,6 +18,8 @@ import struct
 import time
 from typing import Any
 
+import gevent
+
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux value; Python does not export it
 _TIMESPEC = struct.Struct("qq")
 _ANC_SPACE = socket.CMSG_SPACE(_TIMESPEC.size)
@@ -42,13 +44,40 @@ def kernel_time(ancdata: list[tuple[int, int, bytes]]) -> float | None:
 
 
 class StampedLineReader:
-    """`readline()` over a geventhttpclient response; `stamp`: arrival time of the last line returned."""
+    """`readline()` over a geventhttpclient response; `stamp`: arrival time of the last line returned.
 
-    def __init__(self, response: Any) -> None:
+    Use as a context manager: while reading, the socket's own timeout is lifted (gevent would arm and
+    cancel a timer on every wait, i.e. on every token) and one timer of `timeout` seconds covers the rest
+    of the response instead; the socket's timeout is restored for the connection pool afterwards.
+    """
+
+    def __init__(self, response: Any, timeout: float | None = None) -> None:
         self._response = response
+        self._timeout = timeout
         self.stamp = time.time()  # lines that came with the headers
         sock = response._sock
         self.kernel = sock is not None and enable_kernel_timestamps(sock)
+        self._sock = sock
+        self._saved_timeout: float | None = None
+        self._timer: gevent.Timeout | None = None
+        self.timed_out = False
+
+    def __enter__(self) -> StampedLineReader:
+        if self._sock is not None:
+            self._saved_timeout = self._sock.gettimeout()
+            self._sock.settimeout(None)
+        self._timer = gevent.Timeout(self._timeout or self._saved_timeout)
+        self._timer.start()
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> bool:
+        if self._timer is not None:
+            self._timer.close()
+        if self._sock is not None:
+            self._sock.settimeout(self._saved_timeout)
+        # Our own timer firing ends this response (the connection is closed, not reused); say so, quietly.
+        self.timed_out = exc is not None and exc is self._timer
+        return self.timed_out
 
     def readline(self) -> bytes:
         response = self._response

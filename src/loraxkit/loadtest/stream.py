@@ -20,6 +20,7 @@ from loraxkit.loadtest.metrics import RequestRecord
 ERR_CONNECTION = "connection"
 ERR_INCOMPLETE_STREAM = "incomplete_stream"
 ERR_BAD_RESPONSE = "bad_response"
+ERR_TIMEOUT = "timeout"
 
 _TIMING_HEADERS = {
     wire.H_TIME_TO_FIRST_TOKEN: "time_to_first_token_ms",

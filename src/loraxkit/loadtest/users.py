@@ -17,7 +17,7 @@ from loraxkit.loadtest.apis import STREAMING, encode_body, request_body
 from loraxkit.loadtest.harness import Harness, harness_of
 from loraxkit.loadtest.metrics import RequestRecord, now
 from loraxkit.loadtest.sockstamp import StampedLineReader
-from loraxkit.loadtest.stream import ERR_CONNECTION, read_error_body, read_generate, read_sse
+from loraxkit.loadtest.stream import ERR_CONNECTION, ERR_TIMEOUT, read_error_body, read_generate, read_sse
 from loraxkit.loadtest.workload import PlannedRequest
 
 
@@ -82,12 +82,13 @@ class LoraxUser(FastHttpUser):
             "POST", self.route, data=body, headers=headers, stream=streaming, catch_response=True, name=name
         ) as resp:
             record.headers = now()
-            self._read(resp, record, streaming, not harness.options.user_space_stamps)
+            options = harness.options
+            self._read(resp, record, streaming, not options.user_space_stamps, options.request_timeout)
             self._settle(resp, record)
         return record
 
     @staticmethod
-    def _read(resp: Any, record: RequestRecord, streaming: bool, kernel_stamps: bool) -> None:
+    def _read(resp: Any, record: RequestRecord, streaming: bool, kernel_stamps: bool, timeout: float) -> None:
         status = resp.status_code or 0
         if status == 0:
             record.error_type, record.error = ERR_CONNECTION, str(getattr(resp, "error", ""))[:300]
@@ -98,8 +99,12 @@ class LoraxUser(FastHttpUser):
         elif streaming:
             record.status = 200
             if kernel_stamps:
-                reader = StampedLineReader(resp._response)  # geventhttpclient's response object
-                read_sse(reader.readline, record, lambda: reader.stamp)
+                # geventhttpclient's response object; one timer for the whole stream
+                with StampedLineReader(resp._response, timeout) as reader:
+                    read_sse(reader.readline, record, lambda: reader.stamp)
+                if reader.timed_out:
+                    record.error_type, record.error = ERR_TIMEOUT, f"no complete response in {timeout:g} s"
+                    record.end = now()
             else:
                 raw = resp._response
                 read_sse(lambda: raw.readline(b"\n"), record)
