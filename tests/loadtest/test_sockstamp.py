@@ -1,0 +1,33 @@
+"""Kernel receive stamps: the stamp is when the bytes arrived, not when the client got to reading them."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from loraxkit.loadtest.sockstamp import enable_kernel_timestamps, kernel_time
+
+READ_LATE_S = 0.2
+
+
+def test_kernel_stamp_is_the_arrival_time_not_the_read_time() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as server:
+        client = socket.create_connection(server.getsockname())
+        peer, _ = server.accept()
+        with client, peer:
+            assert enable_kernel_timestamps(client)
+            before = time.time()
+            peer.sendall(b'data: {"token": 1}\n\n')
+            after = time.time()
+            time.sleep(READ_LATE_S)  # a busy client reads late
+            data, ancdata, _, _ = client.recvmsg(4096, socket.CMSG_SPACE(16))
+            read_at = time.time()
+    stamp = kernel_time(ancdata)
+    assert data.startswith(b"data:")
+    assert stamp is not None
+    assert before - 0.001 <= stamp <= after + 0.001
+    assert read_at - stamp >= READ_LATE_S * 0.9
+
+
+def test_no_control_message_means_no_kernel_stamp() -> None:
+    assert kernel_time([]) is None
