@@ -82,7 +82,7 @@ async def drain(server: asyncio.AbstractServer, sim: Simulator, timeout_s: float
 def run(config: SimConfig) -> int:
     try:
         import uvloop
-    except ImportError:  # uvloop is optional; the stdlib loop is ~2x slower per token
+    except ImportError:  # uvloop is optional (no Windows wheels); the stdlib loop works too
         uvloop = None
     if uvloop is not None:
         uvloop.run(serve(config))
