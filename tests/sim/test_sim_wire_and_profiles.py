@@ -137,3 +137,13 @@ def test_slower_gpus_are_slower() -> None:
     assert steps == sorted(steps)
     with pytest.raises(ValueError, match="unknown profile 'nope'; choose one of"):
         get_profile("nope")
+
+
+def test_generated_text_retokenizes_to_the_same_token_count() -> None:
+    from loraxkit.sim.tokens import Vocabulary, expected_token_ids
+
+    vocab = Vocabulary()
+    for prompt in ("a", "b", "What is LoRA?"):
+        ids = expected_token_ids(vocab, 0, "org/x", prompt, 40)
+        text = "".join(vocab.token_text(t) for t in ids)
+        assert vocab.encode(text.lstrip(), add_special_tokens=False) == ids

@@ -46,7 +46,8 @@ class Vocabulary:
 
     @cached_property
     def word_ids(self) -> list[int]:
-        """Whole-word tokens (`▁` + ASCII letters): text made of them re-tokenizes to the same count."""
+        """Whole-word tokens (`▁` + ASCII letters): text made of them re-tokenizes to the same count
+        (once its leading space is stripped), so clients that count tokens themselves agree."""
         ids = []
         for i in range(self._tok.n_words):
             piece = self._tok.id_to_piece(i)
