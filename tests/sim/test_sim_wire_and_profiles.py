@@ -6,6 +6,7 @@ import pytest
 
 from loraxkit import wire
 from loraxkit.sim.profiles import PROFILES, WEIGHT_BYTES_8B, get_profile
+from loraxkit.sim.tokens import Vocabulary, expected_token_ids
 
 
 @pytest.mark.parametrize(
@@ -140,8 +141,6 @@ def test_slower_gpus_are_slower() -> None:
 
 
 def test_generated_text_retokenizes_to_the_same_token_count() -> None:
-    from loraxkit.sim.tokens import Vocabulary, expected_token_ids
-
     vocab = Vocabulary()
     for prompt in ("a", "b", "What is LoRA?"):
         ids = expected_token_ids(vocab, 0, "org/x", prompt, 40)
