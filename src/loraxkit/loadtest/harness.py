@@ -56,6 +56,8 @@ class Harness:
         self.schedule: WorkerSchedule | None = None
         self._next_index = 0
         self.in_flight = 0
+        self.cancelled = 0
+        self.worker_cancelled: dict[str, int] = {}
         self.worker_in_flight: dict[str, int] = {}
         self.shape: StagedShape | None = None
         self.rate_stages: list[Stage] = []
@@ -114,6 +116,7 @@ class Harness:
         self.options = self.env.parsed_options  # the web UI / master may have changed them
         self.records.clear()
         self._unshipped.clear()
+        self.cancelled = 0
         self._finished = False
         if self.role != "worker":
             self.validate()
@@ -192,7 +195,11 @@ class Harness:
     # ------------------------------------------------------------------ worker -> master
     def on_report_to_master(self, client_id: str, data: dict[str, Any]) -> None:
         batch, self._unshipped = self._unshipped, []
-        data[REPORT_KEY] = {"records": [r.to_wire() for r in batch], "in_flight": self.in_flight}
+        data[REPORT_KEY] = {
+            "records": [r.to_wire() for r in batch],
+            "in_flight": self.in_flight,
+            "cancelled": self.cancelled,
+        }
 
     def on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
         payload = data.get(REPORT_KEY)
@@ -202,6 +209,7 @@ class Harness:
     def _ingest(self, client_id: str, payload: dict[str, Any]) -> None:
         self.records.extend(RequestRecord.from_wire(r) for r in payload["records"])
         self.worker_in_flight[client_id] = payload["in_flight"]
+        self.worker_cancelled[client_id] = payload.get("cancelled", 0)
 
     def on_flush_message(self, environment: Environment, msg: Any, **_: Any) -> None:
         """Worker: let the users finish (Locust's --stop-timeout), then send everything left."""
@@ -209,7 +217,8 @@ class Harness:
         if runner.state not in (STATE_STOPPED, STATE_INIT):
             runner.stop()
         batch, self._unshipped = self._unshipped, []
-        runner.send_message(FINAL_MESSAGE, {"records": [r.to_wire() for r in batch], "in_flight": 0})
+        final = {"records": [r.to_wire() for r in batch], "in_flight": 0, "cancelled": self.cancelled}
+        runner.send_message(FINAL_MESSAGE, final)
 
     def on_final_message(self, environment: Environment, msg: Any, **_: Any) -> None:
         self._ingest(msg.node_id, msg.data)
@@ -319,7 +328,7 @@ class Harness:
                 "mode": "open loop " + o.arrival_process if self.open_loop else "closed loop",
                 "shape": o.shape,
                 "processes": self.worker_count if self.role == "master" else 1,
-                "in_flight_at_stop": self._in_flight_total(),
+                "cancelled_at_stop": self.cancelled + sum(self.worker_cancelled.values()),
                 "client_cpu_warning": bool(
                     getattr(runner, "cpu_warning_emitted", False)
                     or getattr(runner, "worker_cpu_warning_emitted", False)

@@ -12,6 +12,7 @@ from typing import Any
 
 from loraxkit.loadtest.slo import GateResult
 
+LAG_WARNING_MS = 10.0
 PLOTS = ("latency_by_adapter", "over_time", "saturation")
 
 
@@ -145,6 +146,18 @@ def _sections(report: dict[str, Any], gates: list[GateResult]) -> list[tuple[str
         lines.append(
             f"- open-loop schedule lag: p50 {_ms(lag, 'p50')} ms, p99 {_ms(lag, 'p99')} ms, "
             f"max {_ms(lag, 'max')} ms"
+        )
+        if (lag.get("p99") or 0.0) > LAG_WARNING_MS:
+            lines.append(
+                f"- WARNING: requests left more than {LAG_WARNING_MS:g} ms behind schedule (p99): the "
+                "client could not keep the arrival rate; add users (-u) or load processes (--processes)"
+            )
+    if report.get("client_cpu_warning"):
+        lines.append("- WARNING: a load process went over 90 % CPU; add load processes (--processes)")
+    if report.get("cancelled_at_stop"):
+        lines.append(
+            f"- requests cut off when the run stopped (not counted): {report['cancelled_at_stop']}; "
+            "--stop-timeout lets them finish"
         )
     sections = [("Summary", "\n".join(lines))]
     errors = overall["errors"]

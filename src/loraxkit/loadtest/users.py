@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any, ClassVar
 
 import gevent
+from gevent import GreenletExit
 from locust import FastHttpUser, task
 
 from loraxkit import wire
@@ -57,6 +58,9 @@ class LoraxUser(FastHttpUser):
         harness.in_flight += 1
         try:
             record = self.send(harness, request, intended)
+        except GreenletExit:  # Locust stopping this user mid-request
+            harness.cancelled += 1
+            raise
         finally:
             harness.in_flight -= 1
         harness.add(record)
