@@ -768,15 +768,17 @@ def chat_chunk(
 # --------------------------------------------------------------------------------------------------
 # SSE framing (axum `Sse` + `KeepAlive::default()`)
 # --------------------------------------------------------------------------------------------------
+# axum writes `data:` with no space before the value (`Event::json_data`, and `Event::data` for a value
+# that does not start with a space): `data:{"token":...}`, `data:[DONE]`. KeepAlive::default() is `:\n\n`.
 KEEP_ALIVE = b":\n\n"
-DONE_EVENT = b"data: [DONE]\n\n"
+DONE_EVENT = b"data:[DONE]\n\n"
 DEFAULT_KEEP_ALIVE_S = 15.0
 
 
 def sse_event(payload: dict[str, Any] | str) -> bytes:
-    """One SSE event: `data: <json>\\n\\n` (a single line: JSON never holds a raw newline)."""
+    """One SSE event: `data:<json>\\n\\n` (a single line: JSON never holds a raw newline)."""
     data = payload if isinstance(payload, str) else dumps(payload)
-    return b"data: " + data.encode() + b"\n\n"
+    return b"data:" + data.encode() + b"\n\n"
 
 
 def sse_error(err: LoraxError) -> bytes:

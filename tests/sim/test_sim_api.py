@@ -3,6 +3,7 @@ keep-alive lines, the `/` compat route, stop sequences, EOS, and the --lenient s
 
 from __future__ import annotations
 
+import json
 import re
 
 import httpx
@@ -88,27 +89,65 @@ def test_generate_has_loraxs_timing_and_token_headers(sim: SimulatorProcess) -> 
         json={"inputs": "headers", "parameters": {"adapter_id": "h/a", "max_new_tokens": 5}},
     )
     h = r.headers
+    # literal names from server.rs `generate()` (not wire's constants: the harness reads them through those)
     for name in (
-        wire.H_TOTAL_TIME,
-        wire.H_VALIDATION_TIME,
-        wire.H_QUEUE_TIME,
-        wire.H_INFERENCE_TIME,
-        wire.H_TIME_PER_TOKEN,
-        wire.H_TIME_TO_FIRST_TOKEN,
-        wire.H_TIME_PER_OUTPUT_TOKEN,
-        wire.H_COMPUTE_TIME,
+        "x-total-time",
+        "x-validation-time",
+        "x-queue-time",
+        "x-inference-time",
+        "x-time-per-token",
+        "x-time-to-first-token",
+        "x-time-per-output-token",
+        "x-compute-time",
     ):
-        assert h[name].isdigit(), name
-    assert (h[wire.H_GENERATED_TOKENS], h[wire.H_SKIPPED_TOKENS]) == ("5", "0")
-    assert int(h[wire.H_TOTAL_TOKENS]) == int(h[wire.H_PROMPT_TOKENS]) + 5
-    assert (h[wire.H_ADAPTER_ID], h[wire.H_ADAPTER_SOURCE], h[wire.H_MODEL_ID]) == (
+        assert h[name].isdigit(), name  # integer milliseconds
+    assert (h["x-generated-tokens"], h["x-skipped-tokens"]) == ("5", "0")
+    assert int(h["x-total-tokens"]) == int(h["x-prompt-tokens"]) + 5
+    assert h["x-compute-characters"] == str(len("headers"))
+    assert (h["x-adapter-id"], h["x-adapter-source"], h["x-model-id"]) == (
         "h/a",
         "hub",
         wire.DEFAULT_MODEL_ID,
     )
-    assert h[wire.H_COMPUTE_TYPE] == "gpu+optimized"
+    assert h["x-compute-type"] == "gpu+optimized"
     with httpx.stream("POST", sim.base_url + "/generate_stream", json={"inputs": "x"}) as s:
-        assert s.headers[wire.H_ACCEL_BUFFERING] == "no" and wire.H_TOTAL_TIME not in s.headers
+        assert s.headers["x-accel-buffering"] == "no" and "x-total-time" not in s.headers
+        assert s.headers["content-type"] == "text/event-stream"
+
+
+@pytest.mark.parametrize(
+    ("route", "body", "done"),
+    [
+        ("/generate_stream", {"inputs": "raw", "parameters": {"max_new_tokens": 3, "details": True}}, False),
+        ("/v1/completions", {"model": "", "prompt": "raw", "max_tokens": 3, "stream": True}, True),
+        (
+            "/v1/chat/completions",
+            {"model": "", "messages": [{"role": "user", "content": "raw"}], "max_tokens": 3, "stream": True},
+            True,
+        ),
+    ],
+)
+def test_sse_bytes_are_axums_framing(
+    sim: SimulatorProcess, route: str, body: dict[str, object], done: bool
+) -> None:
+    """axum's `Event::json_data` writes `data:` + JSON + two newlines (no space, no `event:`), and
+    `Event::data("[DONE]")` writes `data:[DONE]`; LoRAX ends OpenAI streams with it, native ones without."""
+    with httpx.stream("POST", sim.base_url + route, json=body) as s:
+        assert (s.status_code, s.headers["content-type"]) == (200, "text/event-stream")
+        assert s.headers["cache-control"] == "no-cache"
+        raw = b"".join(s.iter_raw())
+    assert raw.endswith(b"\n\n")
+    events = raw[:-2].split(b"\n\n")
+    if done:
+        assert events.pop() == b"data:[DONE]"
+    assert len(events) == 3
+    assert all(e.startswith(b"data:{") and b"\n" not in e for e in events)
+    objs = [json.loads(e[len(b"data:") :]) for e in events]
+    if route == "/generate_stream":
+        assert [o["generated_text"] is None for o in objs] == [True, True, False]
+        assert objs[-1]["details"]["generated_tokens"] == 3
+    else:
+        assert [o["choices"][0]["finish_reason"] for o in objs] == [None, None, "length"]
 
 
 def test_decoder_input_details_returns_the_prompt_tokens(sim: SimulatorProcess) -> None:
@@ -185,7 +224,9 @@ def test_keep_alive_comment_lines_on_an_idle_stream() -> None:
     with SimulatorProcess(*FAST, "--adapter-load-ms", "1500", "--keep-alive", "0.2") as proc:
         body = {"inputs": "slow", "parameters": {"adapter_id": "slow/one", "max_new_tokens": 2}}
         with httpx.stream("POST", proc.base_url + "/generate_stream", json=body) as s:
-            kinds = [wire.parse_sse_line(line).kind for line in s.iter_lines() if line]
+            raw = b"".join(s.iter_raw())
+    assert raw.startswith(b":\n\n")  # axum's KeepAlive::default(): an empty comment
+    kinds = [wire.parse_sse_line(line).kind for line in raw.split(b"\n") if line]
     assert kinds[0] == wire.EventKind.KEEP_ALIVE
     assert kinds[-2:] == [wire.EventKind.TOKEN, wire.EventKind.FINAL]
 
