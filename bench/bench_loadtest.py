@@ -231,52 +231,79 @@ def ensure_guidellm() -> Path:
     return GUIDELLM_VENV / "bin" / "guidellm"
 
 
-def measure_guidellm(
-    sim: SimulatorProcess, concurrency: int, seconds: float, tokens: int, client_cpu: int
-) -> dict[str, Any]:
-    """GuideLLM reports aggregates only (no request ids reach the server), so its TTFT percentiles are
-    compared with the trace's TTFT percentiles over the same run, not request by request."""
+def measure_guidellm(level: int, args: argparse.Namespace) -> dict[str, Any]:
+    """GuideLLM sends no request ids and keeps only aggregates, so its reported TTFT percentiles are set
+    against the trace's over the same run (not request by request). Its simulator runs with --lenient:
+    GuideLLM sends `stop: null`, which LoRAX (and the strict simulator) reject."""
     exe = ensure_guidellm()
-    with tempfile.TemporaryDirectory(prefix="bench-guidellm-") as tmp:
+    with (
+        SimulatorProcess(*simulator_args(args), "--lenient", trace=True, cpu=args.server_cpu) as sim,
+        tempfile.TemporaryDirectory(prefix="bench-guidellm-") as tmp,
+    ):
         out = Path(tmp) / "guidellm.json"
         start = time.time()
-        proc = subprocess.run(
-            [
-                str(exe),
-                "benchmark",
-                "--target",
-                sim.base_url,
-                "--model",
-                "lora-0",
-                "--processor",
-                "hf-internal-testing/llama-tokenizer",
-                "--profile",
-                "concurrent",
-                "--rate",
-                str(concurrency),
-                "--max-seconds",
-                str(seconds),
-                "--data",
-                f"prompt_tokens=16,output_tokens={tokens}",
-                "--output-path",
-                str(out),
-            ],
-            preexec_fn=pin(client_cpu),
-            capture_output=True,
-            text=True,
-        )
-        if proc.returncode != 0 or not out.is_file():
-            return {"client": "guidellm", "concurrency": concurrency, "error": proc.stderr[-500:]}
-        report = json.loads(out.read_text())
-    trace = [t for t in read_trace(sim.trace_path or "") if t["arrival"] >= start and t["token_times"]]
+        cmd = [
+            str(exe),
+            "benchmark",
+            "--target",
+            sim.base_url,
+            "--model",
+            "lora-0",
+            "--processor",
+            args.guidellm_processor,
+            "--rate-type",
+            "concurrent",
+            "--rate",
+            str(level),
+            "--max-seconds",
+            str(args.seconds),
+            "--output-path",
+            str(out),
+            "--data",
+            f"prompt_tokens=16,output_tokens={args.tokens}",
+        ]
+        proc = subprocess.run(cmd, preexec_fn=pin(args.client_cpu), capture_output=True, text=True)
+        trace = [t for t in read_trace(sim.trace_path or "") if t["arrival"] >= start and t["token_times"]]
+        if proc.returncode != 0 or not out.is_file() or not trace:
+            return {"client": "guidellm", "concurrency": level, "error": proc.stderr[-500:]}
+        reported = _find(json.loads(out.read_text()), "time_to_first_token_ms") or {}
     truth = [(t["first_token"] - t["arrival"]) * 1000 for t in trace]
+    ok = reported.get("successful", reported)
     return {
         "client": "guidellm",
-        "concurrency": concurrency,
+        "concurrency": level,
+        "reported_ttft_p50": ok.get("median"),
+        "reported_ttft_p99": (ok.get("percentiles") or {}).get("p99"),
         "truth_ttft_p50": float(np.percentile(truth, 50)),
         "truth_ttft_p99": float(np.percentile(truth, 99)),
-        "guidellm_report_keys": list(report)[:5],
     }
+
+
+def _find(obj: Any, key: str) -> Any:
+    """The first value under `key` anywhere in a JSON document (GuideLLM's layout varies by version)."""
+    if isinstance(obj, dict):
+        if key in obj:
+            return obj[key]
+        obj = list(obj.values())
+    if isinstance(obj, list):
+        for item in obj:
+            found = _find(item, key)
+            if found is not None:
+                return found
+    return None
+
+
+def simulator_args(args: argparse.Namespace) -> list[str]:
+    return [
+        "--profile",
+        "synthetic",
+        "--decode-ms",
+        str(args.decode_ms),
+        "--prefill-ms",
+        "5",
+        "--log-level",
+        "WARNING",
+    ]
 
 
 # ---------------------------------------------------------------------- main
@@ -341,6 +368,11 @@ def main() -> int:
         action="store_true",
         help=f"also run GuideLLM (creates a ~6 GB venv in {GUIDELLM_VENV}; needs its tokenizer reachable)",
     )
+    parser.add_argument(
+        "--guidellm-processor",
+        default="hf-internal-testing/llama-tokenizer",
+        help="tokenizer GuideLLM uses for its synthetic data (a Hub id or a local path)",
+    )
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
     parser.add_argument("--json", default="", help="also write the rows to this JSON file")
@@ -349,25 +381,15 @@ def main() -> int:
     rows: list[dict[str, Any]] = []
     for level in (int(x) for x in args.levels.split(",")):
         for client in args.clients.split(","):
-            with SimulatorProcess(
-                "--profile",
-                "synthetic",
-                "--decode-ms",
-                str(args.decode_ms),
-                "--prefill-ms",
-                "5",
-                "--log-level",
-                "WARNING",
-                trace=True,
-                cpu=args.server_cpu,
-            ) as sim:
+            with SimulatorProcess(*simulator_args(args), trace=True, cpu=args.server_cpu) as sim:
                 rows.append(
                     measure(client, sim, level, args.seconds, args.tokens, args.warmup, args.client_cpu)
                 )
-                if args.guidellm and client == args.clients.split(",")[-1]:
-                    rows.append(measure_guidellm(sim, level, args.seconds, args.tokens, args.client_cpu))
-            print_rows(rows[-1:]) if len(rows) > 1 else print_rows(rows)
+            print_rows(rows[-1:])
             sys.stdout.flush()
+        if args.guidellm:
+            rows.append(measure_guidellm(level, args))
+            print_rows(rows[-1:])
     print()
     print_rows(rows)
     for client in args.clients.split(","):
