@@ -137,3 +137,44 @@ def test_scrape_keeps_gauges_and_histogram_sums() -> None:
     assert "lorax_unrelated" not in out["series"]
     assert not any("bucket" in k for k in out["series"])
     assert out["lorax_request_queue_duration_mean_ms_during_run"] == pytest.approx(200.0)
+
+
+def test_step_and_sweep_stage_plans() -> None:
+    from loraxkit.loadtest.stages import ShapeError, user_stages
+
+    assert [s.users for s in user_stages("step", "", 8, 3, 10.0)] == [8, 16, 24]
+    assert [s.users for s in user_stages("sweep", "1,4,16", 0, 0, 5.0)] == [1, 4, 16]
+    with pytest.raises(ShapeError, match="--sweep-users"):
+        user_stages("sweep", "1,x", 0, 0, 5.0)
+    with pytest.raises(ShapeError, match="--stage-time"):
+        user_stages("sweep", "1,2", 0, 0, 0.0)
+
+
+def test_command_line_overrides_the_workload_file(tmp_path: Path) -> None:
+    from loraxkit.loadtest.options import parse_rates, workload_from_options
+
+    path = tmp_path / "w.yaml"
+    path.write_text("adapters: [a, b, c]\nmix: weights\nweights: [1, 1, 1]\nseed: 1\n")
+    options = SimpleNamespace(
+        workload=str(path),
+        adapters=None,
+        mix=None,
+        zipf_exponent=None,
+        weights="3,2,1",
+        base_share=0.5,
+        prompts=None,
+        tokenizer=None,
+        input_tokens="8",
+        output_tokens=None,
+        seed=None,
+        respect_eos=True,
+    )
+    w = workload_from_options(options)
+    assert (w.adapters, w.weights, w.base_share, w.seed, w.ignore_eos) == (
+        ["a", "b", "c"],
+        [3.0, 2.0, 1.0],
+        0.5,
+        1,
+        False,
+    )
+    assert parse_rates("") == [] and parse_rates("1,2.5") == [1.0, 2.5]
