@@ -291,6 +291,11 @@ class Harness:
         self.env.runner.quit()
 
     # ------------------------------------------------------------------ the end
+    def on_test_stop(self) -> None:
+        """Each test's end (also every Stop in the web UI): gather the workers' records, write the report."""
+        self.collect_from_workers()
+        self.finish()
+
     def finish(self) -> None:
         """Master/local: analyse every record, write the report, set the exit code from the SLO gates."""
         if self._finished or self.role == "worker" or self.workload is None:
@@ -389,7 +394,7 @@ def install(events: Any = locust_events) -> None:
     events.init_command_line_parser.add_listener(add_arguments)
     events.init.add_listener(_on_init)
     events.test_start.add_listener(lambda environment, **_: harness_of(environment).start())
-    events.test_stop.add_listener(lambda environment, **_: harness_of(environment).collect_from_workers())
+    events.test_stop.add_listener(lambda environment, **_: harness_of(environment).on_test_stop())
     events.quitting.add_listener(lambda environment, **_: harness_of(environment).finish())
 
 
