@@ -192,6 +192,8 @@ def test_overload_and_adapter_failures_are_classified_like_the_server(locust_run
     } <= seen
     generate = [r for r in run.records if r.route == "/generate" and r.ok]
     assert generate and all(r.server_timing and "total_time_ms" in r.server_timing for r in generate)
+    overhead = run.report["by_route"]["/generate"]["client_overhead_ms"]
+    assert overhead["count"] == len(generate) and overhead["p50"] >= 0.0
 
 
 def test_breached_slo_exits_non_zero(locust_run: Any) -> None:

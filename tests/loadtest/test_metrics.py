@@ -117,3 +117,13 @@ def test_wire_round_trip_keeps_every_field() -> None:
     r.server_timing = {"queue_time_ms": 3.0}
     back = RequestRecord.from_wire(r.to_wire())
     assert back == r
+
+
+def test_generate_timing_headers_and_client_overhead() -> None:
+    r = record(0.0, [])
+    r.end = 0.105
+    r.server_timing = {"total_time_ms": 100.0, "queue_time_ms": 7.0}
+    s = summarize([r])
+    assert s["server_timing_ms"]["queue_time_ms"]["p50"] == 7.0
+    assert s["client_overhead_ms"]["p50"] == pytest.approx(5.0)
+    assert "server_timing_ms" not in summarize([record(0.0, [0.1])])

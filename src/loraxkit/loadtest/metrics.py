@@ -246,6 +246,7 @@ def summarize(
         "e2e_ms": distribution(_present(r.e2e for r in ok)),
         "output_tokens_per_request": distribution(_present(r.output_tokens for r in ok), scale=1.0),
     }
+    summary.update(server_timing_summary(ok))
     lags = list(_present(r.schedule_lag for r in records))
     if lags:
         summary["schedule_lag_ms"] = distribution(lags)
@@ -258,6 +259,28 @@ def summarize(
             "requests_per_s": good / duration if duration > 0 else 0.0,
         }
     return summary
+
+
+def server_timing_summary(ok: Sequence[RequestRecord]) -> dict[str, Any]:
+    """`/generate`: LoRAX's own `x-*` timings, and client E2E minus `x-total-time` (client + network)."""
+    timed = [r for r in ok if r.server_timing]
+    if not timed:
+        return {}
+    keys = sorted({k for r in timed for k in r.server_timing or {}})
+    out: dict[str, Any] = {
+        "server_timing_ms": {
+            k: distribution([r.server_timing[k] for r in timed if k in r.server_timing], scale=1.0)
+            for k in keys
+        }
+    }
+    overhead = [
+        r.e2e * 1000.0 - r.server_timing["total_time_ms"]
+        for r in timed
+        if r.e2e is not None and "total_time_ms" in r.server_timing
+    ]
+    if overhead:
+        out["client_overhead_ms"] = distribution(overhead, scale=1.0)
+    return out
 
 
 def _present(values: Iterable[float | int | None]) -> list[float]:

@@ -177,6 +177,16 @@ def _sections(report: dict[str, Any], gates: list[GateResult]) -> list[tuple[str
         sections.append(
             ("Latency per route (ms)", _md_table(LATENCY_HEADER, latency_rows(report["by_route"])))
         )
+    if "server_timing_ms" in overall:
+        rows = [
+            [k, _ms(v, "p50"), _ms(v, "p95"), _ms(v, "p99")] for k, v in overall["server_timing_ms"].items()
+        ]
+        if "client_overhead_ms" in overall:
+            o = overall["client_overhead_ms"]
+            rows.append(["client E2E - x-total-time", _ms(o, "p50"), _ms(o, "p95"), _ms(o, "p99")])
+        sections.append(
+            ("LoRAX timing headers on /generate (ms)", _md_table(["header", "p50", "p95", "p99"], rows))
+        )
     if report.get("stages"):
         sat = report.get("saturation", {})
         knee = (
