@@ -205,9 +205,11 @@ def test_breached_slo_exits_non_zero(locust_run: Any) -> None:
             "-r",
             "2",
             "-t",
-            "2s",
+            "3s",
             "--output-tokens",
             "8",
+            "--progress-interval",
+            "1",
             "--slo-ttft-p50",
             "0.01",
             "--slo-itl-p99",
@@ -215,6 +217,7 @@ def test_breached_slo_exits_non_zero(locust_run: Any) -> None:
         )
     assert run.returncode == SLO_EXIT_CODE, run.output
     assert "BREACHED: slo-ttft-p50" in run.output
+    assert "[loraxkit]" in run.output and "tok/s  TTFT p50/p95" in run.output  # progress lines
     assert run.report["cancelled_at_stop"] >= 1  # no --stop-timeout: the streams in flight were cut off
     gates = {g["gate"]: g["passed"] for g in run.report["slo"]["gates"]}
     assert gates == {"slo-ttft-p50": False, "slo-itl-p99": True}
