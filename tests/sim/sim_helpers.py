@@ -28,10 +28,13 @@ def sim_state(base_url: str) -> dict[str, object]:
 
 
 def wait_idle(base_url: str, timeout: float = 5.0) -> dict[str, object]:
-    """Poll until no request is in flight, running or waiting (or the timeout passes); returns the state."""
+    """Poll until no request is in flight, being tokenized, waiting, in a prefill or running (or the timeout
+    passes); returns the state."""
     deadline = time.monotonic() + timeout
     state = sim_state(base_url)
-    while time.monotonic() < deadline and (state["in_flight"] or state["running"] or state["waiting"]):
+    while time.monotonic() < deadline and any(
+        state[key] for key in ("in_flight", "tokenizing", "waiting", "prefilling", "running")
+    ):
         time.sleep(0.05)
         state = sim_state(base_url)
     return state

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import socket
 
 import httpx
@@ -11,6 +12,7 @@ from sim_helpers import sim_state, wait_idle
 
 from loraxkit import wire
 from loraxkit.sim.process import SimulatorProcess
+from loraxkit.sim.tokens import Vocabulary
 
 
 @pytest.mark.parametrize(
@@ -193,3 +195,65 @@ def test_sigterm_drains_requests_in_flight_then_exits() -> None:
         assert wire.parse_sse_line(first).kind == wire.EventKind.TOKEN
         assert len(rest) == 39 and rest[-1].kind == wire.EventKind.FINAL
         assert proc.proc.wait(timeout=10) == 0
+
+
+def test_huge_prompts_are_tokenized_off_the_event_loop_correctly(sim: SimulatorProcess) -> None:
+    # over INLINE_TOKENIZE_CHARS: tokenized on a validation worker thread, with the same answers
+    vocab = Vocabulary()
+    text = "Tokenize me on a worker thread, please. " * 1000  # 40,000 chars, ~9,000 tokens
+    tokens = httpx.post(sim.base_url + "/tokenize", json={"inputs": text}).json()
+    assert [t["id"] for t in tokens] == vocab.encode(text)
+    assert tokens[-1]["stop"] == len(text)
+    n = len(vocab.encode(text))
+    body = {"inputs": text, "parameters": {"max_new_tokens": 3}}
+    r = httpx.post(sim.base_url + "/generate", json=body)
+    assert r.json()["error"].endswith(f"Given: {n} `inputs` tokens and 3 `max_new_tokens`")
+    with httpx.stream("POST", sim.base_url + "/generate_stream", json=body) as s:
+        events = [wire.parse_sse_line(line) for line in s.iter_lines() if line]
+    assert [(e.kind, e.error_type) for e in events] == [(wire.EventKind.ERROR, "validation")]
+    chat = {"model": "", "messages": [{"role": "user", "content": text}], "max_tokens": 3}
+    assert httpx.post(sim.base_url + "/v1/chat/completions", json=chat).status_code == 422
+    bad_role = {"model": "", "messages": [{"role": "tool", "content": text}]}
+    assert (
+        httpx.post(sim.base_url + "/v1/chat/completions", json=bad_role).json()["error_type"]
+        == "template_error"
+    )
+    assert wait_idle(sim.base_url)["in_flight"] == 0
+
+
+def test_client_gone_while_its_huge_prompt_is_tokenized_frees_the_slot() -> None:
+    # limits that admit the huge prompt, and an answer that would run for hours if it were ever started
+    limits = ("--max-input-length", "450000", "--max-total-tokens", "1000000")
+    with SimulatorProcess(
+        "--profile", "synthetic", *limits, "--max-concurrent-requests", "1", "--log-level", "WARNING"
+    ) as proc:
+        text = "word " * 400_000  # 2,000,000 chars: about a second of tokenizing
+        body = json.dumps({"inputs": text, "parameters": {"max_new_tokens": 500_000}}).encode()
+        with socket.create_connection(("127.0.0.1", proc.port), timeout=5) as s:
+            s.sendall(
+                b"POST /generate_stream HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n"
+                b"content-length: %d\r\n\r\n%b" % (len(body), body)
+            )
+            assert s.recv(4096).startswith(b"HTTP/1.1 200 OK")  # headers go out before tokenizing
+        state = wait_idle(proc.base_url, timeout=30)
+        assert [state[k] for k in ("in_flight", "tokenizing", "waiting", "prefilling", "running")] == [0] * 5
+        assert httpx.post(proc.base_url + "/generate", json={"inputs": "next"}).status_code == 200
+        assert 'lorax_request_failure{err="dropped"} 1' in httpx.get(proc.base_url + "/metrics").text
+
+
+def test_truncate_does_not_relax_length_validation_as_in_loraxs_router(sim: SimulatorProcess) -> None:
+    # validation.rs tokenizes the whole prompt (the tokenizer worker ignores `truncate`); the shard truncates
+    long_prompt = " ".join(["word"] * 5000)
+    r = httpx.post(
+        sim.base_url + "/generate",
+        json={"inputs": long_prompt, "parameters": {"max_new_tokens": 3, "truncate": 100}},
+    )
+    assert r.status_code == 422 and "Given: 5001 `inputs` tokens" in r.json()["error"]
+    r = httpx.post(
+        sim.base_url + "/generate",
+        json={
+            "inputs": "one two three four",
+            "parameters": {"max_new_tokens": 2, "truncate": 2, "details": True},
+        },
+    )
+    assert r.json()["details"]["prompt_tokens"] == 2

@@ -8,8 +8,10 @@ import json
 import logging
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from loraxkit import wire
 from loraxkit.sim.engine import Engine, EngineConfig, Sequence
@@ -34,6 +36,12 @@ log = logging.getLogger("loraxkit.sim")
 
 DEFAULT_MODEL_ID = wire.DEFAULT_MODEL_ID
 SIM_STATE_ROUTE = "/sim/state"  # simulator-only introspection (not a LoRAX route)
+# Texts longer than this are tokenized on a worker thread (LoRAX tokenizes on its validation workers), so a
+# huge prompt does not stall every other stream; shorter ones (a few ms at most) stay on the event loop.
+INLINE_TOKENIZE_CHARS = 20_000
+VALIDATION_WORKERS = 2  # LoRAX's --validation-workers default
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -137,6 +145,8 @@ class Simulator:
         self.render = Renderer(self.vocab, config.model_id)
         self._jobs: dict[int, Job] = {}
         self._keepalive_handle: asyncio.TimerHandle | None = None
+        self._validation_pool = ThreadPoolExecutor(VALIDATION_WORKERS, thread_name_prefix="validation")
+        self.tokenizing = 0  # texts on the validation workers
         self._routes = {
             ("POST", wire.ROUTE_COMPAT): lambda c, r: self.generation(c, r, wire.ROUTE_COMPAT),
             ("POST", wire.ROUTE_INVOCATIONS): lambda c, r: self.generation(c, r, wire.ROUTE_INVOCATIONS),
@@ -166,6 +176,7 @@ class Simulator:
         if self._keepalive_handle is not None:
             self._keepalive_handle.cancel()
         await self.engine.stop()
+        self._validation_pool.shutdown(wait=False, cancel_futures=True)
         self.pump.drain()
         if self.trace is not None:
             self.trace.close()
@@ -247,6 +258,7 @@ class Simulator:
     def sim_state(self, conn: Connection, req: Request) -> None:
         state = {
             "in_flight": self.in_flight,
+            "tokenizing": self.tokenizing,
             "max_concurrent_requests": self.config.max_concurrent_requests,
             "open_streams": sum(1 for j in self._jobs.values() if j.stream),
             "connections": len(self.connections),
@@ -267,10 +279,35 @@ class Simulator:
         except wire.BodyRejection as rej:
             conn.send(rej.status, rej.message.encode(), "text/plain; charset=utf-8")
             return
-        spans = self.vocab.spans(body["inputs"], add_special is not False)
-        self._send_json(
-            conn, 200, [{"id": s.id, "text": s.text, "start": s.start, "stop": s.stop} for s in spans]
-        )
+        text: str = body["inputs"]
+        self._tokenize_then(len(text), lambda: self.vocab.spans_json(text, add_special is not False),
+                            lambda get: self._send_tokenized(conn, get))  # fmt: skip
+
+    def _send_tokenized(self, conn: Connection, get: Callable[[], bytes]) -> None:
+        try:
+            body = get()
+        except Exception:
+            log.exception("tokenize failed")
+            conn.send(500, b"tokenizer error", "text/plain; charset=utf-8")
+            return
+        conn.send(200, body, "application/json")
+
+    def _tokenize_then(
+        self, size: int, work: Callable[[], T], then: Callable[[Callable[[], T]], None]
+    ) -> None:
+        """Run `then(get)` on the event loop, where `get()` returns `work()`'s result or raises its error.
+        Short texts run `work` inline; long ones on a validation worker thread (sentencepiece releases the
+        GIL while it encodes)."""
+        if size <= INLINE_TOKENIZE_CHARS:
+            then(work)
+            return
+        self.tokenizing += 1
+        future = asyncio.get_running_loop().run_in_executor(self._validation_pool, work)
+        future.add_done_callback(lambda done: self._tokenize_done(then, done))
+
+    def _tokenize_done(self, then: Callable[[Callable[[], T]], None], done: asyncio.Future[T]) -> None:
+        self.tokenizing -= 1
+        then(done.result)
 
     def startup(self, conn: Connection, req: Request) -> None:
         """`/startup` runs a real 1-token generation ("Who?") through the queue, as LoRAX does."""
@@ -305,9 +342,7 @@ class Simulator:
         except RecursionError:  # serde_json stops at depth 128 the same way
             raise wire.json_syntax_rejection("recursion limit exceeded") from None
 
-    def _parse(
-        self, route: str, body: Any
-    ) -> tuple[str, str, wire.GenerateParams, bool, list[wire.ChatMessageIn] | None]:
+    def _parse(self, route: str, body: Any) -> Parsed:
         lenient = self.config.lenient
         if route in (wire.ROUTE_COMPAT, wire.ROUTE_INVOCATIONS):
             inputs, params, stream = wire.parse_generate_body(body, lenient=lenient)
@@ -337,15 +372,39 @@ class Simulator:
     def generation(self, conn: Connection, req: Request, route: str) -> None:
         try:
             body = self._json_body(req)
-            kind, inputs, params, stream, messages = self._parse(route, body)
-            prompt_ids = self.vocab.chat_prompt_ids(messages) if messages is not None else None
+            parsed = self._parse(route, body)
         except wire.BodyRejection as rej:
             conn.send(rej.status, rej.message.encode(), "text/plain; charset=utf-8")
             return
+        messages = parsed[4]
+        if messages is None:
+            self._start(conn, req, route, parsed, None)
+            return
+        size = sum(len(m.content) for m in messages)
+        self._tokenize_then(size, lambda: self.vocab.chat_prompt_ids(messages),
+                            lambda get: self._templated(conn, req, route, parsed, get))  # fmt: skip
+
+    def _templated(
+        self, conn: Connection, req: Request, route: str, parsed: Parsed, get: Callable[[], list[int]]
+    ) -> None:
+        if conn.closed:
+            return  # gone before the request was counted or held a slot
+        try:
+            prompt_ids = get()
         except wire.LoraxError as err:
             # chat template errors: returned before any streaming starts and before LoRAX counts the request
             self._send_error(conn, err)
             return
+        except Exception:
+            log.exception("chat template failed")
+            self._send_error(conn, wire.LoraxError(wire.ERROR_INCOMPLETE, wire.MSG_INCOMPLETE))
+            return
+        self._start(conn, req, route, parsed, prompt_ids)
+
+    def _start(
+        self, conn: Connection, req: Request, route: str, parsed: Parsed, prompt_ids: list[int] | None
+    ) -> None:
+        kind, inputs, params, stream, _ = parsed
         seed = params.seed
         if seed is None and params.do_sample:
             seed = uuid.uuid4().int & (2**64 - 1)
@@ -392,14 +451,35 @@ class Simulator:
             max_stop_sequences=cfg.limits.max_stop_sequences,
             max_input_length=cfg.limits.max_input_length,
         )
-        ids = prompt_ids if prompt_ids is not None else self.vocab.encode(job.inputs)
+        if prompt_ids is not None:
+            self._tokenized(job, route, req, lambda: prompt_ids)
+        else:
+            self._tokenize_then(len(job.inputs), lambda: self.vocab.encode(job.inputs),
+                                lambda get: self._tokenized(job, route, req, get))  # fmt: skip
+
+    def _tokenized(self, job: Job, route: str, req: Request, get: Callable[[], list[int]]) -> None:
+        if job.finished:
+            return  # the client went away while its prompt was tokenized; its slot is already free
+        try:
+            self._enqueue(job, route, req, get())
+        except wire.LoraxError as err:
+            self._reject(job, route, req, err)
+        except Exception:  # a bug must not leak the slot or leave the client hanging
+            log.exception("request failed")
+            self._reject(job, route, req, wire.LoraxError(wire.ERROR_INCOMPLETE, wire.MSG_INCOMPLETE))
+
+    def _enqueue(self, job: Job, route: str, req: Request, ids: list[int]) -> None:
+        """Length validation on the tokenized prompt, the planned output, then the engine's queue."""
+        cfg, params = self.config, job.params
         if params.decoder_input_details:
             job.prompt_ids = ids
-        if params.truncate is not None:
-            ids = self.vocab.truncate_left(ids, params.truncate)
+        # LoRAX's router validates the whole prompt (its tokenizer worker ignores `truncate`); the shard
+        # then keeps the last `truncate` tokens.
         max_new = wire.validate_lengths(len(ids), params.max_new_tokens, cfg.limits)
         self.metrics.observe("lorax_request_input_length", float(len(ids)))
         self.metrics.observe("lorax_request_max_new_tokens", float(max_new))
+        if params.truncate is not None:
+            ids = self.vocab.truncate_left(ids, params.truncate)
         token_ids, finish = self._plan_output(job, max_new)
         seq = Sequence(
             request_id=req.headers.get(wire.H_REQUEST_ID) or uuid.uuid4().hex,
@@ -552,3 +632,4 @@ class Simulator:
 
 
 _now = time.time
+Parsed = tuple[str, str, wire.GenerateParams, bool, list[wire.ChatMessageIn] | None]

@@ -162,6 +162,7 @@ class Engine:
         self.metrics = metrics
         self.waiting: deque[Sequence] = deque()
         self.running: list[Sequence] = []
+        self.prefilling = 0  # sequences in the prefill step under way (neither waiting nor running)
         self.adapters = AdapterTable(config.max_active_adapters, config.adapter_cycle_s)
         self._rng = random.Random(config.seed)
         self._wake = asyncio.Event()
@@ -335,7 +336,11 @@ class Engine:
         seconds = self._jitter(
             self.profile.prefill_step_ms(sum(s.input_length for s in new), self._adapters_in(new)) / 1000.0
         )
-        await self._timed_step("prefill", seconds)
+        self.prefilling = len(new)
+        try:
+            await self._timed_step("prefill", seconds)
+        finally:
+            self.prefilling = 0
         self._waiting_steps = 0
         for seq in new:
             if not seq.cancelled:
@@ -397,6 +402,7 @@ class Engine:
     def state(self) -> dict[str, object]:
         return {
             "waiting": len(self.waiting),
+            "prefilling": self.prefilling,
             "running": len(self.running),
             "active_adapters": list(self.adapters.active),
             "loading_adapters": sorted(self.adapters.loading),

@@ -8,7 +8,9 @@ text is a deterministic function of (simulator seed, adapter, prompt): a client 
 from __future__ import annotations
 
 import hashlib
+import json
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -73,15 +75,37 @@ class Vocabulary:
 
     def spans(self, text: str, add_special_tokens: bool = True) -> list[TokenSpan]:
         """`/tokenize`: ids, pieces and character offsets into `text` (like HF fast tokenizers)."""
+        return [TokenSpan(*span) for span in self._iter_spans(text, add_special_tokens)]
+
+    def spans_json(self, text: str, add_special_tokens: bool = True) -> bytes:
+        """`/tokenize`'s response body, `[{"id","text","start","stop"}, ...]`, built in small pieces: a huge
+        prompt (2 MB = 580k tokens) is tokenized on a worker thread, and one `json.dumps` (or one big
+        str join + encode) of the whole list would hold the GIL, and so the event loop, for 0.2-0.5 s."""
+        quoted = self._quoted_pieces
+        chunks: list[bytes] = []
+        batch: list[bytes] = []
+        for i, _, start, stop in self._iter_spans(text, add_special_tokens):
+            batch.append(b'{"id":%d,"text":%b,"start":%d,"stop":%d}' % (i, quoted[i], start, stop))
+            if len(batch) == 4096:
+                chunks.append(b",".join(batch))
+                batch = []
+        chunks.append(b",".join(batch))
+        return b"[" + b",".join(c for c in chunks if c) + b"]"
+
+    @cached_property
+    def _quoted_pieces(self) -> list[bytes]:
+        dump = json.dumps
+        return [dump(self._tok.id_to_piece(i), ensure_ascii=False).encode() for i in range(self._tok.n_words)]
+
+    def _iter_spans(self, text: str, add_special_tokens: bool) -> Iterator[tuple[int, str, int, int]]:
         ids = self.encode(text, add_special_tokens)
-        spans: list[TokenSpan] = []
         pos = 0
         pending = b""
         first_text_token = True
         for token_id in ids:
             piece = self._tok.id_to_piece(token_id)
             if token_id == self.bos_id:
-                spans.append(TokenSpan(token_id, piece, 0, 0))
+                yield token_id, piece, 0, 0
                 continue
             start = pos
             if piece.startswith("<0x") and piece.endswith(">") and len(piece) == 6:
@@ -97,8 +121,7 @@ class Vocabulary:
                     surface = surface[1:]  # SentencePiece's dummy prefix is not in the input
                 pos += len(surface)
             first_text_token = False
-            spans.append(TokenSpan(token_id, piece, start, min(pos, len(text))))
-        return spans
+            yield token_id, piece, start, min(pos, len(text))
 
     def chat_prompt_ids(self, messages: list[ChatMessageIn]) -> list[int]:
         """The chat template of Mistral-7B-Instruct v0.1 via mistral-common (bad roles → template_error)."""
