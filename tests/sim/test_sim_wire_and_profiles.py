@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from loraxkit import wire
@@ -94,13 +96,33 @@ def test_openai_model_maps_to_adapter() -> None:
         wire.parse_chat_body({"model": "x"}, "base/m")
 
 
-@pytest.mark.parametrize("name", sorted(PROFILES))
+@pytest.mark.parametrize("name", [n for n in sorted(PROFILES) if not PROFILES[n].synthetic])
 def test_no_profile_beats_the_memory_bandwidth_bound(name: str) -> None:
-    profile = get_profile(name)
-    profile.check_roofline()
-    if not profile.synthetic:
-        bound_ms = WEIGHT_BYTES_8B / (profile.bandwidth_tbs * 1e12) * 1e3
-        assert profile.decode_step_ms(1, 0, 128) >= bound_ms
+    """Every step reads the bf16 weights once (and a decode step the batch's KV cache) from HBM: at the
+    datasheet bandwidth that takes at least (weights + KV bytes) / bandwidth."""
+    p = get_profile(name)
+    bytes_per_s = p.bandwidth_tbs * 1e12
+    for batch in (1, 3, 16, 64, 256, 1000):
+        for context in (1, 512, 4096, 32768):
+            kv_bytes = batch * context * 32 * 8 * 128 * 2 * 2  # layers x KV heads x head dim x (K, V) x bf16
+            bound_ms = (WEIGHT_BYTES_8B + kv_bytes) / bytes_per_s * 1e3
+            for adapters in (0, 1, 64):
+                assert p.decode_step_ms(batch, adapters, batch * context) >= bound_ms, (
+                    batch,
+                    context,
+                    adapters,
+                )
+    for tokens in (1, 100, 2048, 20000):
+        assert p.prefill_step_ms(tokens) >= WEIGHT_BYTES_8B / bytes_per_s * 1e3, tokens
+    p.check_roofline()
+
+
+def test_a_profile_faster_than_its_gpu_is_refused() -> None:
+    too_fast = dataclasses.replace(get_profile("l40s-8b-bf16"), decode_scale=1.0)  # H100 speed on an L40S
+    with pytest.raises(
+        ValueError, match=r"l40s-8b-bf16: decode step .* faster than the memory-bandwidth bound"
+    ):
+        too_fast.check_roofline()
 
 
 @pytest.mark.parametrize("name", [n for n in sorted(PROFILES) if not PROFILES[n].synthetic])

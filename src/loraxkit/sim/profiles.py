@@ -3,13 +3,15 @@
 Source: measured step costs of a Llama-3.1-8B-shaped decoder on one H100 80GB HBM3 and one H200
 (rank-16 LoRA on q/k/v/o, SGMV-style; CUDA-graph decode; see docs/simulator.md "Profiles"). Other GPUs are
 scaled from the H100 figures by datasheet memory bandwidth (decode) and dense bf16 tensor throughput
-(prefill), keeping the H100's measured efficiency. No profile may be faster than its GPU's memory-bandwidth
-bound for reading the weights once per decode step (checked by `Profile.check_roofline`).
+(prefill), keeping the H100's measured efficiency. No step of any profile may be faster than its GPU's
+memory-bandwidth bound: reading the weights once, plus the KV cache of the batch in a decode step, at full
+datasheet bandwidth (`Profile.check_roofline`, run for every profile when this module loads).
 """
 
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 from dataclasses import dataclass, field
 
@@ -35,6 +37,10 @@ H200_LORA_PER_DOUBLING_MS = (9.87 - 8.90) / 6
 PREFILL_T = (128, 512, 2048, 8192)
 H100_PREFILL_MS = (8.711, 13.739, 51.514, 232.876)
 H200_PREFILL_MS = (7.2, 13.7, 52.4, 232.2)
+
+# Where check_roofline looks: batch sizes and context lengths per sequence.
+ROOFLINE_BATCHES = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
+ROOFLINE_CONTEXTS = (1, 16, 128, 1024, 4096, 32768)
 
 H100_BANDWIDTH_TBS = 3.35
 H100_BF16_DENSE_TFLOPS = 989.0
@@ -91,7 +97,7 @@ class Profile:
         if distinct_adapters > 0:
             ms += _interp(H100_BATCH, self.lora1_ms, b) - base_at_1024
             ms += self.lora_per_doubling_ms * math.log2(distinct_adapters)
-        return max(ms * self.decode_scale, self.roofline_ms())
+        return ms * self.decode_scale
 
     def prefill_step_ms(self, tokens: int, distinct_adapters: int = 0) -> float:
         """A prefill of `tokens` prompt tokens in total (compute-bound, so batching does not amortise it)."""
@@ -103,22 +109,37 @@ class Profile:
             ms += (self.lora1_ms[0] - self.base_ms[0]) + self.lora_per_doubling_ms * math.log2(
                 distinct_adapters
             )
-        return max(ms * self.prefill_scale, self.roofline_ms())
+        return ms * self.prefill_scale
 
-    def roofline_ms(self) -> float:
-        """Reading the weights once at full datasheet bandwidth: no step can be faster."""
+    def roofline_ms(self, context_tokens: int = 0) -> float:
+        """Reading the weights once, and `context_tokens` KV positions, at full datasheet bandwidth: no step
+        can be faster."""
         if self.synthetic:
             return 0.0
-        return WEIGHT_BYTES_8B / (self.bandwidth_tbs * 1e12) * 1e3
+        return (WEIGHT_BYTES_8B + KV_BYTES_PER_TOKEN * context_tokens) / (self.bandwidth_tbs * 1e12) * 1e3
 
     def check_roofline(self) -> None:
-        bound = self.roofline_ms()
-        fastest = _interp(H100_BATCH, self.base_ms, 1) * self.decode_scale
-        if not self.synthetic and fastest < bound:
-            raise ValueError(
-                f"profile {self.name}: decode step {fastest:.2f} ms beats the memory-bandwidth "
-                f"bound {bound:.2f} ms"
+        """Raise ValueError if any decode step (batch 1-1024, 0-256 distinct adapters, 1-32k context per
+        sequence) or prefill (1-32k tokens) beats the memory-bandwidth bound."""
+        if self.synthetic:
+            return
+        for batch, context, adapters in itertools.product(ROOFLINE_BATCHES, ROOFLINE_CONTEXTS, (0, 1, 256)):
+            step, bound = (
+                self.decode_step_ms(batch, adapters, batch * context),
+                self.roofline_ms(batch * context),
             )
+            if step < bound:
+                raise ValueError(
+                    f"profile {self.name}: decode step at batch {batch}, {context} context, {adapters} "
+                    f"adapters takes {step:.2f} ms, faster than the memory-bandwidth bound {bound:.2f} ms"
+                )
+        for tokens in ROOFLINE_CONTEXTS:
+            step, bound = self.prefill_step_ms(tokens), self.roofline_ms()
+            if step < bound:
+                raise ValueError(
+                    f"profile {self.name}: prefill of {tokens} tokens takes {step:.2f} ms, faster than the "
+                    f"memory-bandwidth bound {bound:.2f} ms"
+                )
 
 
 def _kv_capacity_tokens(memory_gb: float) -> int:
@@ -183,6 +204,14 @@ PROFILES: dict[str, Profile] = {
         ),
     )
 }
+
+
+def _check_profiles() -> None:
+    for profile in PROFILES.values():
+        profile.check_roofline()
+
+
+_check_profiles()  # a profile faster than its GPU's memory bandwidth allows must not load
 
 DEFAULT_PROFILE = "h100-8b-bf16"
 
