@@ -105,7 +105,12 @@ def test_adapters_load_on_first_use_and_are_evicted_beyond_max_active(tmp_path: 
 
 
 def test_port_is_closed_during_the_startup_delay() -> None:
-    with SimulatorProcess(*FAST, "--startup-delay", "2", wait_ready=False) as proc:
+    with SimulatorProcess(*FAST, "--log-level", "INFO", "--startup-delay", "3", wait_ready=False) as proc:
+        # wait until the tokenizer is loaded and the warm-up delay has begun, then knock
+        deadline = time.monotonic() + 30
+        while "warming up" not in proc.output() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "warming up for 3.0 s (port closed)" in proc.output()
         with pytest.raises(httpx.ConnectError):
             httpx.get(proc.base_url + "/health", timeout=1)
         proc.wait_healthy(timeout=30)
