@@ -57,6 +57,11 @@ def test_metrics_have_loraxs_names_and_types_without_total_suffix(sim: Simulator
     # duration histograms use LoRAX's 35 geometric buckets 0.0001 x 1.5^n, starting at 0.00015
     buckets = re.findall(r'^lorax_request_duration_bucket\{le="([^"]+)"\}', text, flags=re.M)
     assert len(buckets) == 36 and buckets[-1] == "+Inf"
+    bound, rust_labels = 0.0001, []
+    for _ in range(35):  # `value *= 1.5`, printed by Rust's shortest round-trip Display
+        bound *= 1.5
+        rust_labels.append(repr(bound))
+    assert buckets[:35] == rust_labels
     assert float(buckets[0]) == pytest.approx(0.00015) and float(buckets[34]) == pytest.approx(
         0.0001 * 1.5**35
     )

@@ -196,6 +196,7 @@ def test_trace_records_errors_with_their_status_and_the_clients_request_id(sim: 
     body = {"inputs": "trace me", "parameters": {"adapter_id": "broken/x", "max_new_tokens": 2}}
     plain = httpx.post(sim.base_url + "/generate", json=body, headers={"x-request-id": "t-plain"})
     assert plain.status_code == 424
+    assert "x-model-id" not in plain.headers  # LoRAX's generate() fails before it builds its headers
     with httpx.stream(
         "POST", sim.base_url + "/generate_stream", json=body, headers={"x-request-id": "t-stream"}
     ) as s:

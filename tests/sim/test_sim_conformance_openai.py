@@ -51,9 +51,11 @@ def test_completion_stream_ends_with_done_and_usage(client: openai.OpenAI) -> No
     assert streamed == plain
 
 
-def test_chat_and_chat_stream_agree(client: openai.OpenAI) -> None:
+def test_chat_and_chat_stream_agree(client: openai.OpenAI, sim: SimulatorProcess) -> None:
     messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi there"}]
     r = client.chat.completions.create(model="acme/chat", messages=messages, max_tokens=6)  # type: ignore[arg-type]
+    info = httpx.get(sim.base_url + "/info").json()
+    assert r.system_fingerprint == f"{info['version']}-{info['docker_label']}"  # as server.rs builds it
     assert r.choices[0].message.role == "assistant"
     assert r.choices[0].finish_reason == "length"
     assert r.usage is not None and r.usage.completion_tokens == 6

@@ -142,7 +142,7 @@ class Simulator:
         self.trace = TraceWriter(config.trace_path, self.pump.defer) if config.trace_path else None
         self.in_flight = 0
         self.connections: set[Connection] = set()
-        self.render = Renderer(self.vocab, config.model_id)
+        self.render = Renderer(self.vocab, config.model_id, self.docker_label)
         self._jobs: dict[int, Job] = {}
         self._keepalive_handle: asyncio.TimerHandle | None = None
         self._validation_pool = ThreadPoolExecutor(VALIDATION_WORKERS, thread_name_prefix="validation")
@@ -220,6 +220,10 @@ class Simulator:
     def health(self, conn: Connection, req: Request) -> None:
         conn.send(200, b"", "text/plain; charset=utf-8")
 
+    @property
+    def docker_label(self) -> str:
+        return f"loraxkit-sim:{self.config.profile.name}"
+
     def info(self, conn: Connection, req: Request) -> None:
         self._send_json(conn, 200, self.info_json())
 
@@ -243,7 +247,7 @@ class Simulator:
             "eager_prefill": True,
             "version": VERSION,
             "sha": None,
-            "docker_label": f"loraxkit-sim:{cfg.profile.name}",
+            "docker_label": self.docker_label,
             "request_logger_url": None,
         }
 
@@ -555,7 +559,8 @@ class Simulator:
         if job.stream:
             job.conn.end_stream(chunk(wire.sse_error(err)))
         else:
-            self._send_json(job.conn, 500 if job.kind == STARTUP else err.status, err.body(), job.headers)
+            # an error response carries no x-* headers: LoRAX's generate() returns before building them
+            self._send_json(job.conn, 500 if job.kind == STARTUP else err.status, err.body())
         self._write_trace(
             seq.request_id, seq.route, job, seq, 200 if job.stream else err.status, err.error_type
         )

@@ -24,9 +24,11 @@ def logprob(token_id: int) -> float:
 
 
 class Renderer:
-    def __init__(self, vocab: Vocabulary, model_id: str) -> None:
+    def __init__(self, vocab: Vocabulary, model_id: str, docker_label: str | None = None) -> None:
         self.vocab = vocab
         self.model_id = model_id
+        # server.rs: format!("{}-{}", info.version, info.docker_label.unwrap_or("native"))
+        self.system_fingerprint = f"{VERSION}-{docker_label or 'native'}"
         self.chunk_caches: dict[str, dict[int, bytes]] = {
             NATIVE: {},
             COMPAT_LIST: {},
@@ -111,7 +113,7 @@ class Renderer:
                 generated,
                 self.model_id,
                 int(now),
-                f"{VERSION}-loraxkit-sim",
+                self.system_fingerprint,
             )
         details = None
         if job.params.details or job.params.decoder_input_details:
