@@ -62,7 +62,8 @@ class StreamClient(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         buf = self.tail + data
-        self.counters.tokens += buf.count(b'data:{"token"')
+        # events wholly inside the tail were counted with the previous segment
+        self.counters.tokens += buf.count(b'data:{"token"') - self.tail.count(b'data:{"token"')
         if b"0\r\n\r\n" in buf[-7:]:  # end of the chunked response
             self.counters.open_streams -= 1
             self.counters.finished += 1
