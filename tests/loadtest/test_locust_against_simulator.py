@@ -5,10 +5,10 @@ Tolerances reached on this 2-core machine (shared with other work), client minus
   (measured p50 ~0.0 ms; the simulator stamps after its write, so when it is descheduled there a few
   tokens look early, and other work on the cores causes rare late outliers);
 - TPOT per request: |error| p95 < 1 ms, max < 10 ms (a descheduled process shows up in a few);
-- TTFT per request: p50 < 10 ms, and per-adapter TTFT p50 within 10 ms of the trace's (20 ms with two
-  workers). This error is mostly not the harness's: the simulator stamps `arrival` after it has read and
-  parsed the request, so its TTFT leaves out the request's upload and its own intake queue, which a client's
-  TTFT includes; the first token's own stamp is within the token-stamp tolerance above.
+- first token's stamp: |p50| < 1 ms. TTFT per request: p50 < 20 ms, and per-adapter TTFT p50 within 20 ms
+  of the trace's (30 ms with two workers; measured 2-10 ms). This error is mostly not the harness's: the
+  simulator stamps `arrival` after it has read and parsed the request (parsing is deferred in its loop), so
+  its TTFT leaves out the request's upload and its own intake queue, which a client's TTFT includes.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ def assert_agrees_with_trace(
     report: dict[str, Any],
     records: list[RequestRecord],
     trace: list[dict[str, Any]],
-    ttft_tolerance_ms: float = 10.0,
+    ttft_tolerance_ms: float = 20.0,
 ) -> None:
     assert records, "no requests recorded"
     # Every request the harness recorded is one the server finished, and vice versa (--stop-timeout).
@@ -72,6 +72,8 @@ def assert_agrees_with_trace(
     # The simulator stamps right after its socket write, so a server descheduled there stamps late and a
     # few tokens look early; the bulk must not.
     assert np.percentile(stamps, 5) > -1.0
+    # TTFT's end: the first token's stamp against the simulator's hand-off (the harness's own part).
+    assert abs(np.percentile(check.first_token_error_ms, 50)) < 1.0
     assert np.percentile(check.ttft_error_ms, 50) < ttft_tolerance_ms
     tpot = np.abs(check.tpot_error_ms)
     assert np.percentile(tpot, 95) < 1.0 and tpot.max() < 10.0
@@ -146,7 +148,7 @@ def test_master_with_workers_aggregates_every_record(locust_run: Any) -> None:
     assert {r.worker for r in records} == {0, 1}, (Counter(r.worker for r in records), run.output[-3000:])
     assert len({r.request_id for r in records}) == len(records)
     # Three load processes and the simulator share two cores here: the simulator's intake is slower.
-    assert_agrees_with_trace(run.report, records, trace, ttft_tolerance_ms=20.0)
+    assert_agrees_with_trace(run.report, records, trace, ttft_tolerance_ms=30.0)
 
 
 def test_overload_and_adapter_failures_are_classified_like_the_server(locust_run: Any) -> None:

@@ -121,9 +121,11 @@ class Harness:
         if self.role != "worker":
             self.validate()
             self.t0 = now() + (0.5 if self.role == "master" else 0.05)
+            self.run_id = uuid.uuid4().hex[:8]  # request ids stay unique across tests of one session
         else:
             self.workload = workload_from_options(self.options)
-        self.workload.source  # noqa: B018 - load the tokenizer now, not inside the first timed request
+        if self.sends_requests:
+            self.workload.source  # noqa: B018 - load the tokenizer now, not inside the first timed request
         if self.role == "master":
             self._send_setup()
         if self.sends_requests:
