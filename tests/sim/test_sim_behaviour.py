@@ -59,6 +59,12 @@ def test_overloaded_at_max_concurrent_requests_plain_and_in_stream() -> None:
                     assert s.status_code == 200  # LoRAX reports it inside the stream
                     events = [wire.parse_sse_line(line) for line in s.iter_lines() if line]
                 assert [(e.kind, e.error_type) for e in events] == [(wire.EventKind.ERROR, "overloaded")]
+            # refused before a permit is asked for: validation, not overloaded, even at the limit
+            for parameters in ({"best_of": 2, "do_sample": True}, {"decoder_input_details": True}):
+                body = {"inputs": "x", "parameters": parameters}
+                with httpx.stream("POST", proc.base_url + "/generate_stream", json=body) as s:
+                    events = [wire.parse_sse_line(line) for line in s.iter_lines() if line]
+                assert [(e.kind, e.error_type) for e in events] == [(wire.EventKind.ERROR, "validation")]
         finally:
             for s in held:
                 s.close()

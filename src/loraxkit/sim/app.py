@@ -439,8 +439,13 @@ class Simulator:
     def _admit(self, job: Job, route: str, req: Request, prompt_ids: list[int] | None) -> None:
         """Concurrency slot, validation and tokenization (LoRAX order), then hand over to the engine."""
         cfg, params = self.config, job.params
+        # generate_stream_with_callback refuses these before it asks for a concurrency permit
         if job.stream and (params.best_of or 1) != 1:
             raise wire.validation_error("`best_of` != 1 is not supported when streaming tokens")
+        if job.stream and params.decoder_input_details:
+            raise wire.validation_error(
+                "`decoder_input_details` == true is not supported when streaming tokens"
+            )
         if self.in_flight >= cfg.max_concurrent_requests:
             raise wire.overloaded_error()
         self.in_flight += 1
