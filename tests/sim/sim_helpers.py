@@ -6,6 +6,8 @@ import time
 
 import httpx
 
+from loraxkit.sim.trace import read_trace
+
 # Synthetic profile with fast fixed step times: tests exercise behaviour, not GPU speed.
 FAST = (
     "--profile",
@@ -38,3 +40,18 @@ def wait_idle(base_url: str, timeout: float = 5.0) -> dict[str, object]:
         time.sleep(0.05)
         state = sim_state(base_url)
     return state
+
+
+def wait_trace(
+    path: str | None, count: int = 0, request_ids: set[str] | None = None, timeout: float = 15.0
+) -> list[dict[str, object]]:
+    """The trace's records once it holds `count` of them and every id in `request_ids` (records reach the
+    file shortly after their requests end, outside the token loop); the records so far after `timeout`."""
+    assert path is not None
+    deadline = time.monotonic() + timeout
+    while True:
+        records = read_trace(path)
+        ids = {r["request_id"] for r in records}
+        if (len(records) >= count and (request_ids or set()) <= ids) or time.monotonic() > deadline:
+            return records
+        time.sleep(0.05)

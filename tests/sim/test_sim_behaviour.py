@@ -9,12 +9,11 @@ import time
 
 import httpx
 import pytest
-from sim_helpers import FAST, sim_state, wait_idle
+from sim_helpers import FAST, sim_state, wait_idle, wait_trace
 
 from loraxkit import wire
 from loraxkit.sim.process import SimulatorProcess
 from loraxkit.sim.profiles import get_profile
-from loraxkit.sim.trace import read_trace
 
 
 def _open_stream(port: int, body: bytes) -> socket.socket:
@@ -102,8 +101,7 @@ def test_adapters_load_on_first_use_and_are_evicted_beyond_max_active(tmp_path: 
         assert state["adapter_loads"] == 3  # a, b (evicting a), a again (evicting b); the 2nd "a" was warm
         assert state["adapter_evictions"] == 2
         assert state["active_adapters"] == ["org/a"]
-        time.sleep(0.2)  # trace records are flushed within 50 ms
-        records = read_trace(proc.trace_path)  # type: ignore[arg-type]
+        records = wait_trace(proc.trace_path, count=4)
         waits = [r["admitted"] - r["arrival"] for r in records]
         cold = [waits[0], waits[2], waits[3]]
         # cannot be admitted before the load completes (less the event loop's 1 ms timer resolution)
@@ -176,8 +174,7 @@ def test_ttft_rises_as_the_queue_grows_when_the_batch_budget_binds() -> None:
         ]
         replies = _send_all_at_once(proc.port, bodies, [f"q{i}" for i in range(n)])
         assert all(r.startswith(b"HTTP/1.1 200") for r in replies)
-        time.sleep(0.2)  # trace records are flushed within 50 ms
-        records = sorted(read_trace(proc.trace_path), key=lambda r: r["admitted"])  # type: ignore[arg-type]
+        records = sorted(wait_trace(proc.trace_path, count=n), key=lambda r: r["admitted"])  # type: ignore[arg-type,return-value]
     assert {r["request_id"] for r in records} == {f"q{i}" for i in range(n)}
     assert len({round(r["admitted"], 4) for r in records}) >= n // 2  # at most two requests per batch
     ttft = [r["first_token"] - r["arrival"] for r in records]
@@ -209,8 +206,8 @@ def test_trace_records_errors_with_their_status_and_the_clients_request_id(sim: 
         assert [wire.parse_sse_line(x).error_type for x in s.iter_lines() if x] == ["generation"]
     ok = httpx.post(sim.base_url + "/generate", json={"inputs": "fine"}, headers={"x-request-id": "t-ok"})
     assert ok.status_code == 200
-    time.sleep(0.2)  # trace records are flushed within 50 ms
-    records = {r["request_id"]: r for r in read_trace(sim.trace_path)}  # type: ignore[arg-type]
+    wanted = {"t-plain", "t-stream", "t-ok"}
+    records = {r["request_id"]: r for r in wait_trace(sim.trace_path, request_ids=wanted)}
     assert (records["t-plain"]["status"], records["t-plain"]["error_type"]) == (424, "generation")
     assert (records["t-stream"]["status"], records["t-stream"]["error_type"]) == (200, "generation")
     assert records["t-plain"]["adapter_id"] == "broken/x" and records["t-plain"]["token_times"] == []
@@ -231,8 +228,7 @@ def test_a_gpu_profile_times_steps_from_its_measurements() -> None:
             assert httpx.post(
                 proc.base_url + "/generate", json={"inputs": "gpu", "parameters": params}
             ).is_success
-        time.sleep(0.2)
-        base, lora = read_trace(proc.trace_path)  # type: ignore[arg-type]
+        base, lora = wait_trace(proc.trace_path, count=2)
     for record, adapters in ((base, 0), (lora, 1)):
         prompt = record["prompt_tokens"]
         gaps = [b - a for a, b in itertools.pairwise(record["token_times"])]
@@ -261,8 +257,7 @@ def test_adapters_take_turns_when_more_are_busy_than_can_be_active() -> None:
         replies = _send_all_at_once(proc.port, bodies, ids)
         assert all(r.startswith(b"HTTP/1.1 200") for r in replies)
         state = sim_state(proc.base_url)
-        time.sleep(0.2)
-        ends = {r["request_id"]: r["end"] for r in read_trace(proc.trace_path)}  # type: ignore[arg-type]
+        ends = {r["request_id"]: r["end"] for r in wait_trace(proc.trace_path, count=7)}
     # without turns, b would wait for all six requests of a (~0.6 s); with them it runs in between
     assert ends["b"] < max(ends[f"a{i}"] for i in range(6))
     assert state["adapter_evictions"] >= 2 and state["adapter_loads"] >= 3  # a, b, a again
