@@ -246,10 +246,8 @@ class Engine:
         if not self.waiting:
             return []
         batch_size = len(self.running)
-        if batch_size and self._waiting_steps < self.config.max_waiting_tokens:
-            min_size = math.floor(batch_size * self.config.waiting_served_ratio)
-        else:
-            min_size = 1
+        backpressure = batch_size > 0 and self._waiting_steps < self.config.max_waiting_tokens
+        min_size = math.floor(batch_size * self.config.waiting_served_ratio) if backpressure else 1
         token_budget = self.config.max_batch_total_tokens - sum(
             s.input_length + s.max_new_tokens for s in self.running
         )
@@ -270,6 +268,8 @@ class Engine:
         chosen_ids = {id(s) for s in chosen}
         self.waiting = deque(s for s in self.waiting if id(s) not in chosen_ids)
         self.metrics.set("lorax_queue_length", len(self.waiting))
+        if batch_size:  # joins the running batch (infer.rs counts why it was let in)
+            self.metrics.inc("lorax_batch_concat", reason="backpressure" if backpressure else "wait_exceeded")
         return chosen
 
     def _jitter(self, seconds: float) -> float:
@@ -341,7 +341,7 @@ class Engine:
             await self._timed_step("prefill", seconds)
         finally:
             self.prefilling = 0
-        self._waiting_steps = 0
+        self._waiting_steps = 1  # infer.rs: waiting_tokens = 1 after a prefill, +1 per decode step
         for seq in new:
             if not seq.cancelled:
                 self._emit(seq)
