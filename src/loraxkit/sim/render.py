@@ -15,7 +15,8 @@ if TYPE_CHECKING:
 
 # Output kinds: how a sequence's tokens are framed.
 NATIVE, COMPAT_LIST, COMPLETION, CHAT, STARTUP = "native", "compat", "completion", "chat", "startup"
-VERSION = "0.12.1"
+# `/info` version: the router's CARGO_PKG_VERSION, which LoRAX never bumped (0.1.0 in the v0.12.1 image too)
+VERSION = "0.1.0"
 
 
 def logprob(token_id: int) -> float:
