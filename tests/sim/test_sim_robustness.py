@@ -37,6 +37,7 @@ from loraxkit.sim.tokens import Vocabulary
             "parameters.stop: invalid type: null, expected a sequence",
         ),
         (b"[1, 2]", 422, "expected struct GenerateRequest"),
+        (b'{"inputs": "x", "parameters": {"temperature": NaN}}', 400, "NaN is not valid JSON"),
         (b"[" * 100_000, 400, "recursion limit exceeded"),
     ],
 )

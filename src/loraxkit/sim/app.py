@@ -340,7 +340,7 @@ class Simulator:
         if "json" not in ctype.lower() and not self.config.lenient:
             raise wire.MISSING_JSON_CONTENT_TYPE
         try:
-            return json.loads(req.body)
+            return json.loads(req.body, parse_constant=_not_json)
         except (ValueError, UnicodeDecodeError) as exc:
             raise wire.json_syntax_rejection(str(exc)) from None
         except RecursionError:  # serde_json stops at depth 128 the same way
@@ -642,4 +642,11 @@ class Simulator:
 
 
 _now = time.time
+
+
+def _not_json(constant: str) -> Any:
+    # Python's json accepts NaN and Infinity; serde_json (and JSON) do not
+    raise ValueError(f"{constant} is not valid JSON")
+
+
 Parsed = tuple[str, str, wire.GenerateParams, bool, list[wire.ChatMessageIn] | None]
