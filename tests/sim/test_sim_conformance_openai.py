@@ -93,3 +93,21 @@ def test_chat_stream_raw_wire_ends_with_done(sim: SimulatorProcess) -> None:
         lines = [line for line in r.iter_lines() if line]
     kinds = [wire.parse_sse_line(line).kind for line in lines]
     assert kinds == [wire.EventKind.TOKEN, wire.EventKind.TOKEN, wire.EventKind.FINAL, wire.EventKind.DONE]
+
+
+def test_unloadable_adapter_is_an_in_stream_error_the_package_raises(
+    client: openai.OpenAI, sim: SimulatorProcess
+) -> None:
+    # LoRAX answers 200 and sends `data:{"error":…}`; the openai package turns that event into APIError
+    with pytest.raises(openai.APIError) as completion_err:
+        list(client.completions.create(model="broken/sql", prompt="x", max_tokens=3, stream=True))
+    with pytest.raises(openai.APIError) as chat_err:
+        list(
+            client.chat.completions.create(
+                model="broken/chat", messages=[{"role": "user", "content": "x"}], max_tokens=3, stream=True
+            )
+        )
+    for err in (completion_err.value, chat_err.value):
+        assert str(err.body).startswith("Request failed during generation: ")
+    plain = httpx.post(sim.base_url + "/v1/completions", json={"model": "broken/sql", "prompt": "x"})
+    assert (plain.status_code, plain.json()["error_type"]) == (424, "generation")
