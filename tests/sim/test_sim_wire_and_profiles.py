@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
 from loraxkit import wire
+from loraxkit.cli import build_parser
+from loraxkit.sim.cli import config_from_args
 from loraxkit.sim.profiles import PROFILES, WEIGHT_BYTES_8B, get_profile
 from loraxkit.sim.tokens import Vocabulary, expected_token_ids
 
@@ -168,3 +171,21 @@ def test_generated_text_retokenizes_to_the_same_token_count() -> None:
         ids = expected_token_ids(vocab, 0, "org/x", prompt, 40)
         text = "".join(vocab.token_text(t) for t in ids)
         assert vocab.encode(text.lstrip(), add_special_tokens=False) == ids
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--keep-alive", "0"], "--keep-alive and --adapter-cycle-time must be > 0"),
+        (
+            ["--max-concurrent-requests", "0"],
+            "--max-concurrent-requests and --max-active-adapters must be >= 1",
+        ),
+        (["--max-input-length", "4096"], "--max-input-length must be < --max-total-tokens"),
+        (["--decode-ms", "5"], "--decode-ms/--prefill-ms only apply to --profile synthetic"),
+    ],
+)
+def test_sim_options_that_cannot_work_are_refused_with_the_fix(argv: list[str], message: str) -> None:
+    args = build_parser().parse_args(["sim", *argv])
+    with pytest.raises(SystemExit, match=re.escape(message)):
+        config_from_args(args)

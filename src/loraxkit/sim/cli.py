@@ -159,7 +159,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         help="accept what popular clients send and LoRAX rejects or ignores: `stop: null`, a string "
         "`stop`, `ignore_eos`, `max_completion_tokens`, a missing JSON content-type",
     )
-    p.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    p.add_argument(
+        "--log-level",
+        default="INFO",
+        type=str.upper,
+        choices=("DEBUG", "INFO", "WARNING", "ERROR"),
+        help="logging level (default INFO)",
+    )
     p.set_defaults(func=run_sim)
 
 
@@ -188,6 +194,8 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         )
     if args.max_concurrent_requests < 1 or args.max_active_adapters < 1:
         raise SystemExit("--max-concurrent-requests and --max-active-adapters must be >= 1")
+    if args.keep_alive <= 0 or args.adapter_cycle_time <= 0:
+        raise SystemExit("--keep-alive and --adapter-cycle-time must be > 0 (seconds)")
     # LoRAX's launcher refuses these combinations at start-up, with the same advice.
     if args.max_batch_prefill_tokens is not None and args.max_batch_prefill_tokens < args.max_input_length:
         raise SystemExit(
