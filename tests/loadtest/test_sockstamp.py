@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 import time
 
-from loraxkit.loadtest.sockstamp import enable_kernel_timestamps, kernel_time
+from loraxkit.loadtest.sockstamp import enable_kernel_timestamps, keep_kernel_timestamps_on, kernel_time
 
 READ_LATE_S = 0.2
 
@@ -16,6 +16,7 @@ def test_kernel_stamp_is_the_arrival_time_not_the_read_time() -> None:
         peer, _ = server.accept()
         with client, peer:
             assert enable_kernel_timestamps(client)
+            time.sleep(0.1)  # Linux switches stamping on asynchronously for the first socket that asks
             before = time.time()
             peer.sendall(b'data: {"token": 1}\n\n')
             after = time.time()
@@ -27,6 +28,22 @@ def test_kernel_stamp_is_the_arrival_time_not_the_read_time() -> None:
     assert stamp is not None
     assert before - 0.001 <= stamp <= after + 0.001
     assert read_at - stamp >= READ_LATE_S * 0.9
+
+
+def test_with_the_keeper_open_a_new_connection_is_stamped_at_once() -> None:
+    keeper = keep_kernel_timestamps_on()  # the harness opens it at start, long before the first request
+    try:
+        time.sleep(0.1)
+        with socket.create_server(("127.0.0.1", 0)) as server:
+            client = socket.create_connection(server.getsockname())
+            peer, _ = server.accept()
+            with client, peer:
+                assert enable_kernel_timestamps(client)
+                peer.sendall(b"data: {}\n\n")  # right away: no wait for the switch-on
+                _, ancdata, _, _ = client.recvmsg(4096, socket.CMSG_SPACE(16))
+        assert kernel_time(ancdata) is not None
+    finally:
+        keeper.close()
 
 
 def test_no_control_message_means_no_kernel_stamp() -> None:

@@ -12,6 +12,7 @@ import gc
 import inspect
 import json
 import logging
+import socket
 import sys
 import uuid
 from pathlib import Path
@@ -31,6 +32,7 @@ from loraxkit.loadtest.schedule import Arrival, ScheduleError, WorkerSchedule
 from loraxkit.loadtest.scrape import Scrape
 from loraxkit.loadtest.shapes import StagedShape
 from loraxkit.loadtest.slo import SLO_EXIT_CODE, configured_gates, evaluate_run
+from loraxkit.loadtest.sockstamp import keep_kernel_timestamps_on
 from loraxkit.loadtest.stages import ShapeError, Stage, stage_windows, user_stages
 from loraxkit.loadtest.workload import PlannedRequest, Workload, WorkloadError
 
@@ -65,6 +67,7 @@ class Harness:
         self._greenlets: list[gevent.Greenlet] = []
         self._finished = False
         self._flushed: set[str] = set()
+        self._stamp_keeper: socket.socket | None = None  # open for the process's life: see sockstamp
 
     # ------------------------------------------------------------------ roles
     @property
@@ -126,6 +129,8 @@ class Harness:
             self.workload = workload_from_options(self.options)
         if self.sends_requests:
             self.workload.source  # noqa: B018 - load the tokenizer now, not inside the first timed request
+            if self._stamp_keeper is None:
+                self._stamp_keeper = keep_kernel_timestamps_on()
         if self.role == "master":
             self._send_setup()
         if self.sends_requests:

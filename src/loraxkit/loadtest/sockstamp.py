@@ -35,6 +35,18 @@ def enable_kernel_timestamps(sock: Any) -> bool:
         return False
 
 
+def keep_kernel_timestamps_on() -> socket.socket:
+    """A socket that holds receive timestamping on for as long as it is open.
+
+    Linux turns stamping on for the whole stack asynchronously (a deferred work item) when the first socket
+    asks for it, so the first packets after that may arrive unstamped. Asking once at start-up and keeping
+    this socket open means every request's packets are stamped.
+    """
+    keeper = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    enable_kernel_timestamps(keeper)
+    return keeper
+
+
 def kernel_time(ancdata: list[tuple[int, int, bytes]]) -> float | None:
     for level, kind, data in ancdata:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
