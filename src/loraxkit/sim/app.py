@@ -103,8 +103,10 @@ class Job:
                 assert self.sim is not None
                 data = self.cache[token_id] = self.sim.render.token_chunk(self.kind, token_id)
             conn = self.conn
+            handed = _now()  # the trace's stamp: when the bytes go to the socket, not after the write returns
             if not conn.closed:
                 conn.transport.write(data)  # type: ignore[union-attr]
+            return handed
         return _now()
 
     def on_error(self, seq: Sequence, err: wire.LoraxError) -> None:
@@ -575,23 +577,23 @@ class Simulator:
         if job.finished:  # the client went away
             return _now()
         now = time.time()
+        # `sent` is taken just before the bytes go to the socket (the trace contract), not after the write
         if job.stream:
             final = job.final_chunk or self.render.final_chunk(job, seq)
             self._release(job)
+            sent = time.time()
             job.conn.end_stream(final)
         else:
             body = self.render.full_response(job, seq, now)
             self._release(job)
             if job.kind == STARTUP:
+                sent = time.time()
                 job.conn.send(200, b"", "text/plain; charset=utf-8")
             else:
-                job.conn.send(
-                    200,
-                    wire.dumps(body).encode(),
-                    "application/json",
-                    {**job.headers, **timing_headers(seq, now)},
-                )
-        sent = time.time()
+                encoded = wire.dumps(body).encode()
+                headers = {**job.headers, **timing_headers(seq, now)}
+                sent = time.time()
+                job.conn.send(200, encoded, "application/json", headers)
         self.pump.defer(self._account, seq, job, sent)
         return sent
 

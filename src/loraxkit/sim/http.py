@@ -81,6 +81,7 @@ class Connection(asyncio.Protocol):
         self._body: list[bytes] = []
         self._body_size = 0
         self._too_large = False
+        self._arrival = 0.0
 
     # ------------------------------------------------------------------ asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -113,6 +114,9 @@ class Connection(asyncio.Protocol):
 
     # ------------------------------------------------------------------ httptools callbacks
     def on_message_begin(self) -> None:
+        # A request arrives with its first bytes (the trace's `arrival`): a large or slow upload counts,
+        # as it does in a client's TTFT.
+        self._arrival = time.time()
         self._url = b""
         self._headers = {}
         self._body = []
@@ -148,6 +152,7 @@ class Connection(asyncio.Protocol):
             body=b"".join(self._body),
             keep_alive=self._parser.should_keep_alive(),
             too_large=self._too_large,
+            arrival=self._arrival,
         )
         self._pending.append(request)
         if len(self._pending) > 8 and self.transport is not None:
