@@ -1,14 +1,17 @@
 """Headless `locust -f loadtest/` runs against the LoRAX simulator, checked against its ground-truth trace.
 
-Tolerances reached on this 2-core machine (shared with other work), client minus server:
-- token stamps (kernel receive time vs hand-off to the socket): p50 < 1 ms, p95 < 5 ms, p5 > -1 ms
-  (measured p50 ~0.0 ms; the simulator stamps after its write, so when it is descheduled there a few
-  tokens look early, and other work on the cores causes rare late outliers);
-- TPOT per request: |error| p95 < 1 ms, max < 10 ms (a descheduled process shows up in a few);
-- first token's stamp: |p50| < 1 ms. TTFT per request: p50 < 20 ms, and per-adapter TTFT p50 within 20 ms
-  of the trace's (30 ms with two workers; measured 2-10 ms). This error is mostly not the harness's: the
-  simulator stamps `arrival` after it has read and parsed the request (parsing is deferred in its loop), so
-  its TTFT leaves out the request's upload and its own intake queue, which a client's TTFT includes.
+The simulator stamps `arrival` when a request's first bytes are read and each token just before its bytes go
+to the socket; the harness stamps each token with the kernel's receive time. Tolerances asserted, client minus
+server, with margin for a loaded 2-core machine (figures measured with these tests' runs, see
+docs/loadtest.md, "Accuracy against ground truth"):
+- token stamps: never before the server's stamp (> -0.01 ms, float rounding), p50 < 0.1 ms, p95 < 1 ms
+  (measured p50 0.005 ms, max 0.04 ms, also with two CPU burners on the cores);
+- first token's stamp: p50 < 0.1 ms; TPOT per request: |error| p95 < 0.1 ms, max < 2 ms (measured <= 0.001);
+- TTFT per request: p50 < 3 ms overall and for each adapter (measured 0.3-0.4 ms; 0.7-1.0 ms with two CPU
+  burners). TTFT's tail is wider (p95 4-6 ms): a user's first request includes its TCP connect, and the
+  simulator reads a request only when the OS schedules it, which the client's TTFT rightly includes;
+- the report's per-adapter TTFT/TPOT p50 equal the exact percentiles of the records, and the trace's own
+  per-adapter TPOT p50 within 0.1 ms.
 """
 
 from __future__ import annotations
@@ -48,15 +51,15 @@ WORKLOAD = (
 )
 
 
+TTFT_P50_TOLERANCE_MS = 3.0
+
+
 def label(adapter_id: str | None) -> str:
     return adapter_id or BASE_MODEL_LABEL
 
 
 def assert_agrees_with_trace(
-    report: dict[str, Any],
-    records: list[RequestRecord],
-    trace: list[dict[str, Any]],
-    ttft_tolerance_ms: float = 20.0,
+    report: dict[str, Any], records: list[RequestRecord], trace: list[dict[str, Any]]
 ) -> None:
     assert records, "no requests recorded"
     # Every request the harness recorded is one the server finished, and vice versa (--stop-timeout).
@@ -68,31 +71,26 @@ def assert_agrees_with_trace(
     check = compare(records, trace)
     assert check.matched == len(records) and check.token_count_differences == 0
     stamps = np.asarray(check.stamp_error_ms)
-    assert np.percentile(stamps, 50) < 1.0 and np.percentile(stamps, 95) < 5.0
-    # The simulator stamps right after its socket write, so a server descheduled there stamps late and a
-    # few tokens look early; the bulk must not.
-    assert np.percentile(stamps, 5) > -1.0
-    # TTFT's end: the first token's stamp against the simulator's hand-off (the harness's own part).
-    assert abs(np.percentile(check.first_token_error_ms, 50)) < 1.0
-    assert np.percentile(check.ttft_error_ms, 50) < ttft_tolerance_ms
+    # The server stamps before its write, the client's kernel on receipt: a token is never early.
+    assert stamps.min() > -0.01, stamps.min()
+    assert np.percentile(stamps, 50) < 0.1 and np.percentile(stamps, 95) < 1.0
+    assert np.percentile(check.first_token_error_ms, 50) < 0.1
+    assert np.percentile(check.ttft_error_ms, 50) < TTFT_P50_TOLERANCE_MS
     tpot = np.abs(check.tpot_error_ms)
-    assert np.percentile(tpot, 95) < 1.0 and tpot.max() < 10.0
+    assert np.percentile(tpot, 95) < 0.1 and tpot.max() < 2.0
     by_id = {t["request_id"]: t for t in trace}
     for adapter, summary in report["by_adapter"].items():
-        truth = [by_id[r.request_id] for r in records if r.adapter_label == adapter]
-        ttft = np.median([t["first_token"] - t["arrival"] for t in truth]) * 1000
-        tpot = (
-            np.median(
-                [
-                    (t["token_times"][-1] - t["token_times"][0]) / (len(t["token_times"]) - 1)
-                    for t in truth
-                    if len(t["token_times"]) > 1
-                ]
-            )
-            * 1000
+        mine = [r for r in records if r.adapter_label == adapter and r.ok]
+        # The report's figures are the exact percentiles of this adapter's records (also across workers).
+        assert summary["ttft_ms"]["p50"] == pytest.approx(np.median([r.ttft for r in mine]) * 1000)
+        assert summary["tpot_ms"]["p50"] == pytest.approx(
+            np.median([r.tpot for r in mine if r.tpot is not None]) * 1000
         )
-        assert abs(summary["ttft_ms"]["p50"] - ttft) < ttft_tolerance_ms, adapter
-        assert abs(summary["tpot_ms"]["p50"] - tpot) < 0.5, adapter
+        errors = compare(mine, trace)
+        assert np.percentile(errors.ttft_error_ms, 50) < TTFT_P50_TOLERANCE_MS, adapter
+        truth = [by_id[r.request_id]["token_times"] for r in mine]
+        tpot_truth = np.median([(t[-1] - t[0]) / (len(t) - 1) for t in truth if len(t) > 1]) * 1000
+        assert abs(summary["tpot_ms"]["p50"] - tpot_truth) < 0.1, adapter
 
 
 def test_one_process_matches_the_trace_per_adapter(locust_run: Any) -> None:
@@ -147,8 +145,7 @@ def test_master_with_workers_aggregates_every_record(locust_run: Any) -> None:
     records = run.records
     assert {r.worker for r in records} == {0, 1}, (Counter(r.worker for r in records), run.output[-3000:])
     assert len({r.request_id for r in records}) == len(records)
-    # Three load processes and the simulator share two cores here: the simulator's intake is slower.
-    assert_agrees_with_trace(run.report, records, trace, ttft_tolerance_ms=30.0)
+    assert_agrees_with_trace(run.report, records, trace)
 
 
 def test_overload_and_adapter_failures_are_classified_like_the_server(locust_run: Any) -> None:
