@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import socket
 import time
+from importlib.metadata import version
 
-from loraxkit.loadtest.sockstamp import enable_kernel_timestamps, keep_kernel_timestamps_on, kernel_time
+import pytest
+from geventhttpclient.response import HTTPResponse
+
+from loraxkit.loadtest.sockstamp import (
+    SUPPORTED,
+    GeventHttpClientChanged,
+    check_geventhttpclient,
+    enable_kernel_timestamps,
+    keep_kernel_timestamps_on,
+    kernel_time,
+)
 
 READ_LATE_S = 0.2
 
@@ -48,3 +59,20 @@ def test_with_the_keeper_open_a_new_connection_is_stamped_at_once() -> None:
 
 def test_no_control_message_means_no_kernel_stamp() -> None:
     assert kernel_time([]) is None
+
+
+def test_start_up_check_passes_with_the_installed_geventhttpclient() -> None:
+    check_geventhttpclient()
+
+
+def test_start_up_check_names_the_version_when_the_internals_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A release that keeps the body somewhere else than `_body_buffer`: the reader would never see a line.
+    def moved_body(self: HTTPResponse, buf: bytearray) -> None:
+        self.__dict__.setdefault("_chunks", []).append(bytes(buf))
+
+    monkeypatch.setattr(HTTPResponse, "_on_body", moved_body)
+    with pytest.raises(GeventHttpClientChanged) as err:
+        check_geventhttpclient(timeout=0.5)
+    message = str(err.value)
+    assert f"geventhttpclient {version('geventhttpclient')}" in message
+    assert SUPPORTED in message and "_body_buffer" in message

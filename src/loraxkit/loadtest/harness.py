@@ -15,12 +15,14 @@ import logging
 import socket
 import sys
 import uuid
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import gevent
 from locust import events as locust_events
 from locust import runners as locust_runners
+from locust.contrib.fasthttp import FastResponse
 from locust.env import Environment
 from locust.runners import STATE_INIT, STATE_STOPPED, MasterRunner, WorkerRunner
 
@@ -32,7 +34,11 @@ from loraxkit.loadtest.schedule import Arrival, ScheduleError, WorkerSchedule
 from loraxkit.loadtest.scrape import Scrape
 from loraxkit.loadtest.shapes import StagedShape
 from loraxkit.loadtest.slo import SLO_EXIT_CODE, configured_gates, evaluate_run
-from loraxkit.loadtest.sockstamp import keep_kernel_timestamps_on
+from loraxkit.loadtest.sockstamp import (
+    GeventHttpClientChanged,
+    check_geventhttpclient,
+    keep_kernel_timestamps_on,
+)
 from loraxkit.loadtest.stages import ShapeError, Stage, stage_windows, user_stages
 from loraxkit.loadtest.workload import PlannedRequest, Workload, WorkloadError
 
@@ -419,6 +425,12 @@ def _on_init(environment: Environment, runner: Any = None, **_: Any) -> None:
             log.error("loraxkit: %s", exc)
             sys.exit(2)
         harness.install_shape()
+    if harness.sends_requests:
+        try:
+            check_stream_reader()  # it uses private internals: fail now, loudly, not on every request
+        except GeventHttpClientChanged as exc:
+            log.error("loraxkit: %s", exc)
+            sys.exit(2)
     if isinstance(runner, WorkerRunner):
         runner.register_message(SETUP_MESSAGE, harness.on_setup_message)
         # concurrent: stopping the users takes up to --stop-timeout; keep the message loop running
@@ -428,6 +440,17 @@ def _on_init(environment: Environment, runner: Any = None, **_: Any) -> None:
         environment.events.worker_report.add_listener(harness.on_worker_report)
         runner.register_message(FINAL_MESSAGE, harness.on_final_message)
     _default_user_class(environment)
+
+
+def check_stream_reader() -> None:
+    """geventhttpclient's response internals work with our reader, and Locust still exposes that response."""
+    check_geventhttpclient()
+    if not hasattr(FastResponse, "_response"):  # how users.py reaches geventhttpclient's response
+        raise GeventHttpClientChanged(
+            f"locust {version('locust')}: FastResponse no longer has `_response` (geventhttpclient's "
+            "response object the stream reader needs); install a locust release that has it, e.g. "
+            "pip install 'locust<2.48'"
+        )
 
 
 def _default_user_class(environment: Environment) -> None:

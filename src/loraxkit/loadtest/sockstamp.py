@@ -8,7 +8,10 @@ no longer depends on how busy the client is. Where the option or the control mes
 user-space time is used instead.
 
 It drives geventhttpclient's response parser (`feed`, `_body_buffer`, `message_complete`, `_sock`), the same
-state its own `readline` uses, so chunked decoding and connection reuse stay geventhttpclient's.
+state its own `readline` uses, so chunked decoding and connection reuse stay geventhttpclient's. These are
+private names: `check_geventhttpclient()` runs the reader over a socket pair at start-up and stops the run
+with a message naming the installed version if they no longer behave as expected (pyproject pins the tested
+range).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ import time
 from typing import Any
 
 import gevent
+
+SUPPORTED = "geventhttpclient>=2.6.1,<2.7"  # the range tested with this reader (also pinned in pyproject)
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux value; Python does not export it
 _TIMESPEC = struct.Struct("qq")
@@ -112,3 +117,48 @@ class StampedLineReader:
             except BaseException:
                 response.release()
                 raise
+
+
+class GeventHttpClientChanged(RuntimeError):
+    """geventhttpclient's private response internals no longer work as StampedLineReader needs."""
+
+
+def _chunk(data: bytes) -> bytes:
+    return b"%x\r\n%b\r\n" % (len(data), data)
+
+
+_PROBE_HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
+
+
+def check_geventhttpclient(timeout: float = 5.0) -> None:
+    """Read a chunked SSE response over a socket pair with StampedLineReader; raise GeventHttpClientChanged,
+    naming the installed version and the supported range, if geventhttpclient's internals changed."""
+    from importlib.metadata import version
+
+    from geventhttpclient.response import HTTPSocketResponse
+
+    installed = version("geventhttpclient")
+    server, client = socket.socketpair()
+    client.settimeout(timeout)  # a reader that no longer sees the end must not hang the start-up
+    try:
+        server.sendall(_PROBE_HEAD + _chunk(b"data:one\n\n"))
+        response = HTTPSocketResponse(client)
+        reader = StampedLineReader(response)
+        first = reader.readline()
+        server.sendall(_chunk(b"data:2\n") + b"0\r\n\r\n")  # the third readline reads it with recvmsg
+        lines = [first, reader.readline(), reader.readline(), reader.readline()]
+    except Exception as exc:  # AttributeError, TypeError, ...: the internals moved
+        raise GeventHttpClientChanged(_changed(installed, f"{type(exc).__name__}: {exc}")) from exc
+    finally:
+        server.close()
+        client.close()
+    if lines != [b"data:one\n", b"\n", b"data:2\n", b""]:
+        raise GeventHttpClientChanged(_changed(installed, f"read {lines!r}"))
+
+
+def _changed(installed: str, detail: str) -> str:
+    return (
+        f"geventhttpclient {installed}: its response internals (_sock, _body_buffer, feed, message_complete) "
+        f"no longer work with loraxkit's stream reader ({detail}). Install the tested range: "
+        f"pip install '{SUPPORTED}'"
+    )

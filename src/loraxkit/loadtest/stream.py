@@ -36,8 +36,9 @@ _FINAL = wire.EventKind.FINAL
 _ERROR = wire.EventKind.ERROR
 
 
-def read_sse(readline: Callable[[], bytes | bytearray], record: RequestRecord,
-             arrival: Callable[[], float] = time.time) -> None:
+def read_sse(
+    readline: Callable[[], bytes | bytearray], record: RequestRecord, arrival: Callable[[], float] = time.time
+) -> None:
     """Consume an SSE body line by line into `record` (token stamps, server counts, in-stream errors).
 
     `readline` returns one line including its newline, or b"" at the end of the body; `arrival` gives the
