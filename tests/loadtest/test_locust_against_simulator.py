@@ -432,3 +432,40 @@ def test_a_stream_slower_than_the_request_timeout_is_reported_as_timeout(locust_
     errors = run.report["overall"]["errors"]
     assert errors["by_error_type"].get("timeout", 0) >= 2
     assert all(r.error_type == "timeout" and 3 <= r.stream_tokens <= 6 for r in run.records)
+
+
+@pytest.mark.parametrize("users", [40, 2])
+def test_open_loop_does_not_wait_for_a_slow_server_and_reports_lag(locust_run: Any, users: int) -> None:
+    # Every request takes >= 1 s on the server (10 tokens x 100 ms); arrivals come every 50 ms.
+    with SimulatorProcess("--profile", "synthetic", "--decode-ms", "100", "--prefill-ms", "5") as sim:
+        run = locust_run(
+            sim.base_url,
+            "-u",
+            str(users),
+            "-r",
+            str(users),
+            "-t",
+            "2s",
+            "--stop-timeout",
+            "10",
+            "--arrival-rate",
+            "20",
+            "--arrival-process",
+            "constant",
+            "--output-tokens",
+            "10",
+            timeout=90,
+        )
+    assert run.returncode == 0, run.output
+    records = run.records
+    first_end = min(r.end for r in records if r.end is not None)
+    sent_before = sum(r.sent < first_end for r in records)
+    lag = run.report["overall"]["schedule_lag_ms"]
+    if users == 40:
+        # Open loop: the ~20 arrivals of the first second leave while no response has finished yet.
+        assert sent_before >= 15, (sent_before, lag)
+    else:
+        # Two users cannot carry 20 requests/s: requests leave late, and the report says by how much.
+        assert sent_before == 2
+        assert lag["max"] >= 500.0
+        assert "WARNING: requests left more than" in (run.report_dir / "report.md").read_text()
