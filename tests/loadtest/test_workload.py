@@ -71,6 +71,26 @@ def test_synthetic_prompts_have_exact_token_counts() -> None:
         assert count_tokens(tok, prompt.text) == n
 
 
+def test_a_local_tokenizer_file_counts_the_prompts(tmp_path: Path) -> None:
+    import mistral_common
+
+    # A user's own tokenizer file: here the Tekken file mistral-common ships, copied out of the package.
+    shipped = Path(mistral_common.__file__).parent / "data" / "tekken_240911.json"
+    local = tmp_path / "tekken.json"
+    local.write_bytes(shipped.read_bytes())
+    source = SyntheticPrompts(str(local))
+    tekken, v1 = load_tokenizer(str(local)), load_tokenizer("mistral-v1")
+    rng = random.Random(5)
+    prompts = [source.make(n, rng) for n in (16, 200)]
+    assert [count_tokens(tekken, p.text) for p in prompts] == [16, 200]
+    assert [count_tokens(v1, p.text) for p in prompts] != [16, 200]  # the file, not the default, was used
+    (tmp_path / "broken.json").write_text("{}")
+    with pytest.raises(PromptSourceError, match="tokenizer: cannot load"):
+        load_tokenizer(str(tmp_path / "broken.json"))
+    with pytest.raises(PromptSourceError, match="neither a built-in"):
+        load_tokenizer(str(tmp_path / "missing.model"))
+
+
 def test_input_and_output_length_distributions() -> None:
     w = Workload(adapters=["a"], input_tokens="uniform:10,20", output_tokens="normal:50,5,40,60")
     reqs = [w.request(i) for i in range(300)]
