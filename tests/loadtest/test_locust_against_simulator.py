@@ -28,6 +28,7 @@ import numpy as np
 import pytest
 
 from loraxkit.loadtest.metrics import BASE_MODEL_LABEL, RequestRecord
+from loraxkit.loadtest.options import option_names
 from loraxkit.loadtest.schedule import arrival_offsets
 from loraxkit.loadtest.slo import SLO_EXIT_CODE
 from loraxkit.loadtest.tracecheck import compare
@@ -469,3 +470,19 @@ def test_open_loop_does_not_wait_for_a_slow_server_and_reports_lag(locust_run: A
         assert sent_before == 2
         assert lag["max"] >= 500.0
         assert "WARNING: requests left more than" in (run.report_dir / "report.md").read_text()
+
+
+def test_every_harness_option_shows_in_the_web_ui() -> None:
+    # Locust's own list of the custom arguments its web UI renders, after loading loadtest/ (in a subprocess:
+    # importing Locust here would monkey-patch the test process).
+    script = (
+        "import json, runpy\n"
+        f"runpy.run_path({str(LOADTEST_DIR / 'locustfile.py')!r})\n"
+        "from locust.argument_parser import ui_extra_args_dict\n"
+        "print(json.dumps(sorted(ui_extra_args_dict([]))))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    in_web_ui = set(json.loads(proc.stdout.strip().splitlines()[-1]))
+    assert in_web_ui == set(option_names())
+    assert {"adapters", "arrival_rate", "shape", "slo_ttft_p95", "max_error_rate"} <= in_web_ui
