@@ -11,7 +11,7 @@ import pytest
 
 from loraxkit.loadtest.analysis import analyse, saturation_point, tokens_in_window
 from loraxkit.loadtest.metrics import RequestRecord, Slos, summarize
-from loraxkit.loadtest.report import write_report
+from loraxkit.loadtest.report import rolling_mean, write_report
 from loraxkit.loadtest.scrape import Scrape
 from loraxkit.loadtest.slo import configured_gates, evaluate, evaluate_run
 from loraxkit.loadtest.stages import Stage, stage_windows
@@ -178,3 +178,8 @@ def test_command_line_overrides_the_workload_file(tmp_path: Path) -> None:
         False,
     )
     assert parse_rates("") == [] and parse_rates("1,2.5") == [1.0, 2.5]
+
+
+def test_over_time_smoothing_is_a_trailing_mean() -> None:
+    assert rolling_mean([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3) == [1.0, 1.5, 2.0, 3.0, 4.0, 5.0]
+    assert rolling_mean([0.0, 600.0] * 3, 2) == [0.0, 300.0, 300.0, 300.0, 300.0, 300.0]

@@ -10,10 +10,13 @@ import math
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from loraxkit.loadtest.slo import GateResult
 
 LAG_WARNING_MS = 10.0
 PLOTS = ("latency_by_adapter", "over_time", "saturation")
+SMOOTHING_S = 5  # window of the over-time throughput's rolling mean
 
 
 def write_report(report: dict[str, Any], out_dir: str | Path, gates: list[GateResult]) -> dict[str, Path]:
@@ -308,9 +311,27 @@ def _plot_latency(plt: Any, groups: dict[str, dict[str, Any]]) -> bytes:
     return _png(plt, fig)
 
 
+def rolling_mean(values: list[float], window: int) -> list[float]:
+    """Mean of each value with the up to `window - 1` before it (decode steps and prefills alias with
+    one-second buckets, so the raw series zig-zags)."""
+    sums = np.cumsum(np.asarray(values, dtype=np.float64))
+    out = []
+    for i in range(len(values)):
+        lo = max(0, i - window + 1)
+        out.append(float(sums[i] - (sums[lo - 1] if lo else 0.0)) / (i - lo + 1))
+    return out
+
+
 def _plot_timeline(plt: Any, tl: dict[str, list[float]]) -> bytes:
     fig, ax1 = plt.subplots(figsize=(12, 4))
-    ax1.plot(tl["t"], tl["tokens_per_s"], color="tab:blue", label="output tokens/s")
+    ax1.plot(tl["t"], tl["tokens_per_s"], color="tab:blue", alpha=0.3, linewidth=1, label="output tokens/s")
+    ax1.plot(
+        tl["t"],
+        rolling_mean(tl["tokens_per_s"], SMOOTHING_S),
+        color="tab:blue",
+        linewidth=2,
+        label=f"output tokens/s, {SMOOTHING_S} s mean",
+    )
     ax1.set_xlabel("seconds since start")
     ax1.set_ylabel("output tokens/s", color="tab:blue")
     ax2 = ax1.twinx()
@@ -318,7 +339,9 @@ def _plot_timeline(plt: Any, tl: dict[str, list[float]]) -> bytes:
     ax2.plot(tl["t"], tl["ttft_p50_ms"], ".-", color="tab:red", label="TTFT p50")
     ax2.plot(tl["t"], tl["ttft_p95_ms"], ".-", color="tab:orange", label="TTFT p95")
     ax2.set_ylabel("TTFT of requests sent that second (ms)", color="tab:red")
-    ax2.legend(loc="upper left")
+    lines = ax1.get_legend_handles_labels()
+    more = ax2.get_legend_handles_labels()
+    ax2.legend(lines[0] + more[0], lines[1] + more[1], loc="upper left", fontsize=8)
     fig.suptitle("Throughput and TTFT over time")
     return _png(plt, fig)
 
