@@ -29,12 +29,14 @@ from locust.runners import STATE_INIT, STATE_STOPPED, MasterRunner, WorkerRunner
 from loraxkit.loadtest.analysis import analyse
 from loraxkit.loadtest.metrics import RequestRecord, Slos, now, summarize
 from loraxkit.loadtest.options import add_arguments, option_names, parse_rates, workload_from_options
+from loraxkit.loadtest.poolcheck import install_pool_check
 from loraxkit.loadtest.report import write_report
 from loraxkit.loadtest.schedule import Arrival, ScheduleError, WorkerSchedule
 from loraxkit.loadtest.scrape import Scrape
 from loraxkit.loadtest.shapes import StagedShape
 from loraxkit.loadtest.slo import SLO_EXIT_CODE, configured_gates, evaluate_run
 from loraxkit.loadtest.sockstamp import (
+    SUPPORTED,
     GeventHttpClientChanged,
     check_geventhttpclient,
     keep_kernel_timestamps_on,
@@ -443,8 +445,16 @@ def _on_init(environment: Environment, runner: Any = None, **_: Any) -> None:
 
 
 def check_stream_reader() -> None:
-    """geventhttpclient's response internals work with our reader, and Locust still exposes that response."""
+    """geventhttpclient's response internals work with our reader, and Locust still exposes that response;
+    then the pool's liveness check is replaced by one that does not switch greenlets (see poolcheck)."""
     check_geventhttpclient()
+    try:
+        install_pool_check()
+    except AttributeError as exc:
+        raise GeventHttpClientChanged(
+            f"geventhttpclient {version('geventhttpclient')}: {exc}; install the tested range: "
+            f"pip install '{SUPPORTED}'"
+        ) from exc
     if not hasattr(FastResponse, "_response"):  # how users.py reaches geventhttpclient's response
         raise GeventHttpClientChanged(
             f"locust {version('locust')}: FastResponse no longer has `_response` (geventhttpclient's "
