@@ -4,8 +4,9 @@ Matching is by request id (the harness sends `x-request-id`; the simulator's tra
 client minus server, in milliseconds:
 - token stamp error: client receive time of token k - server hand-off time of token k (same machine clock);
 - TTFT error: client TTFT - server TTFT (server TTFT = first token hand-off - request arrival). The
-  simulator stamps `arrival` once it has read and parsed the request, so this also holds the request's
-  upload and the simulator's intake delay; the first token's own stamp error is reported apart;
+  simulator stamps `arrival` when its event loop reads the request's first bytes, so this also holds the
+  client's connect/send time and how long the bytes waited for a busy simulator; the first token's own
+  stamp error is reported apart;
 - TPOT error: client TPOT - server TPOT (both (last - first) / (N - 1)).
 """
 
