@@ -222,13 +222,34 @@ def summarize_point(
 
 # ---------------------------------------------------------------------- GuideLLM (optional)
 def ensure_guidellm() -> Path:
-    """GuideLLM in its own virtualenv outside the repo (it pulls ~6 GB: PyTorch, transformers)."""
+    """GuideLLM in its own virtualenv outside the repo (it pulls ~6 GB: PyTorch, transformers), plus
+    sentencepiece, which transformers needs to read the local tokenizer below."""
     python = GUIDELLM_VENV / "bin" / "python"
-    if not python.exists():
+    if not (GUIDELLM_VENV / "bin" / "guidellm").exists():
         GUIDELLM_VENV.parent.mkdir(parents=True, exist_ok=True)
         subprocess.run([sys.executable, "-m", "venv", str(GUIDELLM_VENV)], check=True)
-        subprocess.run([str(python), "-m", "pip", "install", "-q", "guidellm"], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "-q", "guidellm", "sentencepiece"], check=True)
     return GUIDELLM_VENV / "bin" / "guidellm"
+
+
+def local_mistral_tokenizer() -> str:
+    """A Hugging Face tokenizer directory for GuideLLM's synthetic prompts, made offline from the
+    SentencePiece model of Mistral-7B v0.1 that mistral-common ships in its PyPI package (the simulator's
+    tokenizer), so GuideLLM needs no Hub access and counts the same tokens as the simulator."""
+    import mistral_common
+
+    target = GUIDELLM_VENV.parent / "mistral-v1-tokenizer"
+    if (target / "tokenizer_config.json").is_file():
+        return str(target)
+    model = Path(mistral_common.__file__).parent / "data" / "tokenizer.model.v1"
+    with tempfile.TemporaryDirectory(prefix="spm-") as src:
+        (Path(src) / "tokenizer.model").write_bytes(model.read_bytes())
+        script = (
+            "import sys; from transformers import LlamaTokenizer; "
+            "LlamaTokenizer.from_pretrained(sys.argv[1]).save_pretrained(sys.argv[2])"
+        )
+        subprocess.run([str(GUIDELLM_VENV / "bin" / "python"), "-c", script, src, str(target)], check=True)
+    return str(target)
 
 
 def measure_guidellm(level: int, args: argparse.Namespace) -> dict[str, Any]:
@@ -242,25 +263,24 @@ def measure_guidellm(level: int, args: argparse.Namespace) -> dict[str, Any]:
     ):
         out = Path(tmp) / "guidellm.json"
         start = time.time()
+        # GuideLLM 0.8's `run` CLI (kind=... arguments); completions, because LoRAX's chat route ignores the
+        # `max_completion_tokens` GuideLLM sends there.
         cmd = [
             str(exe),
-            "benchmark",
-            "--target",
-            sim.base_url,
-            "--model",
-            "lora-0",
-            "--processor",
-            args.guidellm_processor,
-            "--rate-type",
-            "concurrent",
-            "--rate",
-            str(level),
-            "--max-seconds",
-            str(args.seconds),
-            "--output-path",
-            str(out),
+            "run",
+            "--backend",
+            f"kind=openai_http,target={sim.base_url},model=lora-0,request_format=/v1/completions",
+            "--profile",
+            f"kind=concurrent,streams={level}",
+            "--constraint",
+            f"kind=max_duration,seconds={args.seconds}",
+            "--tokenizer",
+            f"kind=huggingface_auto,model={args.guidellm_processor or local_mistral_tokenizer()}",
             "--data",
-            f"prompt_tokens=16,output_tokens={args.tokens}",
+            f"kind=synthetic_text,prompt_tokens=16,output_tokens={args.tokens}",
+            "--output",
+            f"kind=json,path={out}",
+            "--disable-console-interactive",
         ]
         proc = subprocess.run(cmd, preexec_fn=pin(args.client_cpu), capture_output=True, text=True)
         trace = [t for t in read_trace(sim.trace_path or "") if t["arrival"] >= start and t["token_times"]]
@@ -373,8 +393,9 @@ def main() -> int:
     )
     parser.add_argument(
         "--guidellm-processor",
-        default="hf-internal-testing/llama-tokenizer",
-        help="tokenizer GuideLLM uses for its synthetic data (a Hub id or a local path)",
+        default="",
+        help="tokenizer GuideLLM uses for its synthetic data (a local path or Hub id); default: Mistral-7B "
+        "v0.1's, built offline from the copy mistral-common ships",
     )
     parser.add_argument("--server-cpu", type=int, default=0)
     parser.add_argument("--client-cpu", type=int, default=1)
