@@ -15,6 +15,8 @@ from typing import Any, TypeVar
 
 from loraxkit import wire
 from loraxkit.sim.engine import Engine, EngineConfig, Sequence
+from loraxkit.sim.faults import FAULTS_ROUTE, Faults, FaultSpec
+from loraxkit.sim.faults import route as faults_route
 from loraxkit.sim.http import Connection, Request, chunk
 from loraxkit.sim.metrics import Registry, render_json
 from loraxkit.sim.profiles import Profile
@@ -68,6 +70,7 @@ class SimConfig:
     keep_alive_s: float = wire.DEFAULT_KEEP_ALIVE_S
     drain_timeout_s: float = 30.0
     default_adapter_source: str = "hub"
+    faults: FaultSpec | None = None  # fault injection at start (sim/faults.py)
 
 
 @dataclass(eq=False, slots=True)
@@ -120,6 +123,7 @@ class Simulator:
         self.vocab = vocab or Vocabulary()
         profile = config.profile
         self.metrics = Registry(config.limits.max_input_length, config.limits.max_total_tokens)
+        self.faults = Faults(config.faults, config.seed)
         self.engine = Engine(
             profile,
             EngineConfig(
@@ -139,6 +143,7 @@ class Simulator:
                 seed=config.seed,
             ),
             self.metrics,
+            self.faults,
         )
         self.pump = Pump()
         self.trace = TraceWriter(config.trace_path, self.pump.defer) if config.trace_path else None
@@ -166,12 +171,14 @@ class Simulator:
             ("GET", wire.ROUTE_METRICS): self.metrics_route,
             ("POST", wire.ROUTE_TOKENIZE): self.tokenize,
             ("GET", SIM_STATE_ROUTE): self.sim_state,
+            **{(m, FAULTS_ROUTE): self._faults_route for m in ("GET", "POST", "DELETE")},
         }
         self._known_paths = {path for _, path in self._routes}
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         self.engine.start()
+        self.faults.start()
         self._schedule_keepalive()
 
     async def stop(self) -> None:
@@ -269,8 +276,12 @@ class Simulator:
             "open_streams": sum(1 for j in self._jobs.values() if j.stream),
             "connections": len(self.connections),
             **self.engine.state(),
+            "faults": self.faults.spec.as_json(),
         }
         self._send_json(conn, 200, state)
+
+    def _faults_route(self, conn: Connection, req: Request) -> None:
+        faults_route(self.faults, conn, req)
 
     def tokenize(self, conn: Connection, req: Request) -> None:
         try:

@@ -19,6 +19,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from loraxkit.sim.faults import FAIL_DETAIL, Faults
 from loraxkit.sim.metrics import Registry
 from loraxkit.sim.profiles import Profile
 from loraxkit.wire import LoraxError, generation_error
@@ -59,6 +60,7 @@ class Sequence:
     cancelled: bool = False
     done: bool = False
     error_type: str | None = None
+    fail_at: int | None = None  # fault injection: the token index at which this request fails
 
 
 @dataclass
@@ -156,7 +158,10 @@ class AdapterTable:
 
 
 class Engine:
-    def __init__(self, profile: Profile, config: EngineConfig, metrics: Registry) -> None:
+    def __init__(
+        self, profile: Profile, config: EngineConfig, metrics: Registry, faults: Faults | None = None
+    ) -> None:
+        self.faults = faults or Faults()
         self.profile = profile
         self.config = config
         self.metrics = metrics
@@ -186,6 +191,7 @@ class Engine:
 
     def submit(self, seq: Sequence) -> None:
         seq.queued = time.time()
+        seq.fail_at = self.faults.doom()
         self.waiting.append(seq)
         if seq.adapter_id is not None:
             self._request_adapter(seq.adapter_id)
@@ -198,7 +204,9 @@ class Engine:
 
     # ------------------------------------------------------------------ adapters
     def _unloadable(self, adapter_id: str) -> bool:
-        return any(fnmatch.fnmatchcase(adapter_id, pattern) for pattern in self.config.unloadable_adapters)
+        return self.faults.adapter_fails(adapter_id) or any(
+            fnmatch.fnmatchcase(adapter_id, pattern) for pattern in self.config.unloadable_adapters
+        )
 
     def _request_adapter(self, adapter_id: str) -> None:
         if self.adapters.ready(adapter_id):
@@ -208,7 +216,8 @@ class Engine:
 
     def _start_load(self, adapter_id: str) -> None:
         loop = asyncio.get_running_loop()
-        loop.call_later(self.config.adapter_load_ms / 1000.0, self._load_done, adapter_id)
+        load_ms = self.faults.adapter_load_ms(adapter_id, self.config.adapter_load_ms)
+        loop.call_later(load_ms / 1000.0, self._load_done, adapter_id)
 
     def _load_done(self, adapter_id: str) -> None:
         if self._unloadable(adapter_id):
@@ -353,7 +362,7 @@ class Engine:
         context = sum(s.input_length + s.generated for s in batch)
         seconds = self._jitter(
             self.profile.decode_step_ms(len(batch), self._adapters_in(batch), context) / 1000.0
-        )
+        ) * self.faults.decode_factor
         await self._timed_step("decode", seconds)
         self._waiting_steps += 1
         for seq in batch:
@@ -364,6 +373,8 @@ class Engine:
 
     async def _timed_step(self, method: str, seconds: float) -> None:
         self.metrics.inc("lorax_batch_inference_count", method=method)
+        if self.faults.hung:  # a stuck shard call: counted as started, never succeeds until healed
+            await self.faults.wait_unhung()
         await self._sleep_step(seconds)
         self.steps += 1
         self.metrics.inc("lorax_batch_inference_success", method=method)
@@ -377,6 +388,9 @@ class Engine:
 
     def _emit(self, seq: Sequence) -> None:
         index = seq.generated
+        if seq.fail_at is not None and index >= seq.fail_at:
+            self._fail(seq, generation_error(FAIL_DETAIL))
+            return
         last = index + 1 >= len(seq.token_ids)
         try:
             sent = seq.sink.on_token(seq, index, last)
