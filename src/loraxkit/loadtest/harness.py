@@ -26,6 +26,7 @@ from locust.contrib.fasthttp import FastResponse
 from locust.env import Environment
 from locust.runners import STATE_INIT, STATE_STOPPED, MasterRunner, WorkerRunner
 
+from loraxkit.loadtest import alerts
 from loraxkit.loadtest.analysis import analyse
 from loraxkit.loadtest.metrics import RequestRecord, Slos, now, summarize
 from loraxkit.loadtest.options import add_arguments, option_names, parse_rates, workload_from_options
@@ -359,6 +360,8 @@ class Harness:
         )
         if self.scrape is not None:
             report["server_metrics"] = self.scrape.summary()
+        if getattr(o, "prometheus_url", ""):
+            report["alerts"] = alerts.report_entry(o.prometheus_url, self.t0)
         return report
 
     def _stages(self) -> tuple[list[Stage] | None, list[tuple[float, float]] | None]:

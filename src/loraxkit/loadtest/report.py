@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from loraxkit.loadtest import alerts
 from loraxkit.loadtest.slo import GateResult
 
 LAG_WARNING_MS = 10.0
@@ -210,6 +211,8 @@ def _sections(report: dict[str, Any], gates: list[GateResult]) -> list[tuple[str
         sections.append(
             ("Server /metrics during the run", _md_table(["series", "mean", "max", "samples"], rows))
         )
+    if report.get("alerts"):
+        sections.append(("Alerts during the run", alerts.section(report["alerts"])))
     if gates:
         sections.append(("SLO gates", "\n".join(f"- {g.describe()}" for g in gates)))
     sections.append(("Definitions", "\n".join(f"- **{k}**: {v}" for k, v in report["definitions"].items())))
