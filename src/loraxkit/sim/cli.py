@@ -164,7 +164,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     p.add_argument(
         "--faults",
         metavar="JSON",
-        help='inject faults from the start, e.g. \'{"decode_factor": 4}\' or \'{"hang": true}\'; the same '
+        help="inject faults from the start, e.g. '{\"decode_factor\": 4}' or '{\"hang\": true}'; the same "
         "object POST /sim/faults takes at run time (keys: hang, fail_ratio, fail_after_tokens, adapter_fail, "
         "adapter_slow, adapter_slow_ms, decode_factor, exit_code, exit_after_s; docs/observability.md)",
     )

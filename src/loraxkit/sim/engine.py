@@ -360,9 +360,10 @@ class Engine:
     async def _decode(self) -> None:
         batch = self.running
         context = sum(s.input_length + s.generated for s in batch)
-        seconds = self._jitter(
-            self.profile.decode_step_ms(len(batch), self._adapters_in(batch), context) / 1000.0
-        ) * self.faults.decode_factor
+        seconds = (
+            self._jitter(self.profile.decode_step_ms(len(batch), self._adapters_in(batch), context) / 1000.0)
+            * self.faults.decode_factor
+        )
         await self._timed_step("decode", seconds)
         self._waiting_steps += 1
         for seq in batch:
