@@ -1,6 +1,6 @@
-"""The chart's PrometheusRule and Grafana dashboard ConfigMap: one copy of the rules (the PrometheusRule's spec is
-the plain rules file users load directly), the dashboard JSON equal to what the code builds, objects only where
-asked and, for the PrometheusRule, only where the API exists."""
+"""The chart's PrometheusRule and Grafana dashboard ConfigMap: one copy of the rules (the PrometheusRule's
+spec is the plain rules file users load directly), the dashboard JSON equal to what the code builds, objects
+only where asked and, for the PrometheusRule, only where the API exists."""
 
 from __future__ import annotations
 
@@ -26,7 +26,9 @@ def _of(docs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
 
 def test_prometheus_rule_spec_is_the_plain_rules_file() -> None:
     (rule,) = _of(render(ON, api_versions=[RULE_API]), "PrometheusRule")
-    assert rule["spec"] == rules.load(), "the PrometheusRule must wrap files/prometheus/lorax-rules.yaml as is"
+    assert rule["spec"] == rules.load(), (
+        "the PrometheusRule must wrap files/prometheus/lorax-rules.yaml as is"
+    )
     assert rule["metadata"]["labels"]["release"] == "kps"
     assert rule["metadata"]["name"] == "lorax"
 
@@ -89,5 +91,7 @@ def test_schema_refuses_bad_values_naming_the_key(values: dict[str, Any], key: s
 
 def test_rules_file_is_plain_prometheus_yaml() -> None:
     text = rules.RULES_PATH.read_text(encoding="utf-8")
-    assert "{{ $labels" in text  # alert templates survive: the chart reads the file with .Files.Get, untemplated
+    assert (
+        "{{ $labels" in text
+    )  # alert templates survive: the chart reads the file with .Files.Get, untemplated
     assert yaml.safe_load(text)["groups"]
