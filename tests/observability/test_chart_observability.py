@@ -12,7 +12,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from loraxkit.chart.render import render
+from loraxkit.chart.render import render, render_templates
 from loraxkit.observability import dashboard, rules
 
 RULE_API = "monitoring.coreos.com/v1/PrometheusRule"
@@ -37,6 +37,14 @@ def test_prometheus_rule_needs_the_api_and_the_switch() -> None:
     assert _of(render(ON), "PrometheusRule") == []  # no monitoring.coreos.com/v1/PrometheusRule served
     assert _of(render(ON, api_versions=["monitoring.coreos.com/v1"]), "PrometheusRule") == []
     assert _of(render({}, api_versions=[RULE_API]), "PrometheusRule") == []
+
+
+def test_notes_warn_when_the_rules_were_asked_for_but_the_api_is_missing() -> None:
+    notes = render_templates(ON)["lorax/templates/NOTES.txt"]
+    assert "metrics.prometheusRule.enabled is true but this cluster serves no" in notes
+    assert "lorax-rules.yaml" in notes
+    served = render_templates(ON, api_versions=[RULE_API])["lorax/templates/NOTES.txt"]
+    assert "prometheusRule" not in served
 
 
 def test_dashboard_configmap_carries_the_sidecar_label_and_the_generated_json() -> None:
