@@ -66,7 +66,8 @@ PASS_THROUGH = {
     "serviceAccount.annotations", "modelCache.warmup.resources", "resources", "updateStrategy",
     "nodeSelector", "affinity", "podAnnotations", "podLabels", "commonLabels", "podSecurityContext",
     "securityContext", "service.annotations", "loadBalancer.annotations", "autoscaling.behavior",
-    "metrics.serviceMonitor.labels",
+    "metrics.serviceMonitor.labels", "metrics.prometheusRule.labels", "metrics.grafanaDashboard.labels",
+    "metrics.grafanaDashboard.annotations",
 }  # fmt: skip
 
 
