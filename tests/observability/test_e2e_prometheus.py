@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -45,6 +47,7 @@ WARMUP_S = 20.0  # healthy traffic before any fault: baselines for rates, and th
 PHASE_TIMEOUT_S = 180.0  # liveness bound per phase (pending/firing, clearing); not a speed assertion
 HARD_STOP_S = 600.0  # the load stops by itself after this, whatever happens
 REPO = Path(__file__).resolve().parents[2]
+HARNESS_SECONDS = 75  # the load harness drives the "fail" simulator across its fault, then writes its report
 FAST = ("--profile", "synthetic", "--decode-ms", "10", "--prefill-ms", "5", "--adapter-load-ms", "20",
         "--log-level", "WARNING")  # fmt: skip
 
@@ -179,6 +182,8 @@ class Run:
     keda_query: str
     burst_started: float
     png: Path
+    harness_report: Path
+    harness_output: str
 
 
 class Sim:
@@ -203,6 +208,17 @@ def _active(api: PromAPI, service: str) -> dict[str, str]:
     return {
         a["labels"]["alertname"]: a["state"] for a in api.alerts() if a["labels"].get("service") == service
     }
+
+
+def _start_harness(host: str, prom_url: str, out: Path) -> subprocess.Popen[str]:
+    """The project's Locust harness, headless, bounded (-t), reporting the alerts from this Prometheus."""
+    cmd = [sys.executable, "-m", "locust", "-f", str(REPO / "loadtest"), "--host", host, "--headless",
+           "-u", "2", "-r", "2", "-t", f"{HARNESS_SECONDS}s", "--stop-timeout", "10", "--base-share", "1",
+           "--input-tokens", "32", "--output-tokens", "24", "--report-dir", str(out), "--only-summary",
+           "--progress-interval", "0", "--prometheus-url", prom_url]  # fmt: skip
+    out.mkdir(parents=True, exist_ok=True)
+    pipe, merged = subprocess.PIPE, subprocess.STDOUT
+    return subprocess.Popen(cmd, cwd=out, stdout=pipe, stderr=merged, text=True, start_new_session=True)
 
 
 def _drive(scn: Scenario, sim: Sim, load: Load, api: PromAPI, burst: list[Load]) -> Timeline:
@@ -262,6 +278,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         try:
             list(pool.map(lambda sim: sim.proc.__enter__(), sims.values()))
             start = time.time()
+            harness = _start_harness(sims["fail"].url(), prom.url, tmp / "harness-report")
             for s in SCENARIOS:
                 loads.append(Load(sims[s.name].url, s.workers, s.adapter, s.tokens))
             time.sleep(WARMUP_S)
@@ -272,6 +289,11 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
                 if s.alerts
             }
             timelines = {name: f.result() for name, f in futures.items()}
+            try:
+                harness_output, _ = harness.communicate(timeout=HARNESS_SECONDS + 120)
+            except subprocess.TimeoutExpired:
+                os.killpg(harness.pid, 9)
+                harness_output, _ = harness.communicate()
             time.sleep(3)  # the healthy tail: recovery shows in the panels too
             end = time.time()
         finally:
@@ -289,7 +311,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
             (REPO / "docs" / "observability-dashboard.png").write_bytes(png.read_bytes())
             rows = [timelines[s.name].as_row() for s in SCENARIOS if s.alerts]
             (REPO / "docs" / "observability-e2e.json").write_text(json.dumps(rows, indent=1) + "\n")
-        yield Run(prom.api, prom.url, start, end, timelines, keda_query, burst_started, png)
+        yield Run(prom.api, prom.url, start, end, timelines, keda_query, burst_started, png,
+                  tmp / "harness-report", harness_output)  # fmt: skip
 
 
 def _alert_samples(run: Run, alert: str, service: str, state: str) -> list[float]:
@@ -359,6 +382,17 @@ def test_harness_alert_section_lists_what_fired(run: Run) -> None:
     assert not any(service == "baseline" for _, service in names)
     text = harness_alerts.markdown(fired)
     assert "LoraxGenerationHung" in text and "| alert |" in text
+
+
+def test_load_harness_report_shows_the_alert_that_fired_during_its_run(run: Run) -> None:
+    report_json = run.harness_report / "report.json"
+    assert report_json.exists(), run.harness_output[-3000:]
+    entry = json.loads(report_json.read_text())["alerts"]
+    assert entry["prometheus_url"] == run.prom_url and "error" not in entry
+    fired = {(a["alert"], a["labels"].get("service")) for a in entry["fired"]}
+    assert ("LoraxHighFailureRatio", "fail") in fired, entry
+    markdown = (run.harness_report / "report.md").read_text()
+    assert "## Alerts during the run" in markdown and "| LoraxHighFailureRatio | critical |" in markdown
 
 
 def test_dashboard_picture_is_drawn_from_the_run(run: Run) -> None:
