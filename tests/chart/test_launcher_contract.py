@@ -161,8 +161,12 @@ def test_start_checks_mirror_the_launcher(argv: list[str], rule: str, kwargs: di
 
 def test_defaults_start_and_chunked_prefill_lifts_the_prefill_rule() -> None:
     assert start_checks(parse_args([], CONTRACT), CONTRACT) == []
-    argv = ["--max-batch-prefill-tokens", "1000", "--chunked-prefill", "true"]
+    argv = ["--max-batch-prefill-tokens", "1000", "--chunked-prefill", "true", "--backend", "flashinfer"]
     assert start_checks(parse_args(argv, CONTRACT), CONTRACT) == []
+    # model.py:90-105: without FlashInfer, or with speculation, the shards turn chunking off again.
+    for extra in ([], ["--speculative-tokens", "2", "--prefix-caching", "true"]):
+        checks = start_checks(parse_args(argv[:4] + extra, CONTRACT), CONTRACT)
+        assert [r.rule for r in checks] == ["prefill-covers-input"], extra
 
 
 def test_a_false_tri_state_turns_the_shard_feature_on() -> None:
@@ -172,7 +176,7 @@ def test_a_false_tri_state_turns_the_shard_feature_on() -> None:
     assert reads["PREFIX_CACHING"] is True and reads["CHUNKED_PREFILL"] is True
     assert router_switches(parsed)["prefix-caching"] is False
     # `false` also lifts the router's prefill >= input rule, because the shards report chunking.
-    argv = ["--max-batch-prefill-tokens", "1000", "--chunked-prefill", "false"]
+    argv = ["--max-batch-prefill-tokens", "1000", "--chunked-prefill", "false", "--backend", "flashinfer"]
     assert start_checks(parse_args(argv, CONTRACT), CONTRACT) == []
     unset = shard_reads(shard_env(parse_args([], CONTRACT)), CONTRACT)
     assert not any(unset.values())

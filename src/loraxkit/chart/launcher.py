@@ -396,7 +396,13 @@ def start_checks(
 def _later_checks(parsed: ParsedArgs, contract: Contract, limits: Limits, shards: int | str) -> list[Refusal]:
     """Refusals of the router (after warm-up) and the shards, on values known before the pod starts."""
     found: list[Refusal] = []
-    chunking = "CHUNKED_PREFILL" in shard_env(parsed)
+    reads = shard_reads(shard_env(parsed), contract)
+    # model.py:90-105: chunking needs CHUNKED_PREFILL, no speculation, FlashInfer (prefix caching forces it).
+    chunking = (
+        reads["CHUNKED_PREFILL"]
+        and not parsed.get("speculative-tokens")
+        and (reads["FLASH_INFER"] or reads["PREFIX_CACHING"])
+    )
     if limits.max_batch_prefill_tokens < limits.max_input_length and not chunking:
         found.append(
             _relation(
