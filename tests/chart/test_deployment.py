@@ -40,7 +40,7 @@ def test_json_logs_can_be_turned_off() -> None:
     ("values", "flag", "expected"),
     [
         ({"model": {"revision": "abc123"}}, "--revision", ["abc123"]),
-        ({"model": {"source": "s3"}}, "--source", ["s3"]),
+        ({"model": {"source": "s3"}, "serviceAccount": {"create": True}}, "--source", ["s3"]),
         ({"model": {"dtype": "bfloat16"}}, "--dtype", ["bfloat16"]),
         ({"model": {"quantize": "gptq"}}, "--quantize", ["gptq"]),
         ({"server": {"maxInputLength": 3072}}, "--max-input-length", ["3072"]),
@@ -52,7 +52,7 @@ def test_json_logs_can_be_turned_off() -> None:
         ({"server": {"prefixCaching": True}}, "--prefix-caching", ["true"]),
         ({"server": {"chunkedPrefill": True}}, "--chunked-prefill", ["true"]),
         ({"server": {"cudaMemoryFraction": 0.9}}, "--cuda-memory-fraction", ["0.9"]),
-        ({"adapters": {"source": "s3"}}, "--adapter-source", ["s3"]),
+        ({"adapters": {"source": "s3"}, "serviceAccount": {"create": True}}, "--adapter-source", ["s3"]),
         ({"adapters": {"preloadedSource": "hub"}}, "--preloaded-adapter-source", ["hub"]),
         ({"adapters": {"maxActive": 32}}, "--max-active-adapters", ["32"]),
         ({"adapters": {"cycleTimeSeconds": 5}}, "--adapter-cycle-time-s", ["5"]),
@@ -323,7 +323,10 @@ def test_replicas_are_left_to_an_enabled_autoscaler() -> None:
     assert find(render({"replicaCount": 2}), "Deployment")["spec"]["replicas"] == 2
     hpa_docs = render({"autoscaling": {"enabled": True}})
     assert "replicas" not in find(hpa_docs, "Deployment")["spec"]
-    keda = {"keda": {"enabled": True, "serverAddress": "http://prom:9090"}}
+    keda = {
+        "keda": {"enabled": True, "serverAddress": "http://prom:9090"},
+        "metrics": {"serviceMonitor": {"enabled": True}},
+    }
     assert "replicas" not in find(render(keda), "Deployment")["spec"]
 
 

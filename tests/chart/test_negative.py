@@ -103,7 +103,7 @@ def test_contradiction_fails_naming_the_key(values: dict[str, Any], key: str) ->
     with pytest.raises(helm.HelmReleaseError) as error:
         render(values)
     message = str(error.value)
-    assert "validate.yaml" in message
+    assert "templates/validate" in message
     assert key in message
 
 

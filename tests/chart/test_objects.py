@@ -130,7 +130,9 @@ def test_network_policy_admits_only_the_listed_sources() -> None:
 
 
 def test_helm_test_pod_generates_on_base_and_each_preloaded_adapter() -> None:
-    hooks = render_hooks({"adapters": {"preloaded": ["org/a", 'odd"name']}})
+    s3 = {"source": "s3", "s3": {"bucket": "adapters"}}  # an S3 key may hold a quote
+    values = {"adapters": {"preloaded": ["org/a", 'odd"name'], **s3}, "serviceAccount": {"create": True}}
+    hooks = render_hooks(values)
     assert len(hooks) == 1
     pod = hooks[0]
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"

@@ -170,8 +170,8 @@ timeoutSeconds: {{ $p.timeoutSeconds | int64 }}
 failureThreshold: {{ $p.failureThreshold | int64 }}
 {{- end -}}
 
-{{/* Container environment: port, cache, HF token by secretKeyRef only, S3 adapter settings, extras. */}}
-{{- define "lorax.env" -}}
+{{/* The chart's own container environment: port, cache, HF token by secretKeyRef only, S3 adapter settings. */}}
+{{- define "lorax.ownEnv" -}}
 {{- $v := .Values -}}
 {{- $tokenSecret := include "lorax.hfTokenSecretName" . -}}
 - name: PORT
@@ -205,7 +205,12 @@ failureThreshold: {{ $p.failureThreshold | int64 }}
 - name: LOG_LEVEL
   value: {{ . | quote }}
 {{- end }}
-{{- with $v.server.extraEnv }}
+{{- end -}}
+
+{{/* Container environment: the chart's own, then server.extraEnv (validate-runtime.yaml refuses overlaps). */}}
+{{- define "lorax.env" -}}
+{{ include "lorax.ownEnv" . }}
+{{- with .Values.server.extraEnv }}
 {{ toYaml . }}
 {{- end }}
 {{- end -}}

@@ -23,7 +23,7 @@ from loraxkit.chart.render import CHART_DIR
 # Oldest minor of Chart.yaml's kubeVersion (>=1.31): valid there means valid in every later minor we test.
 KUBE_MINOR = "1.31"
 CORE = "io.k8s.api.core.v1."
-# Value path -> (shape, definition). Shapes: object, array (items of), labels (map of strings).
+# Value path -> (shape, definition). Shapes: object, array (items of), labels / annotations (maps of strings).
 KUBE_TYPED: dict[str, tuple[str, str]] = {
     "resources": ("object", CORE + "ResourceRequirements"),
     "modelCache.warmup.resources": ("object", CORE + "ResourceRequirements"),
@@ -40,12 +40,12 @@ KUBE_TYPED: dict[str, tuple[str, str]] = {
     "updateStrategy": ("object", "io.k8s.api.apps.v1.DeploymentStrategy"),
     "autoscaling.metrics": ("array", "io.k8s.api.autoscaling.v2.MetricSpec"),
     "autoscaling.behavior": ("object", "io.k8s.api.autoscaling.v2.HorizontalPodAutoscalerBehavior"),
-    "podAnnotations": ("labels", ""),
+    "podAnnotations": ("annotations", ""),
     "podLabels": ("labels", ""),
     "commonLabels": ("labels", ""),
-    "serviceAccount.annotations": ("labels", ""),
-    "service.annotations": ("labels", ""),
-    "loadBalancer.annotations": ("labels", ""),
+    "serviceAccount.annotations": ("annotations", ""),
+    "service.annotations": ("annotations", ""),
+    "loadBalancer.annotations": ("annotations", ""),
     "metrics.serviceMonitor.labels": ("labels", ""),
 }
 # What Kubernetes' OpenAPI leaves out but its API server enforces, added on top (each with its source):
@@ -62,7 +62,25 @@ PROPERTY_OVERLAYS: dict[tuple[str, str], dict[str, Any]] = {
     (CORE + "Toleration", "operator"): {"enum": ["Exists", "Equal", "", None]},
     (CORE + "Toleration", "effect"): {"enum": ["NoSchedule", "PreferNoSchedule", "NoExecute", "", None]},
 }
-LABELS = {"type": "object", "additionalProperties": {"type": "string"}}
+# Label and annotation syntax the API server checks (k8s.io/apimachinery pkg/util/validation/validation.go:
+# IsQualifiedName for keys, IsValidLabelValue for label values); OpenAPI types them as plain strings.
+QUALIFIED_NAME = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+LABEL_VALUE = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+MAPS = {
+    "labels": {
+        "type": "object",
+        "propertyNames": {"pattern": QUALIFIED_NAME},
+        "additionalProperties": {"type": "string", "pattern": LABEL_VALUE},
+    },
+    "annotations": {
+        "type": "object",
+        "propertyNames": {"pattern": QUALIFIED_NAME},
+        "additionalProperties": {"type": "string"},
+    },
+}
 
 
 def definitions_file(minor: str = KUBE_MINOR) -> Path:
@@ -114,9 +132,9 @@ def kube_definitions(minor: str = KUBE_MINOR) -> dict[str, Any]:
 
 def value_schema(shape: str, definition: str) -> dict[str, Any]:
     kind = definition.rsplit(".", 2)
-    title = f"Kubernetes {kind[-1]} ({kind[-3]}/{kind[-2]})" if definition else "map of strings"
-    if shape == "labels":
-        return {"title": title, **LABELS}
+    title = f"Kubernetes {kind[-1]} ({kind[-3]}/{kind[-2]})" if definition else f"{shape} (map of strings)"
+    if shape in MAPS:
+        return {"title": title, **MAPS[shape]}
     ref = {"$ref": f"#/definitions/{definition}"}
     if shape == "array":
         return {"title": f"list of {title}", "type": "array", "items": ref}
