@@ -141,12 +141,20 @@ def test_helm_test_pod_generates_on_base_and_each_preloaded_adapter() -> None:
     assert c["image"].startswith("curlimages/curl:") and not c["image"].endswith(":latest")
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
-    script, _argv0, url, *bodies = c["command"][2:]
-    assert "--fail-with-body" in script and "generated_text" in script
-    assert url == "http://lorax:80/generate"
-    payloads = [json.loads(b) for b in bodies]
-    assert [p["parameters"].get("adapter_id") for p in payloads] == [None, "org/a", 'odd"name']
-    assert all(p["parameters"]["max_new_tokens"] == 8 for p in payloads)
+    script, _argv0, url, *calls = c["command"][2:]
+    assert "--fail-with-body" in script and '"error_type":' in script
+    assert url == "http://lorax:80"
+    triples = [(calls[i], json.loads(calls[i + 1]), calls[i + 2]) for i in range(0, len(calls), 3)]
+    generate = [body for path, body, _ in triples if path == "/generate"]
+    assert [p["parameters"].get("adapter_id") for p in generate] == [None, "org/a", 'odd"name']
+    assert all(p["parameters"]["max_new_tokens"] == 8 for p in generate)
+    routes = [path for path, _, _ in triples]
+    assert {"/generate_stream", "/v1/completions", "/v1/chat/completions"} <= set(routes)
+    chat = [body for path, body, _ in triples if path == "/v1/chat/completions"]
+    assert [b["model"] for b in chat] == ["mistralai/Mistral-7B-Instruct-v0.1", "org/a", 'odd"name']
+    assert all(b["stream"] is True for b in chat)
+    markers = {path: want for path, _, want in triples}
+    assert markers["/generate_stream"] == '"generated_text":"' and markers["/v1/chat/completions"] == "[DONE]"
 
 
 def test_helm_test_pod_can_be_disabled_and_is_not_a_release_object() -> None:
