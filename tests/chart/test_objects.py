@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 from chart_helpers import SERVICE_MONITOR_API, find, kinds, render, render_hooks, render_templates
 
@@ -173,3 +174,18 @@ def test_notes_explain_how_to_reach_and_load_test() -> None:
     arn = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
     tls = render_templates({"loadBalancer": {"enabled": True, "certificateArn": arn}})
     assert "locust -f loadtest/ --host https://$LB:443" in tls["lorax/templates/NOTES.txt"]
+
+
+def test_notes_commands_survive_quotes_in_ids() -> None:
+    """An S3 key may hold quotes and `$(...)`: the printed curl command stays one safe, valid shell word."""
+    adapter = """it's/"odd"$(id)`y`"""
+    values = {
+        "adapters": {"preloaded": [adapter], "source": "s3", "s3": {"bucket": "adapters"}},
+        "serviceAccount": {"create": True},
+    }
+    notes = render_templates(values)["lorax/templates/NOTES.txt"]
+    line = next(line for line in notes.splitlines() if "max_new_tokens" in line)
+    words = shlex.split(line)
+    body = json.loads(words[words.index("-d") + 1])
+    assert body["parameters"]["adapter_id"] == adapter
+    assert body["parameters"]["max_new_tokens"] == 32

@@ -215,6 +215,11 @@ failureThreshold: {{ $p.failureThreshold | int64 }}
 {{- end }}
 {{- end -}}
 
+{{/* A string as one POSIX shell word: single-quoted, each ' written as '\'' (NOTES.txt commands stay copy-pastable). */}}
+{{- define "lorax.shellQuote" -}}
+'{{ replace "'" "'\\''" . }}'
+{{- end -}}
+
 {{/* "true" when a value is set (not null). */}}
 {{- define "lorax.set" -}}
 {{- if not (kindIs "invalid" .) -}}true{{- end -}}
