@@ -189,3 +189,26 @@ def test_notes_commands_survive_quotes_in_ids() -> None:
     body = json.loads(words[words.index("-d") + 1])
     assert body["parameters"]["adapter_id"] == adapter
     assert body["parameters"]["max_new_tokens"] == 32
+
+
+def test_nlb_health_checks_and_deregistration_follow_the_drain() -> None:
+    """The NLB checks LoRAX's /health and keeps a stopping pod's connections for preStop + the 90 s drain."""
+    prefix = "service.beta.kubernetes.io/aws-load-balancer-"
+    lb = find(render({"loadBalancer": {"enabled": True}, "preStopSleepSeconds": 20,
+                      "terminationGracePeriodSeconds": 150}), "Service", "lorax-lb")  # fmt: skip
+    annotations = lb["metadata"]["annotations"]
+    assert annotations[prefix + "healthcheck-path"] == "/health"
+    assert annotations[prefix + "healthcheck-port"] == "traffic-port"
+    assert annotations[prefix + "healthcheck-protocol"] == "HTTP"
+    assert annotations[prefix + "target-group-attributes"] == "deregistration_delay.timeout_seconds=110"
+    lb = find(
+        render({"loadBalancer": {"enabled": True, "deregistrationDelaySeconds": 30}}), "Service", "lorax-lb"
+    )
+    assert lb["metadata"]["annotations"][prefix + "target-group-attributes"].endswith("=30")
+
+
+def test_notes_tell_how_to_enable_the_readiness_gate() -> None:
+    notes = render_templates({"loadBalancer": {"enabled": True}})["lorax/templates/NOTES.txt"]
+    assert "kubectl label namespace lorax elbv2.k8s.aws/pod-readiness-gate-inject=enabled" in notes
+    off = {"loadBalancer": {"enabled": True, "podReadinessGate": False}}
+    assert "pod-readiness-gate-inject" not in render_templates(off)["lorax/templates/NOTES.txt"]

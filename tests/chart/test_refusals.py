@@ -129,6 +129,13 @@ RUNTIME: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
      {"adapters": {"preloaded": ["org/a-b"]}}),
     ("adapter-not-s3-key", {"adapters": {"source": "s3", "preloaded": ["just-a-key"]}, **SA}, "adapters.s3.bucket",
      {"adapters": {"source": "s3", "preloaded": ["just-a-key"], "s3": {"bucket": "adapters"}}, **SA}),
+    ("nlb-health-route-missing", {"loadBalancer": {"enabled": True, "healthCheck": {"path": "/ready"}}},
+     "loadBalancer.healthCheck.path", {"loadBalancer": {"enabled": True, "healthCheck": {"path": "/ping"}}}),
+    ("nlb-health-timeout", {"loadBalancer": {"enabled": True, "healthCheck": {"timeoutSeconds": 10}}},
+     "loadBalancer.healthCheck.timeoutSeconds", {"loadBalancer": {"enabled": True, "healthCheck": {"timeoutSeconds": 9}}}),
+    ("nlb-annotation-owned",
+     {"loadBalancer": {"enabled": True, "annotations": {"service.beta.kubernetes.io/aws-load-balancer-target-group-attributes": "x=1"}}},
+     "deregistrationDelaySeconds", {"loadBalancer": {"enabled": True, "deregistrationDelaySeconds": 30}}),
     ("model-not-hub-id", {"model": {"id": "https://huggingface.co/mistralai/Mistral-7B-v0.1"}}, "model.id",
      {"model": {"id": "mistralai/Mistral-7B-v0.1"}}),
 ]  # fmt: skip
