@@ -7,13 +7,14 @@ and an every-flag set (every value that renders a flag, and every flag server.ex
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import helm_python as helm
 import pytest
 import yaml
-from chart_helpers import PROFILES, container, find, render
+from chart_helpers import CHART_DIR, PROFILES, container, find, render
 
 from loraxkit.chart.launcher import (
     ArgSpec,
@@ -160,3 +161,32 @@ def test_profiles_pin_nothing_the_contract_does_not_know() -> None:
     for profile in PROFILES:
         values = yaml.safe_load(profile.read_text())
         assert not values.get("server", {}).get("extraArgs"), profile.name
+
+
+SCHEMA = json.loads((CHART_DIR / "values.schema.json").read_text())
+INT_MAX = {"u16": 2**16 - 1, "u32": 2**32 - 1}
+
+
+def schema_node(key: str) -> dict[str, Any]:
+    node = SCHEMA
+    for part in key.split("."):
+        node = node["properties"][part]
+    return node
+
+
+def test_schema_agrees_with_the_contract() -> None:
+    """Enums and ranges in values.schema.json are the contract's (the shard's list where stricter)."""
+    checked = 0
+    for spec in CONTRACT.args.values():
+        if not spec.value or spec.value == "null" or spec.value in ("modelCache.warmup.enabled", "gpu.count"):
+            continue
+        node = schema_node(spec.value)
+        checked += 1
+        if spec.type == "enum" or spec.values:
+            allowed = set(CONTRACT.data["args"][spec.name].get("serverValues") or spec.values)
+            assert set(node["enum"]) - {None} <= allowed, spec.value
+        if spec.type in INT_MAX:
+            assert node.get("maximum", INT_MAX[spec.type] + 1) <= INT_MAX[spec.type], spec.value
+        if spec.type == "bool" and spec.kind == "option":
+            assert set(node["type"]) == {"boolean", "null"}, spec.value
+    assert checked >= 20
