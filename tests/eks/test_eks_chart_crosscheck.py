@@ -117,8 +117,10 @@ def test_cache_larger_than_the_root_volume_fails(cluster_doc: dict[str, Any]) ->
 
 
 def test_shm_counts_against_node_memory(cluster_doc: dict[str, Any]) -> None:
-    # g6e.2xlarge has 64 GiB; the profile requests 20 GiB, so a 48 GiB /dev/shm no longer fits.
-    assert _kinds(_findings(cluster_doc, G6E, {"shm": {"sizeLimit": "48Gi"}})) == {"memory"}
+    # g6e.2xlarge has 64 GiB; the profile requests 20 GiB, so a 48 GiB /dev/shm no longer fits. (The limit is
+    # raised too: the chart itself refuses a /dev/shm larger than the memory limit.)
+    values = {"shm": {"sizeLimit": "48Gi"}, "resources": {"limits": {"memory": "60Gi"}}}
+    assert _kinds(_findings(cluster_doc, G6E, values)) == {"memory"}
 
 
 def test_pod_identity_must_name_the_chart_namespace(cluster_doc: dict[str, Any]) -> None:
