@@ -21,7 +21,7 @@ from typing import Protocol
 
 from loraxkit.sim.metrics import Registry
 from loraxkit.sim.profiles import Profile
-from loraxkit.wire import LoraxError, generation_error
+from loraxkit.wire import LoraxError, adapter_source_error, generation_error
 
 # How far the event loop may lag the simulated GPU timeline before the timeline is reset to "now".
 CATCH_UP_S = 0.25
@@ -59,6 +59,10 @@ class Sequence:
     cancelled: bool = False
     done: bool = False
     error_type: str | None = None
+    adapter_source: str = "hub"  # where the adapter loads from, if this request is the one that loads it
+    # the simulated GPU step's end (epoch seconds) of each token: token_times[i] - token_steps[i] is how
+    # late the bytes went out after their step ended (the event loop's lag plus the place in the burst)
+    token_steps: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -173,6 +177,11 @@ class Engine:
         self.late_steps = 0  # steps whose wake-up came > 2 ms after their deadline (CPU starvation)
         self.lateness_max = 0.0
         self._lateness: list[float] = []
+        self._sources: dict[str, str] = {}  # adapter → the source its queue was created with
+        # per step that emitted tokens: seconds from the first to the last write of the step's burst
+        self.spread = SpreadStats()
+        self._step_end = 0.0  # epoch time of the current step's simulated end (see token_steps)
+        self._epoch_offset = time.time() - time.monotonic()
 
     # ------------------------------------------------------------------ public
     def start(self) -> None:
@@ -188,6 +197,9 @@ class Engine:
         seq.queued = time.time()
         self.waiting.append(seq)
         if seq.adapter_id is not None:
+            # LoRAX keys adapter queues by index (adapter.rs:62-66 @a7394ba3): the first request's source
+            # is the one the download uses; later requests join that queue whatever source they name
+            self._sources.setdefault(seq.adapter_id, seq.adapter_source)
             self._request_adapter(seq.adapter_id)
         self.metrics.set("lorax_queue_length", len(self.waiting))
         self._wake.set()
@@ -208,16 +220,31 @@ class Engine:
 
     def _start_load(self, adapter_id: str) -> None:
         loop = asyncio.get_running_loop()
+        if self._source_error(adapter_id) is not None:
+            # the router's client refuses the source before any download (client.rs:251-270 @a7394ba3)
+            loop.call_soon(self._load_done, adapter_id)
+            return
         loop.call_later(self.config.adapter_load_ms / 1000.0, self._load_done, adapter_id)
 
-    def _load_done(self, adapter_id: str) -> None:
-        if self._unloadable(adapter_id):
-            self.adapters.failed(adapter_id)
-            self.metrics.inc("lorax_request_failure", err="download_adapter")
+    def _source_error(self, adapter_id: str) -> LoraxError | None:
+        return adapter_source_error(self._sources.get(adapter_id, "hub"), adapter_id.split("|")[0])
+
+    def _load_error(self, adapter_id: str) -> LoraxError | None:
+        err = self._source_error(adapter_id)
+        if err is None and any(self._unloadable(part) for part in adapter_id.split("|")[0].split(",")):
             err = generation_error(
-                f"Server error: failed to download or load adapter {adapter_id!r} "
+                f"Server error: failed to download or load adapter {adapter_id.split('|')[0]!r} "
                 "(simulated: it matches --unloadable-adapter)"
             )
+        return err
+
+    def _load_done(self, adapter_id: str) -> None:
+        err = self._load_error(adapter_id)
+        if err is not None:
+            self.adapters.failed(adapter_id)
+            # loader.rs:162-170: the queue is terminated, so the next request starts over with its source
+            self._sources.pop(adapter_id, None)
+            self.metrics.inc("lorax_request_failure", err="download_adapter")
             for seq in [s for s in self.waiting if s.adapter_id == adapter_id]:
                 self.waiting.remove(seq)
                 self._fail(seq, err)
@@ -290,6 +317,7 @@ class Engine:
         # unless the event loop fell more than CATCH_UP_S behind (then the timeline restarts from now).
         start = self._deadline if now - self._deadline < CATCH_UP_S else now
         deadline = self._deadline = start + seconds
+        self._step_end = deadline + self._epoch_offset
         delay = deadline - now
         if delay <= 0:
             await asyncio.sleep(0)  # catching up: the step's end has passed; still let I/O run between steps
@@ -342,9 +370,7 @@ class Engine:
         finally:
             self.prefilling = 0
         self._waiting_steps = 1  # infer.rs: waiting_tokens = 1 after a prefill, +1 per decode step
-        for seq in new:
-            if not seq.cancelled:
-                self._emit(seq)
+        self._emit_all([seq for seq in new if not seq.cancelled])
         self.running.extend(s for s in new if not s.done and not s.cancelled)
         self._set_batch_gauges()
 
@@ -356,9 +382,7 @@ class Engine:
         )
         await self._timed_step("decode", seconds)
         self._waiting_steps += 1
-        for seq in batch:
-            if not seq.cancelled and not seq.done:
-                self._emit(seq)
+        self._emit_all([seq for seq in batch if not seq.cancelled and not seq.done])
         self.running = [s for s in self.running if not s.done and not s.cancelled]
         self._set_batch_gauges()
 
@@ -375,7 +399,20 @@ class Engine:
             "lorax_batch_current_max_tokens", sum(s.input_length + s.max_new_tokens for s in self.running)
         )
 
-    def _emit(self, seq: Sequence) -> None:
+    def _emit_all(self, seqs: list[Sequence]) -> None:
+        """One step's burst: a token to every sequence, then the write spread (the first write's stamp to
+        the return of the last write) into the step statistics."""
+        if not seqs:
+            return
+        first = None
+        for seq in seqs:
+            sent = self._emit(seq)
+            if first is None:
+                first = sent
+        if first is not None:
+            self.spread.add(time.time() - first, len(seqs))
+
+    def _emit(self, seq: Sequence) -> float | None:
         index = seq.generated
         last = index + 1 >= len(seq.token_ids)
         try:
@@ -383,14 +420,16 @@ class Engine:
         except Exception as exc:  # a sink failure must never stop the batch
             seq.done = True
             self._fail(seq, LoraxError("incomplete_generation", f"Incomplete generation ({exc})"))
-            return
+            return None
         seq.generated += 1
         seq.token_times.append(sent)
+        seq.token_steps.append(self._step_end)
         if index == 0:
             seq.first_token = sent
         if last:
             seq.done = True
             seq.end = sent
+        return sent
 
     def _fail(self, seq: Sequence, err: LoraxError) -> None:
         seq.done = True
@@ -413,6 +452,43 @@ class Engine:
             "late_steps": self.late_steps,
             "lateness_max_ms": round(self.lateness_max * 1000, 3),
             "lateness_p99_ms": round(_p99(self._lateness) * 1000, 3),
+            "write_spread": self.spread.summary(),
+        }
+
+
+class SpreadStats:
+    """Per-step write spread: how long one step's burst of token writes takes, first write to last.
+    Kept for the last 100,000 steps (p50/p99 over those), with the batch size of the widest step."""
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self.values: deque[float] = deque(maxlen=self.LIMIT)
+        self.steps = 0
+        self.max = 0.0
+        self.max_writes = 0
+        self.writes = 0
+
+    def add(self, seconds: float, writes: int) -> None:
+        self.values.append(seconds)
+        self.steps += 1
+        self.writes += writes
+        if seconds > self.max:
+            self.max, self.max_writes = seconds, writes
+
+    def summary(self) -> dict[str, float | int]:
+        ordered = sorted(self.values)
+
+        def pct(q: float) -> float:
+            return round(ordered[min(int(q * len(ordered)), len(ordered) - 1)] * 1000, 3) if ordered else 0.0
+
+        return {
+            "steps": self.steps,
+            "writes": self.writes,
+            "p50_ms": pct(0.5),
+            "p99_ms": pct(0.99),
+            "max_ms": round(self.max * 1000, 3),
+            "max_step_writes": self.max_writes,
         }
 
 
