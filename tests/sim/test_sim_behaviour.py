@@ -231,9 +231,9 @@ def test_a_gpu_profile_times_steps_from_its_measurements() -> None:
         base, lora = wait_trace(proc.trace_path, count=2)
     for record, adapters in ((base, 0), (lora, 1)):
         prompt = record["prompt_tokens"]
-        # Judged on the simulated GPU timeline the trace records (`token_steps`: each token's step end), not on
-        # wall-clock gaps between writes: on a busy machine a late write is followed by a short gap, as the
-        # next step started when the GPU finished the previous one, not when the CPU got round to writing it.
+        # Judged on the simulated GPU timeline the trace records (`token_steps`: each token's step end), not
+        # on wall-clock gaps between writes: on a busy machine a late write is followed by a short gap, as
+        # the next step started when the GPU finished the previous one, not when the CPU wrote the token.
         steps = record["token_steps"]
         assert len(steps) == len(record["token_times"]) == 4
         for i, (a, b) in enumerate(itertools.pairwise(steps)):
