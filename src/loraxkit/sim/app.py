@@ -70,6 +70,7 @@ class SimConfig:
     adapter_load_ms: float | None = None
     adapter_cycle_s: float = 2.0
     step_jitter: float = 0.0
+    eager_prefill: bool = True
     keep_alive_s: float = wire.DEFAULT_KEEP_ALIVE_S
     drain_timeout_s: float = 30.0
     default_adapter_source: str = "hub"
@@ -153,6 +154,7 @@ class Simulator:
                 unloadable_adapters=config.unloadable_adapters,
                 step_jitter=config.step_jitter,
                 seed=config.seed,
+                eager_prefill=config.eager_prefill,
             ),
             self.metrics,
         )
