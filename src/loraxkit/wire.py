@@ -737,8 +737,14 @@ def _message_text(index: int, message: Any) -> ChatMessageIn:
     if isinstance(content, str):
         return ChatMessageIn(role, content)
     if isinstance(content, list):
-        # MessageChunk list: text chunks concatenated (image chunks are not modelled).
-        parts = [c.get("text", "") for c in content if isinstance(c, dict) and c.get("type") == "text"]
+        # MessageChunk list → one text (lib.rs:647-662 @a7394ba3): text chunks as they are, an image as
+        # a markdown image of its URL
+        parts = []
+        for c in content:
+            if isinstance(c, dict) and c.get("type") == "text":
+                parts.append(str(c.get("text", "")))
+            elif isinstance(c, dict) and c.get("type") == "image_url":
+                parts.append(f"![]({(c.get('image_url') or {}).get('url', '')})")
         return ChatMessageIn(role, "".join(parts))
     raise json_data_rejection(
         f"messages[{index}].content: invalid type: {_serde_type_name(content)}, "

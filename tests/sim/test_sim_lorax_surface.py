@@ -542,3 +542,11 @@ def test_docs_and_the_openapi_document(sim: SimulatorProcess) -> None:
     # every reference resolves
     refs = set(re.findall(r'"#/components/schemas/([^"]+)"', json.dumps(doc)))
     assert refs <= names
+
+
+def test_image_chunks_become_markdown_images_in_the_prompt(sim: SimulatorProcess, vocab: Vocabulary) -> None:
+    # lib.rs:647-662: MessageChunk::ImageUrl → "![](url)" in the templated text
+    content = [{"type": "text", "text": "look "}, {"type": "image_url", "image_url": {"url": "http://x/y.png"}}]
+    r = _chat(sim, messages=[{"role": "user", "content": content}], max_tokens=1)
+    expected = vocab.chat_prompt_ids([wire.ChatMessageIn("user", "look ![](http://x/y.png)")])
+    assert r.json()["usage"]["prompt_tokens"] == len(expected)
