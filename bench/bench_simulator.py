@@ -156,12 +156,13 @@ def gap_drift(trace_path: str, decode_ms: float, since: float) -> dict[str, floa
 
 
 def write_spread(trace_path: str, since: float) -> dict[str, float]:
-    """Per step (tokens sharing a `token_steps` value): first-to-last write, in ms; and per token, how long
-    after its step's end the write started (the simulator's share of a late token), in ms."""
+    """Per decode step (tokens sharing a `token_steps` value): first-to-last write, in ms; and per token, how
+    long after its step's end the write started (the simulator's share of a late token), in ms."""
     steps: dict[float, list[float]] = {}
     lags: list[float] = []
     for rec in read_trace(trace_path):
-        for t, step in zip(rec["token_times"], rec.get("token_steps") or [], strict=False):
+        pairs = list(zip(rec["token_times"], rec.get("token_steps") or [], strict=False))
+        for t, step in pairs[1:]:  # decode steps only (a request's first token comes from a prefill)
             if step >= since:
                 steps.setdefault(step, []).append(t)
                 lags.append((t - step) * 1000.0)

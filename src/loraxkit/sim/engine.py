@@ -364,7 +364,7 @@ class Engine:
         finally:
             self.prefilling = 0
         self._waiting_steps = 1  # infer.rs: waiting_tokens = 1 after a prefill, +1 per decode step
-        self._emit_all([seq for seq in new if not seq.cancelled])
+        self._emit_all([seq for seq in new if not seq.cancelled], measure=False)
         self._retire([s for s in new if s.done or s.cancelled])
         self.running.extend(s for s in new if not s.done and not s.cancelled)
         self._set_batch_gauges()
@@ -395,9 +395,9 @@ class Engine:
         blocks = sum(self._blocks.get(id(s), 0) for s in self.running)
         self.metrics.set("lorax_batch_current_max_tokens", blocks * BLOCK_SIZE)
 
-    def _emit_all(self, seqs: list[Sequence]) -> None:
-        """One step's burst: a token to every sequence, then the write spread (the first write's stamp to
-        the return of the last write) into the step statistics."""
+    def _emit_all(self, seqs: list[Sequence], measure: bool = True) -> None:
+        """One step's burst: a token to every sequence, then, for a decode step (the whole running batch's
+        burst), the write spread (the first write's stamp to the return of the last write)."""
         if not seqs:
             return
         first = None
@@ -405,7 +405,7 @@ class Engine:
             sent = self._emit(seq)
             if first is None:
                 first = sent
-        if first is not None:
+        if measure and first is not None:
             self.spread.add(time.time() - first, len(seqs))
 
     def _emit(self, seq: Sequence) -> float | None:
