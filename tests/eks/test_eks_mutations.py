@@ -19,7 +19,7 @@ from eks_mutations import MUTATIONS, Mutation
 from loraxkit.chart.render import render, render_hooks
 from loraxkit.eks.crosscheck import cross_check
 from loraxkit.eks.eksctl_rules import eksctl_problems, zone_problems
-from loraxkit.eks.eksctl_validate import BUILD_HINT, run_eksctl_validate, validator_binary
+from loraxkit.eks.eksctl_validate import run_eksctl_validate
 from loraxkit.eks.lint import cluster_problems
 from loraxkit.eks.problems import Problem, errors
 
@@ -62,14 +62,6 @@ def test_check_flags_exactly_what_fails(mutation: Mutation) -> None:
 def test_shipped_files_have_no_errors(profile: Path) -> None:
     unchanged = Mutation("S", "shipped", "works", "", lambda doc: None, profile)
     assert _check_errors(shipped_doc(), unchanged, None) == []
-
-
-@pytest.fixture(scope="module")
-def eksctl_binary() -> Path:
-    binary = validator_binary()
-    if binary is None:
-        pytest.skip(f"go/eksctl-validate is not built; `{BUILD_HINT}` builds it (needs Go)")
-    return binary
 
 
 @pytest.mark.parametrize("mutation", MUTATIONS, ids=IDS)
