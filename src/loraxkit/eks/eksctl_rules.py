@@ -322,8 +322,9 @@ def zone_problems(doc: dict[str, Any]) -> list[Problem]:
         warning(
             "eksctl (needs AWS)",
             f"availabilityZones is unset, so eksctl keeps only the zones of {region} that offer every "
-            f"instance type in the file ({', '.join(types)}), pinning every group to the zones "
-            f"{', '.join(scarce)} is offered in, and fails if fewer than 2 remain. List offerings with "
+            f"instance type in the file ({', '.join(types)}), pinning every group to "
+            f"the zones where {' and '.join(scarce)} are offered, and fails if fewer than 2 remain. List "
+            "offerings with "
             "`aws ec2 describe-instance-type-offerings --location-type availability-zone --filters "
             f"Name=instance-type,Values={','.join(types)} --region {region} --output table`, then set "
             "availabilityZones (3 zones for the VPC) and each scarce group's own availabilityZones "
