@@ -149,6 +149,8 @@ class EksNode:
     labels: dict[str, str]
     taints: tuple[Taint, ...]
     aws_only_labels: tuple[str, ...] = field(default=AWS_ONLY_LABELS)
+    instance_storage_gb: int = 0  # local NVMe (unmounted on AL2023 unless preBootstrapCommands mount it)
+    pre_bootstrap_commands: tuple[str, ...] = ()
 
     def describe(self) -> str:
         return f"node group {self.group!r} ({self.instance_type})"
@@ -292,6 +294,8 @@ def node_for(
         allocatable=allocatable,
         labels=_labels(group, instance, cluster_name, region, version),
         taints=group.taints,
+        instance_storage_gb=instance.instance_storage_gb,
+        pre_bootstrap_commands=group.pre_bootstrap_commands,
     )
 
 
