@@ -22,6 +22,10 @@ class EngineConstants:
     warmup_decodes: bool  # the warm-up decodes to max_total_tokens (else one prefill step)
     block_size: int
     source: str
+    # The warm-up asks for prompt log-probs; an out-of-place log-softmax keeps a second P x vocab copy.
+    log_softmax_in_place: bool = True
+    # Warm-up requests ask for max_total - input new tokens (their KV blocks are added back after sizing).
+    warmup_max_new_to_total: bool = True
 
 
 LORAX_0_12_1 = EngineConstants(
@@ -31,6 +35,7 @@ LORAX_0_12_1 = EngineConstants(
     graph_memory_subtracted=True,  # models/flash_causal_lm.py l.1320-1352 (only with --compile)
     warmup_decodes=True,  # models/flash_causal_lm.py l.1300
     block_size=16,  # utils/state.py l.34-38
+    log_softmax_in_place=True,  # models/flash_causal_lm.py l.1776
     source=f"{LORAX}/server/lorax_server/models/flash_causal_lm.py#L1271-L1386",
 )
 # TGI v0.9.4-v1.3: no margin, prefill-only warm-up (flash_causal_lm.py v1.0.0 l.714-768).
@@ -42,6 +47,8 @@ TGI_1_0 = EngineConstants(
     warmup_decodes=False,
     block_size=16,
     source=f"{TGI}/v1.0.0/server/text_generation_server/models/flash_causal_lm.py#L714-L768",
+    warmup_max_new_to_total=False,  # router/client/src/client.rs l.129 at v1.0.0: max_new_tokens 2
+    log_softmax_in_place=False,  # flash_causal_lm.py l.913 at v1.0.0
 )
 # TGI v1.4.5-v2.2 (and v3.0): a 0.95 margin; CUDA graphs are captured after the KV cache is sized.
 TGI_2_0 = EngineConstants(
@@ -52,16 +59,19 @@ TGI_2_0 = EngineConstants(
     warmup_decodes=False,
     block_size=16,
     source=f"{TGI}/v2.0.0/server/text_generation_server/models/flash_causal_lm.py#L779-L801",
+    log_softmax_in_place=False,  # flash_causal_lm.py l.1052 at v2.0.0
 )
-# TGI v2.4.0/v2.4.1: TGI_WIGGLE_ROOM defaults to 0.90 (models/globals.py l.26).
+# TGI v2.4.0/v2.4.1: TGI_WIGGLE_ROOM defaults to 0.90 (models/globals.py l.26); the launcher picks the
+# flashinfer backend by default (launcher/src/main.rs l.132 at v2.4.0): BLOCK_SIZE 1 (globals.py l.34).
 TGI_2_4 = EngineConstants(
     name="tgi-2.4",
     wiggle_room=0.90,
     default_adapter_fraction=0.0,
     graph_memory_subtracted=False,
     warmup_decodes=False,
-    block_size=16,
+    block_size=1,
     source=f"{TGI}/v2.4.1/server/text_generation_server/models/globals.py#L26",
+    log_softmax_in_place=True,  # flash_causal_lm.py l.2046 at v2.4.0
 )
 
 ENGINES: dict[str, EngineConstants] = {e.name: e for e in (LORAX_0_12_1, TGI_1_0, TGI_2_0, TGI_2_4)}

@@ -54,6 +54,7 @@ class PlanInput:
     cuda_graphs: bool = False
     cuda_memory_fraction: float = 1.0
     engine: EngineConstants = LORAX_0_12_1
+    activation_terms: tuple[float, float] | None = None  # None: activation.py's fitted constants
 
 
 @dataclass(frozen=True)
@@ -247,14 +248,16 @@ def _budget(inp: PlanInput, adapter_fraction: float) -> Budget:
     weights = weights_per_gpu(m, inp.weights, w)
     bytes_per_block = m.kv_bytes_per_token(inp.weights.dtype_bytes, w) * eng.block_size
     requests = math.ceil(lim.max_prefill / lim.max_input)
-    per_request = lim.max_total if eng.warmup_decodes else lim.max_input + 2
+    per_request = lim.max_total if eng.warmup_max_new_to_total else lim.max_input + 2
     warm_blocks = requests * math.ceil(per_request / eng.block_size)
     graphs = graph_memory_estimate(weights) if inp.cuda_graphs and eng.graph_memory_subtracted else 0
     return Budget(
         total=total,
         usable=int(total * inp.cuda_memory_fraction),
         weights=weights,
-        warmup=activation.estimate(m, lim.max_prefill, w, inp.weights.dtype_bytes),
+        warmup=activation.estimate(
+            m, lim.max_prefill, w, eng.log_softmax_in_place, inp.weights.dtype_bytes, inp.activation_terms
+        ),
         graphs=graphs,
         adapter_reservation=int(adapter_fraction * total),
         warmup_kv_blocks=warm_blocks,
