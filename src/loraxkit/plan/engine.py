@@ -221,7 +221,8 @@ def make_plan(inp: PlanInput) -> Plan:
         )
     else:
         fraction = inp.adapter_fraction
-    if adapter_bytes and fraction * total < adapter_bytes:
+    # A zero fraction means no reservation and no limit (adapter.py l.215, l.229-231): nothing to refuse.
+    if adapter_bytes and 0 < fraction * total < adapter_bytes:
         found.append(
             Refusal(
                 "--adapter-memory-fraction",
@@ -237,7 +238,8 @@ def make_plan(inp: PlanInput) -> Plan:
     found.extend(_memory_refusals(inp, budget))
     if found:
         raise PlanRefused(found)
-    fit = adapters_that_fit(fraction, adapter_bytes, total) if adapter_bytes else 0
+    limited = adapter_bytes and fraction
+    fit = adapters_that_fit(fraction, adapter_bytes, total) if limited else inp.adapters.count
     warnings = _warnings(inp, fit)
     return Plan(inp, budget, adapter_bytes, fraction, fit, warnings)
 
@@ -308,6 +310,10 @@ def _memory_refusals(inp: PlanInput, b: Budget) -> list[Refusal]:
     return []
 
 
+def plan_fraction_is_zero(inp: PlanInput) -> bool:
+    return inp.adapter_fraction == 0
+
+
 def _warnings(inp: PlanInput, fit: int) -> list[str]:
     out = []
     if inp.adapters.count and fit < inp.adapters.count:
@@ -315,6 +321,11 @@ def _warnings(inp: PlanInput, fit: int) -> list[str]:
             f"the reservation holds {fit} rank-{inp.adapters.rank} adapters, not {inp.adapters.count}:"
             " the router "
             "keeps the rest queued until an active one is offloaded (router/src/queue.rs l.418-436)"
+        )
+    if inp.adapters.count and plan_fraction_is_zero(inp):
+        out.append(
+            "adapter memory fraction 0: LoRAX reserves nothing and loads adapters unchecked "
+            "(utils/adapter.py l.229-231); their memory comes out of the KV margin and can run out"
         )
     if inp.weights.quantize in ("awq",):
         out.append("lorax#722 reports AWQ broken in LoRAX 0.12 ('too many values to unpack')")
