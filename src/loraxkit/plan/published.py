@@ -40,6 +40,9 @@ class Case:
     # TGI <= 0.9.3 did not infer: it tried to allocate this many tokens of KV and failed if it could not.
     required_total: int | None = None
 
+    def with_engine(self, engine: EngineConstants) -> Case:
+        return replace(self, engine=engine)
+
     def plan_input(self) -> PlanInput:
         return PlanInput(
             model=self.model,
@@ -50,7 +53,7 @@ class Case:
             shards=self.shards,
             limits=self.limits,
             adapters=AdapterSpec(0, 16),
-            adapter_fraction=0.0,
+            adapter_fraction=self.engine.default_adapter_fraction,
             engine=self.engine,
         )
 
