@@ -104,7 +104,8 @@ def comment_block(result: Result) -> list[str]:
             f"({inp.adapters.count} asked to be resident)."
         )
     lines += _speed_lines(result)
-    lines += ["# Try it without a GPU:", f"#   {result.sim_command()}"]
+    how = "" if result.placement.gpu.sim_profile else " (no simulator profile for this GPU: its default)"
+    lines += [f"# Try it without a GPU{how}:", f"#   {result.sim_command()}"]
     lines.append(END)
     return lines
 
