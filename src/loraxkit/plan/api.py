@@ -113,6 +113,13 @@ def _cuda_graphs(req: Request, shards: int) -> bool:
     return shards == 1 if req.cuda_graphs == "auto" else req.cuda_graphs == "on"
 
 
+def _dtype(req: Request, model: ModelConfig) -> str | None:
+    """Unset: the checkpoint's own torch_dtype when bfloat16/float16 (the values file then pins it)."""
+    if req.dtype or req.quantize:
+        return req.dtype
+    return model.torch_dtype if model.torch_dtype in ("bfloat16", "float16") else "bfloat16"
+
+
 def plan_input(req: Request) -> tuple[ModelConfig, gpus.Placement, PlanInput]:
     model = resolve(req.model)
     placement = _placement(req)
@@ -126,7 +133,7 @@ def plan_input(req: Request) -> tuple[ModelConfig, gpus.Placement, PlanInput]:
     )  # fmt: skip
     inp = PlanInput(
         model=model,
-        weights=weight_format(req.dtype, req.quantize, req.bits, req.group_size),
+        weights=weight_format(_dtype(req, model), req.quantize, req.bits, req.group_size),
         placement=placement,
         shards=shards,
         limits=limits,

@@ -41,7 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--shards", type=int, help="tensor-parallel shards (default: every GPU of the instance)"
     )
     weights = p.add_argument_group("weights")
-    weights.add_argument("--dtype", choices=DTYPE_CHOICES, help="unquantized dtype (default bfloat16)")
+    weights.add_argument(
+        "--dtype",
+        choices=DTYPE_CHOICES,
+        help="unquantized dtype (default: the config's torch_dtype, else bfloat16)",
+    )
     weights.add_argument("--quantize", choices=QUANTIZE_CHOICES, help="LoRAX --quantize (runs in float16)")
     weights.add_argument("--bits", type=int, default=4, help="GPTQ/AWQ bits (default 4)")
     weights.add_argument(
