@@ -92,3 +92,10 @@ def test_adapters_fit_by_loraxs_cost_rule() -> None:
     assert p.adapters_fit == int(p.adapter_fraction * p.budget.total // p.adapter_bytes) >= 24
     assert p.adapter_fraction == 0.05  # the smallest multiple of 0.01 holding 24
     assert (p.adapter_fraction - 0.01) * p.budget.total < 24 * p.adapter_bytes
+
+
+def test_sharding_does_not_stretch_the_adapter_reservation() -> None:
+    """LoRAX charges the whole adapter file against one GPU's reservation (utils/adapter.py l.214-228)."""
+    seventy = dict(model="meta-llama/Llama-3.1-70B-Instruct", adapters="8x16", adapter_memory_fraction=0.05)
+    p = make_plan(_inputs(instance="p4d.24xlarge", **seventy))
+    assert p.adapters_fit == int(0.05 * p.budget.total // p.adapter_bytes) == 5  # not 8 x 5
