@@ -71,3 +71,19 @@ def test_check_exits_3_on_a_drifted_profile(tmp_path: Path) -> None:
     drifted.write_text(ACCEPTANCE_PROFILE.read_text().replace("maxActive: 24", "maxActive: 25"))
     assert main(["plan", "--check", str(ACCEPTANCE_PROFILE)]) == 0
     assert main(["plan", "--check", str(drifted)]) == 3
+
+
+def test_a_local_config_and_a_bare_gpu_plan_too(tmp_path: Path) -> None:
+    """--model path/config.json takes the model id from the config; --gpu without an instance has no price."""
+    import json
+
+    config = {
+        "_name_or_path": "acme/tiny-llama", "hidden_size": 2048, "num_hidden_layers": 16,
+        "num_attention_heads": 16, "num_key_value_heads": 4, "intermediate_size": 5632, "vocab_size": 32000,
+        "max_position_embeddings": 4096, "torch_dtype": "bfloat16",
+    }  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    out = tmp_path / "values.yaml"
+    assert main(["plan", "--model", str(tmp_path), "--gpu", "a100-80gb", "--values-out", str(out)]) == 0
+    docs = render(value_files=[out])
+    assert _flag(_args(docs), "--model-id") == "acme/tiny-llama"

@@ -25,17 +25,18 @@ ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
 GIB = 1024**3
 
 
-def accelerator_label(result: Result) -> str:
+def accelerator_label(result: Result) -> str | None:
+    """The node label value of this GPU, from the instance table (None: no instance type carries it)."""
     if result.placement.instance:
         return result.placement.instance.accelerator_label
     model = result.placement.gpu.model
-    return next(t.accelerator_label for t in INSTANCE_TYPES.values() if t.gpu_model == model)
+    return next((t.accelerator_label for t in INSTANCE_TYPES.values() if t.gpu_model == model), None)
 
 
 def owned_values(result: Result) -> dict[str, Any]:
     """The values the planner decides, as a nested dict in the chart's shape."""
     inp, p = result.inputs, result.plan
-    model: dict[str, Any] = {"id": result.request.model}
+    model: dict[str, Any] = {"id": result.model.model_id}
     if inp.weights.quantize:
         model["quantize"] = inp.weights.quantize
     else:
@@ -55,7 +56,9 @@ def owned_values(result: Result) -> dict[str, Any]:
         out["adapters"] = {"memoryFraction": p.adapter_fraction}
         if inp.adapters.count:
             out["adapters"]["maxActive"] = max(1, min(p.adapters_fit, inp.adapters.count))
-    out["nodeSelector"] = {ACCELERATOR_LABEL: accelerator_label(result)}
+    label = accelerator_label(result)
+    if label:
+        out["nodeSelector"] = {ACCELERATOR_LABEL: label}
     return out
 
 
