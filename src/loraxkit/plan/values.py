@@ -17,12 +17,14 @@ import yaml
 
 from loraxkit.eks.instance_types import INSTANCE_TYPES
 from loraxkit.plan.api import Result, max_concurrent_requests
+from loraxkit.sim.profiles import H100_BATCH
 
 BEGIN = "# ---- loraxkit plan: generated; change the command below and run `loraxkit plan --update FILE` ----"
 END = "# ---- end of loraxkit plan ----"
 PLAN_PREFIX = "# plan: "
 ACCELERATOR_LABEL = "k8s.amazonaws.com/accelerator"
 GIB = 1024**3
+MEASURED_BATCH = max(H100_BATCH)  # the largest batch the simulator profiles were measured at
 
 
 def accelerator_label(result: Result) -> str | None:
@@ -135,7 +137,7 @@ def _speed_lines(result: Result) -> list[str]:
     return [
         f"# Decode (simulator profile {s.profile}, scaled to this model): {s.step_ms:.1f} ms per step",
         f"# at batch {s.batch} with {s.distinct_adapters} distinct adapters = {s.tokens_per_s:,.0f} output"
-        " tokens/s",
+        f" tokens/s{' (batch beyond the 256 measured: extrapolated)' if s.batch > MEASURED_BATCH else ''}",
         f"# {cost.removeprefix('; ')}; one stream alone: {s.single_stream_step_ms:.1f} ms per token.",
     ]
 
