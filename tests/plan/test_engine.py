@@ -59,10 +59,10 @@ def test_engine_constants_switch_the_margin() -> None:
 def test_quantization_shrinks_weights_but_kv_stays_two_bytes() -> None:
     bf16 = make_plan(_inputs()).budget
     gptq = make_plan(_inputs(quantize="gptq")).budget
-    fp8kv = make_plan(_inputs(quantize="fp8-kv")).budget
-    assert gptq.weights < fp8kv.weights < bf16.weights
-    # LoRAX budgets KV at the model dtype (2 bytes) even for an fp8 KV cache (flash_causal_lm.py l.1347).
-    assert fp8kv.bytes_per_block == bf16.bytes_per_block
+    fp8 = make_plan(_inputs(quantize="fp8")).budget
+    assert gptq.weights < fp8.weights < bf16.weights
+    # LoRAX budgets KV at the model dtype (2 bytes) whatever the weights (flash_causal_lm.py l.1347).
+    assert fp8.bytes_per_block == gptq.bytes_per_block == bf16.bytes_per_block
     assert weight_format(None, "gptq", 4, 128).linear_bytes_per_param == pytest.approx(0.5 + (2 + 0.5) / 128)
 
 

@@ -65,3 +65,10 @@ def test_warmup_that_cannot_fit_its_prefill() -> None:
 def test_every_reason_at_once() -> None:
     found = _refusals(instance="g6e.12xlarge", cuda_graphs="on", max_total_tokens=8192)
     assert {"--cuda-graphs", "--max-total-tokens"} <= set(found)
+
+
+def test_fp8_needs_an_fp8_gpu_and_fp8_kv_is_not_modelled() -> None:
+    found = _refusals(instance="g5.2xlarge", quantize="fp8", cuda_graphs="off")
+    assert "compute capability 8.6" in found["--quantize"]
+    plan(request(instance="g6e.2xlarge", quantize="fp8"))  # L40S: 8.9
+    assert "FlashInfer" in _refusals(quantize="fp8-kv")["--quantize"]

@@ -87,3 +87,14 @@ def test_a_local_config_and_a_bare_gpu_plan_too(tmp_path: Path) -> None:
     assert main(["plan", "--model", str(tmp_path), "--gpu", "a100-80gb", "--values-out", str(out)]) == 0
     docs = render(value_files=[out])
     assert _flag(_args(docs), "--model-id") == "acme/tiny-llama"
+
+
+def test_json_output_carries_the_same_figures(capsys) -> None:
+    import json
+
+    assert main([*shlex.split(COMMAND), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    result = plan(result_for_profile(ACCEPTANCE_PROFILE).request)
+    assert data["max_batch_total_tokens"] == result.plan.max_batch_total_tokens
+    assert data["values"]["adapters"]["maxActive"] == 24
+    assert data["decode"]["profile"] == "l40s-8b-bf16"

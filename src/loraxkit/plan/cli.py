@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from loraxkit.plan.constants import ENGINES
 from loraxkit.plan.engine import PlanRefused
 from loraxkit.plan.models import ALL_LINEAR, BUILTIN
 from loraxkit.plan.quant import DTYPE_CHOICES, QUANTIZE_CHOICES
-from loraxkit.plan.values import comment_block, differences, plan_command, update_text, values_text
+from loraxkit.plan.values import comment_block, differences, plan_command, summary, update_text, values_text
 
 EPILOG = """\
 examples:
@@ -90,6 +91,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     run.add_argument("--engine", choices=sorted(ENGINES), default="lorax-0.12.1", help="accounting constants")
     out = p.add_argument_group("output")
     out.add_argument("--values-out", type=Path, help="write a charts/lorax values file here")
+    out.add_argument("--json", action="store_true", help="print the plan as JSON instead of the text budget")
     out.add_argument(
         "--check", nargs="+", type=Path, metavar="FILE", help="compare profiles with the planner"
     )
@@ -165,7 +167,7 @@ def main(args: argparse.Namespace) -> int:
     except (ValueError, KeyError) as bad:
         print(f"loraxkit plan: {bad}", file=sys.stderr)
         return 2
-    print(report(result))
+    print(json.dumps(summary(result), indent=2) if args.json else report(result))
     if args.values_out:
         args.values_out.write_text(values_text(result))
         print(f"wrote {args.values_out}")

@@ -193,6 +193,28 @@ def refusals(inp: PlanInput) -> list[Refusal]:
                 f"use --max-batch-prefill-tokens >= {lim.max_input}",
             )
         )
+    quantize = inp.weights.quantize or ""
+    if quantize.startswith("fp8") and inp.placement.gpu.compute_capability < (8, 9):
+        cap = ".".join(map(str, inp.placement.gpu.compute_capability))
+        found.append(
+            Refusal(
+                "--quantize",
+                f"{quantize} on the {inp.placement.gpu.model} (compute capability {cap}): LoRAX 0.12.1 raises"
+                " "
+                "'FP8 quantization is only supported on hardware that supports FP8' below 8.9 "
+                "(flash_causal_lm.py l.1080-1081).",
+                "use an L4, L40S or H100, or --quantize gptq/eetq",
+            )
+        )
+    if quantize == "fp8-kv":
+        found.append(
+            Refusal(
+                "--quantize",
+                "fp8-kv needs LoRAX's FlashInfer backend (flash_causal_lm.py l.1083-1085), whose 1-token KV "
+                "blocks this planner does not model.",
+                "use --quantize fp8 (fp8 weights, 16-bit KV cache)",
+            )
+        )
     if inp.cuda_graphs and w > 1:
         found.append(
             Refusal(

@@ -24,6 +24,7 @@ class Gpu:
     nvidia_smi_mib: int
     source: str
     sim_profile: str | None  # loraxkit.sim profile for this GPU, None when the simulator has none
+    compute_capability: tuple[int, int] = (8, 0)  # NVIDIA's CUDA GPUs list (developer.nvidia.com/cuda-gpus)
 
     @property
     def total_bytes(self) -> int:
@@ -38,21 +39,22 @@ GPUS: dict[str, Gpu] = {
     g.model: g
     for g in (
         Gpu("NVIDIA L40S", 44.53, 46068,
-            f"torch: github.com/Wan-Video/Wan2.1/issues/205 (L40S 48GB); {_SMI}", "l40s-8b-bf16"),
+            f"torch: github.com/Wan-Video/Wan2.1/issues/205 (L40S 48GB); {_SMI}", "l40s-8b-bf16", (8, 9)),
         Gpu("NVIDIA A10G", 21.99, 23028,
             f"torch: github.com/zai-org/CogVLM/issues/236 (A10, same 23,028 MiB board memory); {_SMI}",
-            "a10g-8b-bf16"),
+            "a10g-8b-bf16", (8, 6)),
         # No published torch figure found for the L4: nvidia-smi's 22.49 GiB less the 0.5 GiB that torch
         # reports below nvidia-smi on the A10 (22.49 -> 21.99) and the L40S (44.99 -> 44.53).
         Gpu("NVIDIA L4", 21.99, 23034, f"torch: estimated from nvidia-smi (no published figure); {_SMI}",
-            "l4-8b-bf16"),
+            "l4-8b-bf16", (8, 9)),
         Gpu("NVIDIA A100", 39.39, 40960,
             "torch: github.com/huggingface/text-generation-inference/issues/1374 (A100 40GB); " + _SMI,
-            None),
+            None, (8, 0)),
         Gpu("NVIDIA A100 80GB", 79.14, 81920,
-            f"torch: github.com/lianqi1008/Control-GIC/issues/6 (A100 80GB); {_SMI}", "a100-80gb-8b-bf16"),
+            f"torch: github.com/lianqi1008/Control-GIC/issues/6 (A100 80GB); {_SMI}", "a100-80gb-8b-bf16",
+            (8, 0)),
         Gpu("NVIDIA H100", 79.11, 81559,
-            f"torch: github.com/vllm-project/vllm/issues/27508 (H100 80GB); {_SMI}", "h100-8b-bf16"),
+            f"torch: github.com/vllm-project/vllm/issues/27508 (H100 80GB); {_SMI}", "h100-8b-bf16", (9, 0)),
     )
 }  # fmt: skip
 

@@ -252,3 +252,47 @@ def update_text(result: Result, text: str) -> str:
             value,
         )
     return "\n".join(lines) + "\n"
+
+
+def summary(result: Result) -> dict[str, Any]:
+    """The plan as plain data (`loraxkit plan --json`): every figure the comment block prints."""
+    inp, p, b, s = result.inputs, result.plan, result.plan.budget, result.speed
+    gib = lambda n: round(n / GIB, 3)  # noqa: E731
+    return {
+        "command": result.request.command(),
+        "model": result.model.model_id,
+        "gpu": result.placement.gpu.model,
+        "shards": inp.shards,
+        "engine": inp.engine.name,
+        "budget_gib_per_gpu": {
+            "total": gib(b.total),
+            "weights": gib(b.weights),
+            "warmup_estimate": gib(b.warmup.peak_bytes),
+            "graphs_estimate": gib(b.graphs),
+            "adapters": gib(b.adapter_reservation),
+            "margin": gib(b.margin),
+            "kv_cache": gib(b.kv_bytes),
+        },
+        "warmup_basis": b.warmup.basis,
+        "max_batch_total_tokens": p.max_batch_total_tokens,
+        "requests_at_max_context": p.requests_at_max,
+        "requests_at_typical_context": p.requests_at_typical,
+        "adapter_bytes": p.adapter_bytes,
+        "adapter_memory_fraction": p.adapter_fraction,
+        "adapters_that_fit": p.adapters_fit,
+        "decode": None
+        if s is None
+        else {
+            "profile": s.profile,
+            "batch": s.batch,
+            "step_ms": round(s.step_ms, 2),
+            "tokens_per_s": round(s.tokens_per_s, 1),
+            "single_stream_ms": round(s.single_stream_step_ms, 2),
+            "usd_per_hour": s.usd_per_hour,
+            "usd_per_million_output_tokens": s.usd_per_million_output_tokens,
+        },
+        "decode_note": result.speed_note,
+        "values": owned_values(result),
+        "sim_command": result.sim_command(),
+        "warnings": result.warnings,
+    }
