@@ -18,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     from loraxkit.loadtest.demo import register as register_demo; register_demo(subparsers)  # noqa: E702, I001
     from loraxkit.loadtest.command import register as register_loadtest; register_loadtest(subparsers)  # noqa: E702, I001
     from loraxkit.eks.cli import register as register_eks; register_eks(subparsers)  # noqa: E702, I001
+    from loraxkit.plan.cli import register as register_plan; register_plan(subparsers)  # noqa: E702, I001
     from loraxkit.gotools import register as register_tools; register_tools(subparsers)  # noqa: E702, I001
     return parser
 
