@@ -25,6 +25,7 @@ counts, not timings, so load changes only how long it takes.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -421,6 +422,36 @@ def show(target: Target, index: int) -> None:
     )
 
 
+def report() -> None:
+    """Markdown: the score per module and every surviving mutant, from the saved results."""
+    print("| module | file | mutants | killed | survived | equivalent | score (non-equivalent killed) |")
+    print("|---|---|---|---|---|---|---|")
+    saved = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+    for data in saved:  # judgements added to equivalent.toml since the run apply too
+        equivalent = load_equivalent(data["module"])
+        outcomes = [Outcome(**m) for m in data["mutants"]]
+        for o in outcomes:
+            why = equivalent.get(mutant_key(o))
+            if why is not None and o.status in ("survived", "uncovered"):
+                o.status, o.reason = "equivalent", why
+        data["mutants"], data["summary"] = [asdict(o) for o in outcomes], score(outcomes)
+    for data in saved:
+        s = data["summary"]
+        killed = s.get("killed", 0) + s.get("timeout", 0)
+        alive = s.get("survived", 0) + s.get("uncovered", 0)
+        print(
+            f"| {data['module']} | `{data['path']}` | {s['mutants']} | {killed} | {alive} | "
+            f"{s.get('equivalent', 0)} | {s['score']:.0%} |"
+        )
+    for data in saved:
+        rows = [m for m in data["mutants"] if m["status"] in ("survived", "uncovered", "equivalent")]
+        if rows:
+            print(f"\n#### {data['module']}\n")
+            for m in rows:
+                why = m["reason"] or ("no test runs it" if m["status"] == "uncovered" else "NOT YET KILLED")
+                print(f"- L{m['line']} {m['operator']}: `{m['before']}` → `{m['after']}` — {why}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Mutate one module (Python or Helm template) of lorax-kit and report how many mutants "
@@ -430,6 +461,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("module", nargs="?", help="a module name from bench/mutate.toml (see --list)")
     parser.add_argument("--list", action="store_true", help="list the configured modules and exit")
+    parser.add_argument(
+        "--report",
+        action="store_true",
+        help="print the saved results of every module (build/mutation/) as Markdown and exit",
+    )
     parser.add_argument("--mutants", action="store_true", help="list the module's mutants, run nothing")
     parser.add_argument("--show", type=int, metavar="ID", help="print the diff of mutant ID and exit")
     parser.add_argument("--only", type=int, nargs="+", metavar="ID", help="run only these mutant ids")
@@ -437,6 +473,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--verbose", action="store_true", help="also print each killed mutant")
     args = parser.parse_args(argv)
     targets = load_targets()
+    if args.report:
+        report()
+        return 0
     if args.list or not args.module:
         for t in targets.values():
             print(f"{t.name:<18} {t.path}  <- {' '.join(t.tests)}")
@@ -452,14 +491,24 @@ def main(argv: list[str] | None = None) -> int:
             print(f"#{i:<4} L{m.line:<4} {m.operator}: {m.before!r} -> {m.after!r}")
         return 0
     outcomes, seconds = run_mutants(target, args.only, args.jobs, args.verbose)
-    summary = score(outcomes)
+    digest = hashlib.sha256((REPO / target.path).read_bytes()).hexdigest()[:16]
     RESULTS.mkdir(parents=True, exist_ok=True)
     result_file = RESULTS / f"{target.name}.json"
+    if args.only and result_file.exists():  # re-run of some mutants: merge into the full run of this source
+        saved = json.loads(result_file.read_text())
+        if saved.get("source_sha256") == digest:
+            rerun = {o.id for o in outcomes}
+            outcomes = sorted(
+                [*(Outcome(**m) for m in saved["mutants"] if m["id"] not in rerun), *outcomes],
+                key=lambda o: o.id,
+            )
+    summary = score(outcomes)
     result_file.write_text(
         json.dumps(
             {
                 "module": target.name,
                 "path": target.path,
+                "source_sha256": digest,
                 "summary": summary,
                 "seconds": seconds,
                 "mutants": [asdict(o) for o in outcomes],

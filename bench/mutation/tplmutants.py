@@ -12,7 +12,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-ACTION = re.compile(r"\{\{-?(?!\s*/\*)(.*?)-?\}\}", re.S)
+ACTION = re.compile(r"\{\{(?!-?\s*/\*)-?(.*?)-?\}\}", re.S)
 # Tokens outside string literals: a string, or a word / number.
 TOKEN = re.compile(r'"(?:[^"\\]|\\.)*"|`[^`]*`|[A-Za-z_][A-Za-z0-9_.]*|-?\d+')
 SWAPS = {
