@@ -216,6 +216,12 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
         "server.extraArgs repeats --num-shard",
     ),
     (
+        "extra json-output",
+        {"server": {"jsonLogs": False, "extraArgs": ["--json-output"]}},
+        {"server": {"jsonLogs": True, "extraArgs": ["--json-output"]}},
+        "server.extraArgs repeats --json-output",
+    ),
+    (
         "extra port",
         {"server": {"extraArgs": ["--portal"]}},
         {"server": {"extraArgs": ["-p", "9000"]}},

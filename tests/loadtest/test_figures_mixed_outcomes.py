@@ -266,3 +266,36 @@ def test_saturation_of_the_mixed_run() -> None:
     assert (knee["stage"], knee["output_tokens_per_s"]) == (0, 4.0)
     assert knee["ttft_p95_ms"] == pytest.approx(487.5)  # A 250, B 500
     assert knee["tpot_p50_ms"] == pytest.approx(500 / 3)  # A only
+
+
+def test_a_failed_request_first_in_line_hides_no_later_tokens() -> None:
+    run = _run()
+    run.insert(0, run.pop(3))  # D (failed) first
+    assert tokens_in_window(run, 101.0, 102.0) == 6
+    assert tokens_in_window(run, 101.75, 102.0) == 5  # C's body read at exactly the window's start counts
+
+
+def test_a_success_without_an_end_stamp_counts_no_tokens() -> None:
+    record = _record("G", GENERATE, "a", 100.0, [], 100.5, 7)
+    record.end = None  # e.g. a record read back from a worker without its end
+    assert tokens_in_window([record], 0.0, 1000.0) == 0
+
+
+def test_the_stage_table_needs_one_window_per_stage() -> None:
+    stages, windows = _stages()
+    with pytest.raises(ValueError):
+        stage_table(_run(), stages, windows[:1], Slos(), warmup=0.0)
+
+
+def test_stages_are_analysed_only_with_their_windows() -> None:
+    stages, windows = _stages()
+    assert "stages" not in analyse(_run(), Slos(), stages, None)
+    assert "stages" not in analyse(_run(), Slos(), [], windows)
+    assert "saturation" not in analyse(_run(), Slos(), None, windows)
+    out = analyse(_run(), Slos(), stages, windows)
+    assert out["saturation"]["rule"] == "next stage adds < 10% output tokens/s"  # the default gain
+
+
+def test_saturation_with_tiny_throughput() -> None:
+    # below one token/s still counts as throughput: 0.5 -> 0.5 adds nothing
+    assert saturation_point(_rows(0.5, 0.5), 0.1)["stage"] == 0
