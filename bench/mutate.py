@@ -75,6 +75,7 @@ class Outcome:
     tests_run: int = 0
     seconds: float = 0.0
     reason: str | None = None
+    context: str = ""
 
 
 def load_targets() -> dict[str, Target]:
@@ -86,15 +87,20 @@ def load_targets() -> dict[str, Target]:
 
 
 def load_equivalent(name: str) -> dict[str, str]:
-    """{"operator | before | after": why it is equivalent} for one module."""
+    """{"operator | before | after | line": why it is equivalent} for one module ("line" may be empty)."""
     if not EQUIVALENT.exists():
         return {}
     data = tomllib.loads(EQUIVALENT.read_text())
-    return {f"{e['operator']} | {e['before']} | {e['after']}": e["why"] for e in data.get(name, [])}
+    return {
+        f"{e['operator']} | {e['before']} | {e['after']} | {e.get('line', '')}": e["why"]
+        for e in data.get(name, [])
+    }
 
 
-def mutant_key(m: Any) -> str:
-    return f"{m.operator} | {m.before} | {m.after}"
+def judge(m: Any, equivalent: dict[str, str]) -> str | None:
+    """Why mutant `m` is equivalent, if an entry names it (by its line's text, or on any line)."""
+    key = f"{m.operator} | {m.before} | {m.after} | "
+    return equivalent.get(key + getattr(m, "context", "")) or equivalent.get(key)
 
 
 def make_copy(dest: Path) -> None:
@@ -345,8 +351,16 @@ def _one(
     equivalent: dict[str, str],
     work: Path,
 ) -> Outcome:
-    outcome = Outcome(index, mutant.line, mutant.operator, mutant.before, mutant.after, "survived")
-    why = equivalent.get(mutant_key(mutant))
+    outcome = Outcome(
+        index,
+        mutant.line,
+        mutant.operator,
+        mutant.before,
+        mutant.after,
+        "survived",
+        context=getattr(mutant, "context", ""),
+    )
+    why = judge(mutant, equivalent)
     if not chosen:
         outcome.status = "uncovered"
     else:
@@ -431,7 +445,7 @@ def report() -> None:
         equivalent = load_equivalent(data["module"])
         outcomes = [Outcome(**m) for m in data["mutants"]]
         for o in outcomes:
-            why = equivalent.get(mutant_key(o))
+            why = judge(o, equivalent)
             if why is not None and o.status in ("survived", "uncovered"):
                 o.status, o.reason = "equivalent", why
         data["mutants"], data["summary"] = [asdict(o) for o in outcomes], score(outcomes)

@@ -36,6 +36,7 @@ class PyMutant:
     use_lines: tuple[int, ...] = ()
     exported: bool = False
     module_level: bool = False
+    context: str = ""  # the source line it is on (stripped), to tell apart equal changes on other lines
 
 
 _CMP_SWAP: dict[type[ast.cmpop], type[ast.cmpop]] = {
@@ -284,6 +285,7 @@ def _in_function(tree: ast.Module, path: Path) -> bool:
 def mutants(source: str, others: str = "") -> list[PyMutant]:
     """Every mutant of `source`; `others` is the text of the code that may import from it."""
     tree = ast.parse(source)
+    lines = source.splitlines()
     scope = _module_scope(tree, others)
     found = []
     for path, node, operator, kind in _sites(tree):
@@ -298,7 +300,19 @@ def mutants(source: str, others: str = "") -> list[PyMutant]:
             use_lines, exported = scope[int(path[0][1] or 0)]
         line = getattr(node, "lineno", 0)
         found.append(
-            PyMutant(line, _end(node), operator, before, after, path, kind, use_lines, exported, module_level)
+            PyMutant(
+                line,
+                _end(node),
+                operator,
+                before,
+                after,
+                path,
+                kind,
+                use_lines,
+                exported,
+                module_level,
+                lines[line - 1].strip()[:120] if 0 < line <= len(lines) else "",
+            )
         )
     return found
 

@@ -295,3 +295,18 @@ def test_the_rwo_rule_reads_the_cache_kind_not_leftover_access_modes() -> None:
     claim = [v for v in find(docs, "Deployment")["spec"]["template"]["spec"]["volumes"] if PVC in v]
     assert claim[0][PVC]["claimName"] == "mine"
     assert [d for d in docs if d["kind"] == "PersistentVolumeClaim"] == []
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("sourceRanges", ["10.0.0.0/8"]),
+        ("certificateArn", "arn:aws:acm:us-east-1:123456789012:certificate/abc"),
+        ("annotations", {"service.beta.kubernetes.io/aws-load-balancer-name": "x"}),
+        ("allowPublicWithoutSourceRanges", True),
+    ],
+)
+def test_each_load_balancer_setting_without_the_load_balancer_is_named(key: str, value: Any) -> None:
+    message = _refusal({"loadBalancer": {"enabled": False, key: value}})
+    assert f"loadBalancer.{key} is set while loadBalancer.enabled is false" in message
+    assert f"remove loadBalancer.{key}." in message

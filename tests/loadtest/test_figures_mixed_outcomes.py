@@ -299,3 +299,27 @@ def test_stages_are_analysed_only_with_their_windows() -> None:
 def test_saturation_with_tiny_throughput() -> None:
     # below one token/s still counts as throughput: 0.5 -> 0.5 adds nothing
     assert saturation_point(_rows(0.5, 0.5), 0.1)["stage"] == 0
+
+
+def test_timeline_of_nothing_and_of_one_instant_failure() -> None:
+    assert timeline([]) == {
+        "t": [],
+        "tokens_per_s": [],
+        "requests_per_s": [],
+        "ttft_p50_ms": [],
+        "ttft_p95_ms": [],
+    }
+    refused = _record("F", STREAM, "a", 50.0, [], 50.0, None, status=429, error_type="overloaded")
+    t = timeline([refused])
+    assert (t["t"], t["tokens_per_s"], t["requests_per_s"]) == ([0.0], [0.0], [0.0])  # one empty bucket
+    refused.end = None  # a connection that never got an answer: its send time closes the span
+    assert timeline([refused, *_run()])["t"] == [float(i) for i in range(52)]
+
+
+def test_timeline_spans_the_last_token_even_without_an_end_stamp() -> None:
+    a = _run()[0]
+    a.end = None
+    t = timeline([a])  # sent 100.0, last token 100.75: one bucket holding all 4 tokens
+    assert (t["t"], t["tokens_per_s"]) == ([0.0], [4.0])
+    a.token_times.append(101.5)
+    assert timeline([a])["tokens_per_s"] == [4.0, 1.0]
