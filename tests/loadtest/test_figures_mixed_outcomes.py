@@ -323,3 +323,17 @@ def test_timeline_spans_the_last_token_even_without_an_end_stamp() -> None:
     assert (t["t"], t["tokens_per_s"]) == ([0.0], [4.0])
     a.token_times.append(101.5)
     assert timeline([a])["tokens_per_s"] == [4.0, 1.0]
+
+
+def test_generate_tokens_land_in_the_bucket_of_their_body_read() -> None:
+    a = _run()[0]  # stream: 100.25 100.375 | 100.5 | 100.75 (the span's end) in quarter-second buckets
+    early = _record("G", GENERATE, "a", 100.0, [], 100.25, 3)  # body read at 100.25: bucket 1
+    late = _record("H", GENERATE, "b", 100.0, [], 100.75, 5)  # at the span's very end: the last bucket
+    t = timeline([a, early, late], bucket=0.25)
+    assert t["t"] == [0.0, 0.25, 0.5]
+    assert t["tokens_per_s"] == [0.0, (2 + 3) / 0.25, (2 + 5) / 0.25]
+    assert t["requests_per_s"] == [0.0, 1 / 0.25, 2 / 0.25]
+    late.end = None  # no end stamp: it finishes (with no tokens placed) at its send time
+    t = timeline([a, early, late], bucket=0.25)
+    assert t["requests_per_s"] == [1 / 0.25, 1 / 0.25, 1 / 0.25]
+    assert t["tokens_per_s"] == [0.0, (2 + 3) / 0.25, 2 / 0.25]
