@@ -337,3 +337,11 @@ def test_generate_tokens_land_in_the_bucket_of_their_body_read() -> None:
     t = timeline([a, early, late], bucket=0.25)
     assert t["requests_per_s"] == [1 / 0.25, 1 / 0.25, 1 / 0.25]
     assert t["tokens_per_s"] == [0.0, (2 + 3) / 0.25, 2 / 0.25]
+
+
+def test_timeline_ttft_is_grouped_by_the_second_a_request_was_sent() -> None:
+    a = _run()[0]  # sent 100.0, TTFT 250 ms
+    k = _record("K", STREAM, "b", 100.625, [100.75, 100.875], 100.875, 2)  # sent in the 2nd half-second
+    t = timeline([a, k], bucket=0.5)
+    assert t["t"] == [0.0, 0.5]
+    assert (t["ttft_p50_ms"], t["ttft_p95_ms"]) == ([250.0, 125.0], [250.0, 125.0])
