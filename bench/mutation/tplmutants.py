@@ -51,17 +51,14 @@ def _line(text: str, offset: int) -> int:
 
 
 def _snippet(text: str, start: int, end: int, replacement: str) -> tuple[str, str]:
-    """The line around the change, before and after."""
+    """The text around the change (up to 60 characters each side, within its line), before and after."""
     line_start = text.rfind("\n", 0, start) + 1
     line_end = text.find("\n", end)
     line_end = len(text) if line_end < 0 else line_end
-    before = text[line_start:line_end].strip()
-    after = (text[line_start:start] + replacement + text[end:line_end]).strip()
-    return _cut(before), _cut(after)
-
-
-def _cut(s: str) -> str:
-    return s if len(s) <= 140 else s[:137] + "..."
+    left, right = max(line_start, start - 60), min(line_end, end + 60)
+    before = text[left:right].strip()
+    after = (text[left:start] + replacement + text[end:right]).strip()
+    return before, after
 
 
 def _token_mutants(text: str) -> Iterator[tuple[int, int, str, str]]:
