@@ -28,6 +28,7 @@ import argparse
 import hashlib
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -448,6 +449,7 @@ def report() -> None:
             why = judge(o, equivalent)
             if why is not None and o.status in ("survived", "uncovered"):
                 o.status, o.reason = "equivalent", why
+        data["summary_sample_of"] = data["summary"].get("sample_of")
         data["mutants"], data["summary"] = [asdict(o) for o in outcomes], score(outcomes)
     for data in saved:
         s = data["summary"]
@@ -483,6 +485,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mutants", action="store_true", help="list the module's mutants, run nothing")
     parser.add_argument("--show", type=int, metavar="ID", help="print the diff of mutant ID and exit")
     parser.add_argument("--only", type=int, nargs="+", metavar="ID", help="run only these mutant ids")
+    parser.add_argument(
+        "--sample",
+        type=int,
+        metavar="N",
+        help="run a random sample of N mutants (fixed --seed): an estimate when a full run is "
+        "too slow for the machine; the saved result says it is a sample",
+    )
+    parser.add_argument("--seed", type=int, default=15, help="seed of --sample (default 15)")
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1; 2 cores here)")
     parser.add_argument("--verbose", action="store_true", help="also print each killed mutant")
     args = parser.parse_args(argv)
@@ -504,11 +514,18 @@ def main(argv: list[str] | None = None) -> int:
         for i, m in enumerate(make_mutants(target)):
             print(f"#{i:<4} L{m.line:<4} {m.operator}: {m.before!r} -> {m.after!r}")
         return 0
-    outcomes, seconds = run_mutants(target, args.only, args.jobs, args.verbose)
+    only = args.only
+    if args.sample:
+        total = len(make_mutants(target))
+        only = sorted(random.Random(args.seed).sample(range(total), min(args.sample, total)))
+        print(f"{target.name}: a sample of {len(only)} of {total} mutants (seed {args.seed})", flush=True)
+    outcomes, seconds = run_mutants(target, only, args.jobs, args.verbose)
     digest = hashlib.sha256((REPO / target.path).read_bytes()).hexdigest()[:16]
     RESULTS.mkdir(parents=True, exist_ok=True)
     result_file = RESULTS / f"{target.name}.json"
-    if args.only and result_file.exists():  # re-run of some mutants: merge into the full run of this source
+    if (
+        args.only and not args.sample and result_file.exists()
+    ):  # re-run of some mutants: merge into the full run of this source
         saved = json.loads(result_file.read_text())
         if saved.get("source_sha256") == digest:
             rerun = {o.id for o in outcomes}
