@@ -455,8 +455,9 @@ def report() -> None:
         s = data["summary"]
         killed = s.get("killed", 0) + s.get("timeout", 0)
         alive = s.get("survived", 0) + s.get("uncovered", 0)
+        sampled = f" (a sample of {data['summary_sample_of']})" if data.get("summary_sample_of") else ""
         print(
-            f"| {data['module']} | `{data['path']}` | {s['mutants']} | {killed} | {alive} | "
+            f"| {data['module']} | `{data['path']}` | {s['mutants']}{sampled} | {killed} | {alive} | "
             f"{s.get('equivalent', 0)} | {s['score']:.0%} |"
         )
     for data in saved:
