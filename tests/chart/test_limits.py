@@ -310,3 +310,16 @@ def test_each_load_balancer_setting_without_the_load_balancer_is_named(key: str,
     message = _refusal({"loadBalancer": {"enabled": False, key: value}})
     assert f"loadBalancer.{key} is set while loadBalancer.enabled is false" in message
     assert f"remove loadBalancer.{key}." in message
+
+
+def test_a_rolling_update_without_max_surge_surges_by_kubernetes_default() -> None:
+    # maxSurge unset (null removes the chart's default of 1): Kubernetes surges by 25%
+    values = _cache(
+        "ReadWriteOnce", updateStrategy={"type": "RollingUpdate", "rollingUpdate": {"maxSurge": None}}
+    )
+    assert "updateStrategy is a RollingUpdate with maxSurge 25%" in _refusal(values)
+
+
+def test_a_percentage_budget_of_zero_replicas_is_refused_as_a_percentage() -> None:
+    values = {"replicaCount": 0, "podDisruptionBudget": {"enabled": True, "minAvailable": "50%"}}
+    assert "podDisruptionBudget.minAvailable 50% of 0 replica(s) rounds up to 0" in _refusal(values)

@@ -1,0 +1,47 @@
+"""RequestRecord's derived values at their edges, on records shaped like the ones the harness makes
+(users.py / stream.py): a connection that never answered, a non-200 answer, `/generate` (no token events),
+a stream whose server sent no count."""
+
+from __future__ import annotations
+
+from array import array
+
+from loraxkit.loadtest.metrics import RequestRecord, error_breakdown, summarize
+
+
+def _record(stamps: list[float], **fields: object) -> RequestRecord:
+    record = RequestRecord(request_id="r", route="/generate_stream", adapter="a", sent=1.0)
+    record.token_times = array("d", stamps)
+    for name, value in fields.items():
+        setattr(record, name, value)
+    return record
+
+
+def test_a_connection_that_never_answered_counts_under_status_0() -> None:
+    # users.py leaves the status unset when no response came back and names the error
+    record = RequestRecord(request_id="r", route="/generate", adapter=None, sent=1.0)
+    record.error_type = "connection"
+    assert not record.ok
+    assert error_breakdown([record]) == {"by_status": {"0": 1}, "by_error_type": {"connection": 1}}
+    assert record.adapter_label == "<base>"
+
+
+def test_a_non_200_answer_is_never_ok_even_without_an_error_type() -> None:
+    assert not _record([], status=500).ok
+    assert not _record([2.0], status=204).ok
+    assert _record([2.0], status=200).ok
+    assert not _record([2.0], status=200, error_type="generation").ok
+
+
+def test_token_counts_disagree_only_when_both_sides_counted() -> None:
+    assert not _record([], status=200, server_tokens=5, end=2.0).token_count_mismatch  # /generate
+    assert not _record([2.0, 2.5], status=200, server_tokens=None).token_count_mismatch  # no server count
+    assert not _record([2.0, 2.5], status=200, server_tokens=2).token_count_mismatch
+    assert _record([2.0, 2.5], status=200, server_tokens=3).token_count_mismatch
+    records = [
+        _record([], status=200, server_tokens=5, end=2.0),
+        _record([2.0, 2.5], status=200, server_tokens=None),
+        _record([2.0, 2.5], status=200, server_tokens=3),
+        _record([2.0, 2.5], status=200, server_tokens=9, error_type="generation"),  # failed: not counted
+    ]
+    assert summarize(records)["token_count_mismatches"] == 1
