@@ -45,3 +45,11 @@ def test_token_counts_disagree_only_when_both_sides_counted() -> None:
         _record([2.0, 2.5], status=200, server_tokens=9, error_type="generation"),  # failed: not counted
     ]
     assert summarize(records)["token_count_mismatches"] == 1
+
+
+def test_a_streams_e2e_ends_at_its_last_token_not_when_reading_stopped() -> None:
+    stream = _record([1.5, 3.0], status=200, server_tokens=2, end=5.0)  # the [DONE] read came later
+    assert (stream.ttft, stream.e2e, stream.tpot) == (0.5, 2.0, 1.5)
+    generate = _record([], status=200, server_tokens=2, end=5.0)
+    assert (generate.ttft, generate.e2e, generate.tpot) == (None, 4.0, None)
+    assert _record([]).e2e is None  # no answer, no end
