@@ -323,3 +323,10 @@ def test_a_rolling_update_without_max_surge_surges_by_kubernetes_default() -> No
 def test_a_percentage_budget_of_zero_replicas_is_refused_as_a_percentage() -> None:
     values = {"replicaCount": 0, "podDisruptionBudget": {"enabled": True, "minAvailable": "50%"}}
     assert "podDisruptionBudget.minAvailable 50% of 0 replica(s) rounds up to 0" in _refusal(values)
+
+
+def test_the_deep_check_needs_the_liveness_probe_and_nothing_else_does() -> None:
+    render({"probes": {"liveness": {"enabled": False}, "deepCheck": {"enabled": False}}})
+    render({"probes": {"liveness": {"enabled": True}, "deepCheck": {"enabled": True}}})
+    message = _refusal({"probes": {"liveness": {"enabled": False}, "deepCheck": {"enabled": True}}})
+    assert "probes.deepCheck.enabled is true but probes.liveness.enabled is false" in message

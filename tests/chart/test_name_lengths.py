@@ -142,3 +142,11 @@ def test_a_service_account_not_created_is_named_as_given_or_default() -> None:
     assert named["spec"]["template"]["spec"]["serviceAccountName"] == "ops-sa"
     created = render({"serviceAccount": {"create": True, "name": "ops-sa"}})
     assert _name(find(created, "ServiceAccount")) == "ops-sa"
+
+
+def test_a_63_character_name_override_is_the_name_label_whole() -> None:
+    objects = _objects({**ALL_OBJECTS, "nameOverride": "n" * 63}, "rel")
+    for doc in objects:
+        assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "n" * 63, doc["kind"]
+    selector = find(objects, "Deployment")["spec"]["selector"]["matchLabels"]
+    assert (selector["app.kubernetes.io/name"], selector["app.kubernetes.io/instance"]) == ("n" * 63, "rel")
