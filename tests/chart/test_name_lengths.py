@@ -150,3 +150,9 @@ def test_a_63_character_name_override_is_the_name_label_whole() -> None:
         assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "n" * 63, doc["kind"]
     selector = find(objects, "Deployment")["spec"]["selector"]["matchLabels"]
     assert (selector["app.kubernetes.io/name"], selector["app.kubernetes.io/instance"]) == ("n" * 63, "rel")
+
+
+def test_a_name_override_ending_in_a_hyphen_loses_it() -> None:
+    # a label value must end with an alphanumeric character
+    objects = _objects({**ALL_OBJECTS, "nameOverride": "my-model-"}, "rel")
+    assert {d["metadata"]["labels"]["app.kubernetes.io/name"] for d in objects} == {"my-model"}

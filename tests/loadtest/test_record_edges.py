@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from array import array
 
-from loraxkit.loadtest.metrics import RequestRecord, error_breakdown, summarize
+from loraxkit.loadtest.metrics import RequestRecord, distribution, error_breakdown, summarize
 
 
 def _record(stamps: list[float], **fields: object) -> RequestRecord:
@@ -53,3 +53,24 @@ def test_a_streams_e2e_ends_at_its_last_token_not_when_reading_stopped() -> None
     generate = _record([], status=200, server_tokens=2, end=5.0)
     assert (generate.ttft, generate.e2e, generate.tpot) == (None, 4.0, None)
     assert _record([]).e2e is None  # no answer, no end
+
+
+def test_one_token_event_has_no_tpot_whatever_the_server_counted() -> None:
+    assert _record([2.0], status=200, server_tokens=2).tpot is None
+    assert _record([2.0, 2.5], status=200, server_tokens=1).tpot is None
+    assert _record([2.0, 2.5], status=200, server_tokens=2).tpot == 0.5
+
+
+def test_ttft_from_schedule_needs_a_schedule_and_a_token() -> None:
+    assert _record([2.0], status=200).ttft_from_schedule is None  # closed loop
+    assert _record([], status=200, intended=0.5, end=2.0).ttft_from_schedule is None  # /generate
+    assert _record([2.0], status=200, intended=0.5).ttft_from_schedule == 1.5
+    assert _record([2.0], status=200, intended=0.5).schedule_lag == 0.5
+
+
+def test_a_distribution_takes_any_iterable_of_samples() -> None:
+    expected = {"count": 2, "mean": 1500.0, "min": 1000.0, "max": 2000.0}
+    for samples in ([1.0, 2.0], (s for s in (1.0, 2.0)), {1.0: None, 2.0: None}.keys()):
+        d = distribution(samples)
+        assert {k: d[k] for k in expected} == expected
+    assert distribution(x for x in ()) == {"count": 0}
