@@ -139,6 +139,7 @@ GOODPUT = [
     (Slos(e2e=0.75 - 1e-9), 1),  # only B
     (Slos(ttft=0.25), 1),  # A at the limit; B 0.5 over; C has no TTFT to meet a TTFT SLO
     (Slos(ttft=0.5, tpot=0.1), 1),  # B only: A fails TPOT, C has no TTFT
+    (Slos(tpot=0.1, e2e=0.6), 1),  # B (E2E 0.5); C has no TPOT but still fails E2E 0.75
     (Slos(ttft=10.0, tpot=10.0, e2e=10.0), 2),  # A, B: C has no TTFT; no failure counts
 ]
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from array import array
 
-from loraxkit.loadtest.metrics import RequestRecord, distribution, error_breakdown, summarize
+from loraxkit.loadtest.metrics import RequestRecord, distribution, error_breakdown, summarize, window
 
 
 def _record(stamps: list[float], **fields: object) -> RequestRecord:
@@ -74,3 +74,11 @@ def test_a_distribution_takes_any_iterable_of_samples() -> None:
         d = distribution(samples)
         assert {k: d[k] for k in expected} == expected
     assert distribution(x for x in ()) == {"count": 0}
+
+
+def test_a_failure_without_an_error_type_or_an_end_still_counts() -> None:
+    unanswered = _record([], status=500)  # no error_type, no end stamp
+    assert error_breakdown([unanswered]) == {"by_status": {"500": 1}, "by_error_type": {"unknown": 1}}
+    assert window([unanswered]) == (1.0, 1.0)
+    assert window([unanswered, _record([3.0], status=200)]) == (1.0, 3.0)
+    assert summarize([unanswered])["failed"] == 1
