@@ -167,7 +167,7 @@ def build(name: str, *, log: Path | None = None) -> Path:
 def _build_into(spec: ToolSpec, go: str, target: Path, log: Path | None) -> None:
     staging = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
     try:
-        command = [go, "build", "-trimpath", "-mod=readonly"]
+        command = [go, "build", "-trimpath", "-mod=readonly", "-buildvcs=false"]
         if spec.ldflags:
             command += ["-ldflags", spec.ldflags]
         command += ["-o", str(staging / "bin") + "/", *spec.packages]
