@@ -159,8 +159,9 @@ def _sections(report: dict[str, Any], gates: list[GateResult]) -> list[tuple[str
         lines.append("- WARNING: a load process went over 90 % CPU; add load processes (--processes)")
     if report.get("cancelled_at_stop"):
         lines.append(
-            f"- requests cut off when the run stopped (not counted): {report['cancelled_at_stop']}; "
-            "--stop-timeout lets them finish"
+            f"- requests still in flight when the run stopped: {report['cancelled_at_stop']} (recorded as "
+            f"failed: cancelled_at_stop {overall.get('cut_at_stop', 0)}, not in the error rate; the rest "
+            "stalled); --stop-timeout lets them finish"
         )
     sections = [("Summary", "\n".join(lines))]
     errors = overall["errors"]
