@@ -33,6 +33,7 @@ from loraxkit.loadtest.poolcheck import install_pool_check
 from loraxkit.loadtest.report import write_report
 from loraxkit.loadtest.schedule import Arrival, ScheduleError, WorkerSchedule
 from loraxkit.loadtest.scrape import Scrape
+from loraxkit.loadtest.selfcheck import PROBE_INTERVAL_S, self_check
 from loraxkit.loadtest.shapes import StagedShape
 from loraxkit.loadtest.slo import configured_gates, evaluate_run, exit_code
 from loraxkit.loadtest.sockstamp import (
@@ -78,6 +79,8 @@ class Harness:
         self._flushed: set[str] = set()
         self._stamp_keeper: socket.socket | None = None  # open for the process's life: see sockstamp
         self._users = 0
+        self.loop_lags: list[float] = []  # event-loop lateness samples (s), see selfcheck
+        self._unshipped_lags: list[float] = []
         self._ready: set[str] = set()  # master: workers that finished loading (READY_MESSAGE)
         self.spawned_at: float | None = None  # the first "all users spawned" of this test
         self.stopped_at: float | None = None
@@ -132,6 +135,8 @@ class Harness:
         self.options = self.env.parsed_options  # the web UI / master may have changed them
         self.records.clear()
         self._unshipped.clear()
+        self.loop_lags.clear()
+        self._unshipped_lags.clear()
         self._finished = False
         self.spawned_at = self.stopped_at = None
         previous = self.workload
@@ -167,6 +172,8 @@ class Harness:
                 gc.collect()
                 gc.freeze()  # start-up objects never need scanning again
                 gc.set_threshold(100_000, 50, 100)
+        if self.sends_requests:
+            self._greenlets.append(gevent.spawn(self._loop_probe))
         if self.role != "worker":
             self._start_background()
 
@@ -249,8 +256,10 @@ class Harness:
     # ------------------------------------------------------------------ worker -> master
     def on_report_to_master(self, client_id: str, data: dict[str, Any]) -> None:
         batch, self._unshipped = self._unshipped, []
+        lags, self._unshipped_lags = self._unshipped_lags, []
         data[REPORT_KEY] = {
             "records": [r.to_wire() for r in batch],
+            "loop_lags": lags,
             "in_flight": self.in_flight,
         }
 
@@ -261,6 +270,7 @@ class Harness:
 
     def _ingest(self, client_id: str, payload: dict[str, Any]) -> None:
         self.records.extend(RequestRecord.from_wire(r) for r in payload["records"])
+        self.loop_lags.extend(payload.get("loop_lags", []))
         self.worker_in_flight[client_id] = payload["in_flight"]
 
     def on_flush_message(self, environment: Environment, msg: Any, **_: Any) -> None:
@@ -269,7 +279,8 @@ class Harness:
         if runner.state not in (STATE_STOPPED, STATE_INIT):
             runner.stop()
         batch, self._unshipped = self._unshipped, []
-        final = {"records": [r.to_wire() for r in batch], "in_flight": 0}
+        lags, self._unshipped_lags = self._unshipped_lags, []
+        final = {"records": [r.to_wire() for r in batch], "loop_lags": lags, "in_flight": 0}
         runner.send_message(FINAL_MESSAGE, final)
 
     def on_final_message(self, environment: Environment, msg: Any, **_: Any) -> None:
@@ -314,6 +325,17 @@ class Harness:
                 line += f"  lag p99 {s['schedule_lag_ms']['p99']:.1f} ms"
             print(line, file=sys.stderr, flush=True)
 
+    def _loop_probe(self) -> None:
+        """Self-check of the send side: how late the event loop wakes a greenlet that asked for a time."""
+        interval = PROBE_INTERVAL_S
+        while True:
+            due = now() + interval
+            gevent.sleep(interval)
+            lag = max(0.0, now() - due)
+            self.loop_lags.append(lag)
+            if self.role == "worker":
+                self._unshipped_lags.append(lag)
+
     def _in_flight_total(self) -> int:
         return self.in_flight + sum(self.worker_in_flight.values())
 
@@ -346,6 +368,8 @@ class Harness:
     def on_test_stop(self) -> None:
         """Each test's end (also every Stop in the web UI): gather the workers' records, write the report."""
         self.stopped_at = now()
+        if self.role == "worker":
+            self._stop_greenlets()
         self.collect_from_workers()
         self.finish()
 
@@ -354,8 +378,7 @@ class Harness:
         if self._finished or self.role == "worker" or self.workload is None:
             return
         self._finished = True
-        for g in self._greenlets:
-            g.kill(block=False)
+        self._stop_greenlets()
         report = self.build_report()
         results = self.judge(report)
         paths = write_report(report, self.options.report_dir, results)
@@ -373,6 +396,11 @@ class Harness:
         per_adapter = figures["by_adapter"] if self.options.slo_per_adapter else None
         scope = "steady state" if steady else "whole run"
         return evaluate_run(gates, figures["overall"], per_adapter, whole=report["overall"], scope=scope)
+
+    def _stop_greenlets(self) -> None:
+        for g in self._greenlets:
+            g.kill(block=False)
+        self._greenlets.clear()
 
     def build_report(self) -> dict[str, Any]:
         assert self.workload is not None
@@ -407,6 +435,9 @@ class Harness:
         )
         if self.scrape is not None:
             report["server_metrics"] = self.scrape.summary()
+        report["self_check"] = self_check(self.records, self.loop_lags)
+        report["gates_judge"] = "the steady state" if o.gate_on == "steady" else "the whole run"
+        report["started"] = min((r.sent for r in self.records), default=None)
         return report
 
     def _stages(self) -> tuple[list[Stage] | None, list[tuple[float, float]] | None]:

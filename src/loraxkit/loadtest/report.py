@@ -171,9 +171,24 @@ def _sections(report: dict[str, Any], gates: list[GateResult]) -> list[tuple[str
             ["error_type", "count"], [[k, str(v)] for k, v in errors["by_error_type"].items()]
         )
         sections.append(("Errors (in-stream errors arrive under HTTP 200)", body))
+    steady = report.get("steady")
+    if steady:
+        left = steady["left_out"]
+        sections.append(
+            (
+                "Steady state: latency per adapter (ms)",
+                f"Requests sent from {steady['from'] - report.get('started', steady['from']):.1f} s to "
+                f"{steady['until'] - report.get('started', steady['from']):.1f} s after the first request, "
+                f"not opening a connection: {steady['overall']['requests']} of {overall['requests']}. Left "
+                f"out: {left['before_warmup_end']} before the warm-up ended, {left['opened_a_connection']} "
+                f"that opened a connection, {left['after_cooldown_start']} in the cool-down. Latency gates "
+                f"judge {report.get('gates_judge', 'these')}.\n\n"
+                + _md_table(LATENCY_HEADER, latency_rows({"ALL": steady["overall"], **steady["by_adapter"]})),
+            )
+        )
     sections.append(
         (
-            "Latency per adapter (ms)",
+            "Whole run: latency per adapter (ms)",
             _md_table(LATENCY_HEADER, latency_rows({"ALL": overall, **report["by_adapter"]})),
         )
     )
@@ -211,6 +226,9 @@ def _sections(report: dict[str, Any], gates: list[GateResult]) -> list[tuple[str
         sections.append(
             ("Server /metrics during the run", _md_table(["series", "mean", "max", "samples"], rows))
         )
+    check = report.get("self_check")
+    if check:
+        sections.append(("Self-check of the measurement", "\n".join(f"- {v}" for v in check["verdicts"])))
     if gates:
         sections.append(("SLO gates", "\n".join(f"- {g.describe()}" for g in gates)))
     sections.append(("Definitions", "\n".join(f"- **{k}**: {v}" for k, v in report["definitions"].items())))
