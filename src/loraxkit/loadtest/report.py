@@ -127,6 +127,29 @@ STAGE_HEADER = [
 ]
 
 
+METRICS_HEADER = ["series", "kind", "mean", "max", "rate /s", "mean duration (ms)", "samples"]
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def metrics_rows(series: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Gauges: mean and max; counters: rate; histograms: rate of observations and their mean duration."""
+    return [
+        [
+            k,
+            v.get("kind", "?"),
+            _num(v.get("mean")),
+            _num(v.get("max")),
+            _num(v.get("rate_per_s")),
+            _num(v.get("mean_ms")),
+            str(v["samples"]),
+        ]
+        for k, v in series.items()
+    ]
+
+
 def _sections(report: dict[str, Any], gates: list[GateResult]) -> list[tuple[str, str]]:
     """(title, markdown body) pairs shared by the Markdown and HTML renderings."""
     overall = report["overall"]
@@ -222,10 +245,7 @@ def _sections(report: dict[str, Any], gates: list[GateResult]) -> list[tuple[str
         )
     if report.get("server_metrics"):
         series = report["server_metrics"].get("series", {})
-        rows = [[k, f"{v['mean']:.2f}", f"{v['max']:.2f}", str(v["samples"])] for k, v in series.items()]
-        sections.append(
-            ("Server /metrics during the run", _md_table(["series", "mean", "max", "samples"], rows))
-        )
+        sections.append(("Server /metrics during the run", _md_table(METRICS_HEADER, metrics_rows(series))))
     check = report.get("self_check")
     if check:
         sections.append(("Self-check of the measurement", "\n".join(f"- {v}" for v in check["verdicts"])))
