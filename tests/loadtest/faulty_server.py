@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import socketserver
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -16,6 +17,7 @@ HEAD = (
     b"connection: keep-alive\r\n\r\n"
 )
 TOKENS_BEFORE_FAULT = 3
+BURST_WRITES = 3
 
 
 def chunk(data: bytes) -> bytes:
@@ -68,6 +70,12 @@ class _Handler(socketserver.BaseRequestHandler):
         """One streamed request; False when the connection is gone."""
         mode = self.server.mode
         sock.sendall(HEAD)
+        if mode == "burst":  # two token events of this stream in every write, as a client that fell behind
+            for i in range(0, 2 * BURST_WRITES, 2):  # would find them in its socket
+                sock.sendall(chunk(token_event(i)) + chunk(token_event(i + 1)))
+                time.sleep(0.005)
+            sock.sendall(chunk(final_event(2 * BURST_WRITES + 1)) + b"0\r\n\r\n")
+            return True
         for i in range(TOKENS_BEFORE_FAULT):
             sock.sendall(chunk(token_event(i)))
         if mode == "cut" and number % 2 == 0:  # every other stream: half a chunk, then the connection closes
@@ -95,7 +103,8 @@ class _Server(socketserver.ThreadingTCPServer):
 
 @contextmanager
 def faulty_server(mode: str) -> Iterator[str]:
-    """`cut`: every other stream is cut after 3 tokens; `stall`: every stream stalls after 3 tokens."""
+    """`cut`: every other stream is cut after 3 tokens; `stall`: every stream stalls after 3 tokens;
+    `burst`: complete streams whose token events come two per write."""
     server = _Server(mode)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

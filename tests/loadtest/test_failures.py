@@ -14,7 +14,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from faulty_server import TOKENS_BEFORE_FAULT, faulty_server
+from faulty_server import BURST_WRITES, TOKENS_BEFORE_FAULT, faulty_server
 
 from loraxkit.loadtest.backoff import JITTER, backoff_after
 from loraxkit.loadtest.slo import NO_RESULT_EXIT_CODE, SLO_EXIT_CODE
@@ -145,3 +145,17 @@ def _assert_backed_off(records: list[Any]) -> None:
         for before, after in itertools.pairwise(sends):
             step = backoff_after(step)
             assert after - before >= (1 - JITTER) * step, (sends, step)
+
+
+def test_the_self_check_reports_token_events_that_share_one_read(locust_run: Any) -> None:
+    with faulty_server("burst") as url:
+        run = locust_run(url, "-u", "2", "-r", "2", "-t", "1s", "--stop-timeout", "5", "--output-tokens", "8")
+    ok = [r for r in run.records if r.ok]
+    assert ok, run.output[-3000:]
+    receive = run.report["self_check"]["receive"]
+    # the server wrote token events 2k and 2k+1 together: the first of each pair shares the second's stamp
+    # (more when the client read several writes at once)
+    assert receive["merged_token_events"] >= BURST_WRITES * len(ok)
+    assert receive["requests_first_token_merged"] == len(ok)
+    assert "receive side UNRELIABLE" in run.output
+    assert "receive side UNRELIABLE" in (run.report_dir / "report.md").read_text()

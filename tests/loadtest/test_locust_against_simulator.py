@@ -331,6 +331,11 @@ def test_demo_runs_a_sweep_and_writes_the_report(tmp_path: Path) -> None:
     ):
         assert (out / name).is_file(), name
     assert "requests matched with the simulator's trace" in proc.stderr
+    # steady state beside the whole run: in the report, the terminal summary and the accuracy check
+    assert report["steady"]["overall"]["requests"] > 0
+    assert "[loraxkit] summary" in proc.stderr and "steady state (" in proc.stderr
+    accuracy = json.loads((out / "accuracy.json").read_text())
+    assert accuracy["steady_state"]["matched"] == report["steady"]["overall"]["succeeded"]
 
 
 def test_options_come_from_locust_conf_and_environment(tmp_path: Path) -> None:

@@ -79,7 +79,7 @@ class StampedLineReader:
         self._timer: gevent.Timeout | None = None
         self.timed_out = False
         # self-check: how many reads, and how late the read loop got to bytes the kernel already had
-        self.reads = 0
+        self.reads = 1  # the read that brought the headers (and maybe the first lines), stamped just above
         self.lag_max = 0.0
         self.lag_sum = 0.0
 
