@@ -552,11 +552,16 @@ def check_stream_reader() -> None:
             f"geventhttpclient {version('geventhttpclient')}: {exc}; install the tested range: "
             f"pip install '{SUPPORTED}'"
         ) from exc
+    if not callable(getattr(getattr(locust_runners, "inspect", None), "stack", None)):
+        raise GeventHttpClientChanged(  # install() replaces locust.runners.inspect (see _CheapStackInspect)
+            f"locust {version('locust')}: locust.runners no longer uses `inspect`; install the tested "
+            "range: pip install 'locust>=2.47,<2.48'"
+        )
     if not hasattr(FastResponse, "_response"):  # how users.py reaches geventhttpclient's response
         raise GeventHttpClientChanged(
             f"locust {version('locust')}: FastResponse no longer has `_response` (geventhttpclient's "
-            "response object the stream reader needs); install a locust release that has it, e.g. "
-            "pip install 'locust<2.48'"
+            "response object the stream reader needs); install the tested range: "
+            "pip install 'locust>=2.47,<2.48'"
         )
 
 
