@@ -56,6 +56,12 @@ def test_dashboard_configmap_carries_the_sidecar_label_and_the_generated_json() 
     assert _of(render({}), "ConfigMap") == []
 
 
+def test_dashboard_configmap_name_fits_a_dns_label_with_a_63_character_release_name() -> None:
+    values = {"fullnameOverride": "a" * 63, **DASH_ON}
+    (cm,) = _of(render(values), "ConfigMap")
+    assert cm["metadata"]["name"] == "a" * 53 + "-dashboard"  # 63 characters
+
+
 def test_dashboard_configmap_in_the_sidecars_namespace() -> None:
     values = {"metrics": {"grafanaDashboard": {"enabled": True, "namespace": "monitoring"}}}
     (cm,) = _of(render(values), "ConfigMap")
