@@ -94,7 +94,7 @@ SCENARIOS = [
     # The chart's KEDA query selects namespace "lorax", service "lorax" (release "lorax"): this simulator.
     Scenario("backlog", ("LoraxQueueBacklog",), workers=1, burst_workers=6, burst_tokens=400,
              sim_args=("--max-total-tokens", "512", "--max-input-length", "256",
-                       "--max-batch-total-tokens", "512", "--max-batch-prefill-tokens", "256"),
+                       "--max-batch-total-tokens", "528", "--max-batch-prefill-tokens", "256"),
              namespace="lorax", service="lorax"),
     # Burn-rate alerts weigh bad requests against all requests of the long window: light traffic before the
     # fault (one worker) and more during it keep the time to fire short.
@@ -264,13 +264,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
         f"127.0.0.1:{sim.port}": {"namespace": s.namespace, "service": s.service}
         for s, sim in ((s, sims[s.name]) for s in SCENARIOS)
     }
-    keda = next(
-        d
-        for d in render(
-            {"keda": {"enabled": True, "serverAddress": "http://prometheus:9090"}}, namespace="lorax"
-        )
-        if d["kind"] == "ScaledObject"
-    )
+    chart_values = {
+        "keda": {"enabled": True, "serverAddress": "http://prometheus:9090"},
+        "metrics": {"serviceMonitor": {"enabled": True}},  # the default KEDA query reads what it scrapes
+    }
+    docs = render(chart_values, namespace="lorax", api_versions=["monitoring.coreos.com/v1/ServiceMonitor"])
+    keda = next(d for d in docs if d["kind"] == "ScaledObject")
     keda_query = keda["spec"]["triggers"][0]["metadata"]["query"]
     loads: list[Load] = []
     bursts: dict[str, list[Load]] = {s.name: [] for s in SCENARIOS}
