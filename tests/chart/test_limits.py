@@ -104,10 +104,22 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     ),
     (
         "keda min 1",
-        {"keda": {"enabled": True, "serverAddress": "http://p:9090",
-                "query": "sum(q)", "minReplicaCount": 1}},
-        {"keda": {"enabled": True, "serverAddress": "http://p:9090",
-                "query": "sum(q)", "minReplicaCount": 0}},
+        {
+            "keda": {
+                "enabled": True,
+                "serverAddress": "http://p:9090",
+                "query": "sum(q)",
+                "minReplicaCount": 1,
+            }
+        },
+        {
+            "keda": {
+                "enabled": True,
+                "serverAddress": "http://p:9090",
+                "query": "sum(q)",
+                "minReplicaCount": 0,
+            }
+        },
         "keda.minReplicaCount is 0",
     ),
     (
@@ -144,13 +156,21 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     (
         "pdb min of keda",
         {
-            "keda": {"enabled": True, "serverAddress": "http://p:9090",
-                "query": "sum(q)", "minReplicaCount": 3},
+            "keda": {
+                "enabled": True,
+                "serverAddress": "http://p:9090",
+                "query": "sum(q)",
+                "minReplicaCount": 3,
+            },
             "podDisruptionBudget": {"enabled": True, "minAvailable": "66%"},
         },
         {
-            "keda": {"enabled": True, "serverAddress": "http://p:9090",
-                "query": "sum(q)", "minReplicaCount": 3},
+            "keda": {
+                "enabled": True,
+                "serverAddress": "http://p:9090",
+                "query": "sum(q)",
+                "minReplicaCount": 3,
+            },
             "replicaCount": 9,
             "podDisruptionBudget": {"enabled": True, "minAvailable": "67%"},
         },
