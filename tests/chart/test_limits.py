@@ -1,6 +1,7 @@
 """Both sides of every limit `templates/validate.yaml` enforces: values at the limit render, values just past
 it fail with the message that names the key. The token rules mirror the LoRAX launcher's start-up checks
-(launcher/src/main.rs @a7394ba3); the rest are combinations a schema cannot express."""
+(launcher/src/main.rs@v0.12.1, through charts/lorax/files/launcher-contract.yaml); the rest are combinations
+a schema cannot express."""
 
 from __future__ import annotations
 
@@ -29,25 +30,25 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
         "input < total",
         _server(maxInputLength=4095, maxTotalTokens=4096),
         _server(maxInputLength=4096, maxTotalTokens=4096),
-        "server.maxInputLength (4096) must be < server.maxTotalTokens (4096)",
+        "server.maxInputLength is 4096 and server.maxTotalTokens is 4096",
     ),
     (
         "prefill <= batch total",
         _server(maxBatchPrefillTokens=8192, maxBatchTotalTokens=8192),
         _server(maxBatchPrefillTokens=8193, maxBatchTotalTokens=8192),
-        "server.maxBatchPrefillTokens (8193) must be <= server.maxBatchTotalTokens (8192)",
+        "server.maxBatchPrefillTokens is 8193 and server.maxBatchTotalTokens is 8192",
     ),
     (
         "total <= batch total",
         _server(maxTotalTokens=8192, maxBatchTotalTokens=8192),
         _server(maxTotalTokens=8193, maxBatchTotalTokens=8192),
-        "server.maxTotalTokens (8193) must be <= server.maxBatchTotalTokens (8192)",
+        "server.maxTotalTokens is 8193 and server.maxBatchTotalTokens is 8192",
     ),
     (
         "prefill >= input",
         _server(maxInputLength=2000, maxBatchPrefillTokens=2000),
         _server(maxInputLength=2000, maxBatchPrefillTokens=1999),
-        "server.maxBatchPrefillTokens (1999) is below server.maxInputLength (2000)",
+        "server.maxBatchPrefillTokens is 1999, server.maxInputLength is 2000",
     ),
     (
         "sharded needs 2 GPUs",
@@ -62,16 +63,16 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
         "server.sharded is false but gpu.count is 2",
     ),
     (
-        "cuda graphs sharded on 0.13",
-        {"server": {"cudaGraphs": True}, "gpu": {"count": 2}, "image": {"tag": "0.13.0"}},
-        {"server": {"cudaGraphs": True}, "gpu": {"count": 2}, "image": {"tag": "0.12.1"}},
-        "server.cudaGraphs is true with gpu.count 2, but LoRAX 0.12.1 refuses CUDA graphs",
+        "cuda graphs on one GPU",
+        {"server": {"cudaGraphs": True}, "gpu": {"count": 1}},
+        {"server": {"cudaGraphs": True}, "gpu": {"count": 2}},
+        "server.cudaGraphs is true with gpu.count 2, but LoRAX 0.12.1 refuses CUDA graphs (--compile)",
     ),
     (
-        "cuda graphs on one GPU",
-        {"server": {"cudaGraphs": True}, "gpu": {"count": 1}, "image": {"tag": "v0.9"}},
-        {"server": {"cudaGraphs": True}, "gpu": {"count": 2}, "image": {"tag": "v0.9"}},
-        "but LoRAX v0.9 refuses CUDA graphs (--compile) when sharded",
+        "the contract's tag only",
+        {"image": {"tag": "0.12.1"}},
+        {"image": {"tag": "v0.12.1"}},
+        "the registry tag has no leading v",
     ),
     (
         "hpa min == max",
@@ -85,6 +86,7 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
             "keda": {
                 "enabled": True,
                 "serverAddress": "http://p:9090",
+                "query": "sum(q)",
                 "minReplicaCount": 3,
                 "maxReplicaCount": 3,
             }
@@ -93,6 +95,7 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
             "keda": {
                 "enabled": True,
                 "serverAddress": "http://p:9090",
+                "query": "sum(q)",
                 "minReplicaCount": 4,
                 "maxReplicaCount": 3,
             }
@@ -101,15 +104,29 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     ),
     (
         "keda min 1",
-        {"keda": {"enabled": True, "serverAddress": "http://p:9090", "minReplicaCount": 1}},
-        {"keda": {"enabled": True, "serverAddress": "http://p:9090", "minReplicaCount": 0}},
+        {
+            "keda": {
+                "enabled": True,
+                "serverAddress": "http://p:9090",
+                "query": "sum(q)",
+                "minReplicaCount": 1,
+            }
+        },
+        {
+            "keda": {
+                "enabled": True,
+                "serverAddress": "http://p:9090",
+                "query": "sum(q)",
+                "minReplicaCount": 0,
+            }
+        },
         "keda.minReplicaCount is 0",
     ),
     (
-        "grace > preStop",
-        {"terminationGracePeriodSeconds": 31, "preStopSleepSeconds": 30},
-        {"terminationGracePeriodSeconds": 30, "preStopSleepSeconds": 30},
-        "terminationGracePeriodSeconds must exceed preStopSleepSeconds",
+        "grace >= preStop + drain",
+        {"terminationGracePeriodSeconds": 120, "preStopSleepSeconds": 30},
+        {"terminationGracePeriodSeconds": 119, "preStopSleepSeconds": 30},
+        "terminationGracePeriodSeconds (119) is shorter than preStopSleepSeconds (30) + the 90 s",
     ),
     (
         "pdb min below replicas",
@@ -139,11 +156,21 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     (
         "pdb min of keda",
         {
-            "keda": {"enabled": True, "serverAddress": "http://p:9090", "minReplicaCount": 3},
+            "keda": {
+                "enabled": True,
+                "serverAddress": "http://p:9090",
+                "query": "sum(q)",
+                "minReplicaCount": 3,
+            },
             "podDisruptionBudget": {"enabled": True, "minAvailable": "66%"},
         },
         {
-            "keda": {"enabled": True, "serverAddress": "http://p:9090", "minReplicaCount": 3},
+            "keda": {
+                "enabled": True,
+                "serverAddress": "http://p:9090",
+                "query": "sum(q)",
+                "minReplicaCount": 3,
+            },
             "replicaCount": 9,
             "podDisruptionBudget": {"enabled": True, "minAvailable": "67%"},
         },
@@ -204,28 +231,28 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
         "loadBalancer.scheme is internet-facing with no loadBalancer.sourceRanges",
     ),
     (
-        "extra arg not rendered",
-        {"server": {"extraArgs": ["--max-input-length=10"]}},
-        {"server": {"maxInputLength": 10, "maxTotalTokens": 20, "extraArgs": ["--max-input-length=10"]}},
-        "server.extraArgs repeats --max-input-length",
+        "extra arg once",
+        {"server": {"extraArgs": ["--max-waiting-tokens=10"]}},
+        {"server": {"extraArgs": ["--max-waiting-tokens=10", "--max-waiting-tokens", "11"]}},
+        "--max-waiting-tokens is given twice",
     ),
     (
-        "extra preloaded ids",
-        {"adapters": {"preloaded": ["a/b"]}, "server": {"extraArgs": ["--preloaded-adapter-ids", "c/d"]}},
+        "extra repeatable vs owned",
+        {"server": {"extraArgs": ["--cors-allow-origin", "a", "--cors-allow-origin", "b"]}},
         {"server": {"extraArgs": ["--num-shard", "1"]}},
-        "server.extraArgs repeats --num-shard",
+        "--num-shard is not taken from server.extraArgs: set gpu.count instead",
     ),
     (
         "extra json-output",
+        {"server": {"jsonLogs": False}},
         {"server": {"jsonLogs": False, "extraArgs": ["--json-output"]}},
-        {"server": {"jsonLogs": True, "extraArgs": ["--json-output"]}},
-        "server.extraArgs repeats --json-output",
+        "--json-output is not taken from server.extraArgs: set server.jsonLogs instead",
     ),
     (
         "extra port",
-        {"server": {"extraArgs": ["--portal"]}},
+        {"server": {"extraArgs": ["-e"]}},
         {"server": {"extraArgs": ["-p", "9000"]}},
-        "server.extraArgs sets --port",
+        "-p (--port) is not taken from server.extraArgs",
     ),
 ]
 
@@ -242,7 +269,7 @@ def test_a_value_at_the_limit_renders_and_one_past_it_fails(
 SECOND_POD = [
     ({"replicaCount": 2}, "replicaCount is 2"),
     ({"autoscaling": {"enabled": True}}, "autoscaling.enabled is true"),
-    ({"keda": {"enabled": True, "serverAddress": "http://p:9090"}}, "keda.enabled is true"),
+    ({"keda": {"enabled": True, "serverAddress": "http://p:9090", "query": "q"}}, "keda.enabled is true"),
     (
         {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}},
         "updateStrategy is a RollingUpdate with maxSurge 1",

@@ -232,7 +232,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "g6e /dev/shm 48Gi (requests 20Gi)",
         "works",
         "scheduler counts requests only (component-helpers PodRequests)",
-        _values({"shm": {"sizeLimit": "48Gi"}}),
+        # (memory limit raised too: the chart refuses a /dev/shm larger than the container's memory limit)
+        _values({"shm": {"sizeLimit": "48Gi"}, "resources": {"limits": {"memory": "60Gi"}}}),
     ),
     Mutation(
         "W6", "p5 profile requests 191.4 CPU", "works", "191.45 allocatable", _values(_p5_cpu("191.4")), P5
