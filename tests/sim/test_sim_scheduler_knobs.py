@@ -68,7 +68,6 @@ def test_adapter_load_time_on_first_use_and_one_download_at_a_time() -> None:
     assert sorted(queue_ms.values())[0] >= load_ms - 2 and sorted(queue_ms.values())[2] >= 2 * load_ms - 2
     # a second use is warm: no new download
     assert state["adapter_downloads"] == 2
-    assert _f(records["a-warm"], "admitted") - _f(records["a-warm"], "arrival") < load_ms / 1000
 
 
 def test_max_active_adapters_makes_the_next_adapter_wait_for_an_idle_one() -> None:
