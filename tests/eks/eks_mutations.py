@@ -229,10 +229,9 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "W5",
-        "g6e /dev/shm 48Gi (requests 20Gi)",
+        "g6e /dev/shm 48Gi (requests 20Gi, limit 60Gi)",
         "works",
         "scheduler counts requests only (component-helpers PodRequests)",
-        # (memory limit raised too: the chart refuses a /dev/shm larger than the container's memory limit)
         _values({"shm": {"sizeLimit": "48Gi"}, "resources": {"limits": {"memory": "60Gi"}}}),
     ),
     Mutation(
