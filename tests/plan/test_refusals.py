@@ -72,3 +72,9 @@ def test_fp8_needs_an_fp8_gpu_and_fp8_kv_is_not_modelled() -> None:
     assert "compute capability 8.6" in found["--quantize"]
     plan(request(instance="g6e.2xlarge", quantize="fp8"))  # L40S: 8.9
     assert "FlashInfer" in _refusals(quantize="fp8-kv")["--quantize"]
+
+
+def test_memory_fractions_that_leave_no_kv_cache() -> None:
+    found = _refusals(adapter_memory_fraction=0.5, cuda_memory_fraction=0.5)
+    assert "adapter_memory_fraction < cuda_memory_fraction" in found["--adapter-memory-fraction"]
+    assert "dist.py" in found["--adapter-memory-fraction"]  # the contract's source

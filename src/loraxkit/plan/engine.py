@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from loraxkit.plan import activation
 from loraxkit.plan.adapters import AdapterSpec, adapters_that_fit, fraction_for
-from loraxkit.plan.constants import LORAX, LORAX_0_12_1, EngineConstants
+from loraxkit.plan.constants import LORAX_0_12_1, EngineConstants
 from loraxkit.plan.gpus import Placement
 from loraxkit.plan.launcher import launcher_defaults
 from loraxkit.plan.models import ModelConfig
@@ -219,8 +219,8 @@ def refusals(inp: PlanInput) -> list[Refusal]:
         found.append(
             Refusal(
                 "--cuda-graphs",
-                f"CUDA graphs with {w} shards: LoRAX 0.12.1 raises 'Cannot enable `--compile` when sharding' "
-                f"({LORAX}/server/lorax_server/models/flash_causal_lm.py#L1321).",
+                f"CUDA graphs with {w} shards: the shard refuses them at warm-up, "
+                f"{launcher_defaults().compile_not_sharded}.",
                 "use --cuda-graphs off, or one shard",
             )
         )
@@ -244,6 +244,16 @@ def make_plan(inp: PlanInput) -> Plan:
     else:
         fraction = inp.adapter_fraction
     # A zero fraction means no reservation and no limit (adapter.py l.215, l.229-231): nothing to refuse.
+    if not 0 < inp.cuda_memory_fraction <= 1 or fraction >= inp.cuda_memory_fraction:
+        found.append(
+            Refusal(
+                "--adapter-memory-fraction",
+                f"{fraction} with --cuda-memory-fraction {inp.cuda_memory_fraction} leaves no KV cache: "
+                f"{launcher_defaults().memory_fractions}.",
+                "keep 0 < cuda fraction <= 1 and the adapter fraction below it",
+            )
+        )
+        raise PlanRefused(found)
     if adapter_bytes and 0 < fraction * total < adapter_bytes:
         found.append(
             Refusal(
