@@ -78,3 +78,12 @@ def test_memory_fractions_that_leave_no_kv_cache() -> None:
     found = _refusals(adapter_memory_fraction=0.5, cuda_memory_fraction=0.5)
     assert "adapter_memory_fraction < cuda_memory_fraction" in found["--adapter-memory-fraction"]
     assert "dist.py" in found["--adapter-memory-fraction"]  # the contract's source
+
+
+def test_kv_cache_smaller_than_one_full_length_request() -> None:
+    """Llama-3.1-8B on one A10G holds ~30k tokens of KV: a 64k-token request can never be scheduled."""
+    found = _refusals(
+        model="meta-llama/Llama-3.1-8B-Instruct", instance="g5.2xlarge", adapters="0x16", cuda_graphs="off",
+        max_total_tokens=65536, max_input_length=1024,
+    )  # fmt: skip
+    assert "less than one request of --max-total-tokens 65,536" in found["--max-total-tokens"]
