@@ -324,18 +324,21 @@ def _memory_refusals(inp: PlanInput, b: Budget) -> list[Refusal]:
                 "the warm-up would run out of memory ('Not enough memory to handle "
                 f"{inp.limits.max_prefill} "
                 f"prefill tokens'): weights {b.weights / gib:.1f} GiB + warm-up peak "
-                f"{b.warmup.peak_bytes / gib:.1f} GiB (estimated) + adapters"
-                f" {b.adapter_reservation / gib:.1f} GiB "
-                f"+ graphs {b.graphs / gib:.1f} GiB exceed {per_gpu}.",
-                "lower --max-batch-prefill-tokens / --max-input-length, the adapter fraction, or add GPUs",
+                f"{b.warmup.peak_bytes / gib:.1f} GiB (estimated) + the warm-up batch's KV "
+                f"({b.warmup_kv_blocks * b.bytes_per_block / gib:.1f} GiB: it decodes to --max-total-tokens)"
+                f" + adapters {b.adapter_reservation / gib:.1f} GiB + graphs {b.graphs / gib:.1f} GiB exceed"
+                f" {per_gpu}.",
+                "lower --max-batch-prefill-tokens, --max-input-length or --max-total-tokens, the adapter"
+                " fraction, or add GPUs",
             )
         ]
+    # Unreachable with LoRAX's decode-to-total warm-up (its batch holds a full request); TGI 1.0 can get here.
     if b.max_batch_total_tokens < inp.limits.max_total:
         return [
             Refusal(
                 "--max-total-tokens",
-                f"LoRAX would infer max_batch_total_tokens = {b.max_batch_total_tokens:,}, less than one "
-                f"request of --max-total-tokens {inp.limits.max_total:,}.",
+                f"{inp.engine.name} would infer max_batch_total_tokens = {b.max_batch_total_tokens:,}, less"
+                f" than one request of --max-total-tokens {inp.limits.max_total:,}.",
                 "lower --max-total-tokens or the adapter fraction, or add GPUs",
             )
         ]
