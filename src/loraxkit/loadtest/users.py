@@ -180,8 +180,9 @@ class LoraxUser(FastHttpUser):
         if sock is None:
             return
         if sock is not self._socket:
+            # a new socket: opened for this request, unless it is the one --preconnect opened
+            record.first_on_connection = self._socket is not None or self._new_connection
             self._socket = sock
-            record.first_on_connection = True
             try:
                 host, port = sock.getsockname()[:2]
                 self._connection = f"{host}:{port}"
