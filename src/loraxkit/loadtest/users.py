@@ -141,7 +141,11 @@ class LoraxUser(FastHttpUser):
             record.error_type, record.error = ERR_CONNECTION, str(getattr(resp, "error", ""))[:300]
             record.end = now()
         elif status != 200:
-            read_error_body(status, resp.content, record)
+            try:
+                body = resp.content
+            except (OSError, HTTPException):  # the error body itself was cut: the status still counts
+                body = None
+            read_error_body(status, body, record)
             record.end = now()
         elif streaming:
             record.status = 200
