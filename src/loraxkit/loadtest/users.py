@@ -11,6 +11,7 @@ when nothing had arrived for `--stall-timeout`), and a refused connection makes 
 
 from __future__ import annotations
 
+import logging
 import random
 from http.client import HTTPException
 from typing import Any, ClassVar
@@ -37,7 +38,9 @@ from loraxkit.loadtest.stream import (
 )
 from loraxkit.loadtest.workload import PlannedRequest
 
-_RESTARTS_CONNECTION = frozenset({ERR_CONNECTION, ERR_LOST_MID_STREAM, ERR_TIMEOUT})
+ERR_CLIENT = "client_error"  # an exception in the harness itself (a bug): counted, logged with its traceback
+_RESTARTS_CONNECTION = frozenset({ERR_CONNECTION, ERR_LOST_MID_STREAM, ERR_TIMEOUT, ERR_CLIENT})
+log = logging.getLogger("loraxkit.loadtest")
 
 
 def _think_time(user: FastHttpUser) -> float:
@@ -98,6 +101,10 @@ class LoraxUser(FastHttpUser):
             self._cut_at_stop(record, harness.options.stall_timeout)
             harness.add(record)
             raise
+        except Exception as exc:  # anything unforeseen: a counted failure with its traceback logged
+            log.exception("loraxkit: request %s failed in the client", record.request_id)
+            record.end = now()
+            record.error_type, record.error = ERR_CLIENT, f"{type(exc).__name__}: {exc}"[:300]
         finally:
             harness.in_flight -= 1
         harness.add(record)
