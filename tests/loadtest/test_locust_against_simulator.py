@@ -504,3 +504,31 @@ def test_every_harness_option_shows_in_the_web_ui() -> None:
     in_web_ui = set(json.loads(proc.stdout.strip().splitlines()[-1]))
     assert in_web_ui == set(option_names())
     assert {"adapters", "arrival_rate", "shape", "slo_ttft_p95", "max_error_rate"} <= in_web_ui
+
+
+def test_preconnect_opens_connections_before_the_first_timed_request(locust_run: Any) -> None:
+    with SimulatorProcess(*SYNTHETIC, trace=True) as sim:
+        run = locust_run(
+            sim.base_url,
+            "-u",
+            "3",
+            "-r",
+            "3",
+            "-t",
+            "2s",
+            "--stop-timeout",
+            "10",
+            "--preconnect",
+            "--output-tokens",
+            "8",
+        )
+        trace = read_trace(sim.trace_path)
+    assert run.returncode == 0, run.output
+    records = run.records
+    assert sorted(r.request_id for r in records) == sorted(t["request_id"] for t in trace)
+    # every timed request found its user's connection open: all of them are in the steady state
+    assert records and not any(r.first_on_connection for r in records)
+    assert len({r.connection for r in records}) == 3
+    steady = run.report["steady"]
+    assert steady["left_out"]["opened_a_connection"] == 0
+    assert steady["overall"]["requests"] == len(records) - steady["left_out"]["before_warmup_end"]

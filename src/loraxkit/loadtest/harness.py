@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import gevent
+import gevent.event
 from locust import events as locust_events
 from locust import runners as locust_runners
 from locust.contrib.fasthttp import FastResponse
@@ -52,7 +53,8 @@ log = logging.getLogger("loraxkit.loadtest")
 SETUP_MESSAGE = "loraxkit_setup"
 FLUSH_MESSAGE = "loraxkit_flush"  # master -> workers: stop your users and send every record now
 FINAL_MESSAGE = "loraxkit_final"  # worker -> master: the last records
-READY_MESSAGE = "loraxkit_ready"  # worker -> master: start-up loading done, requests can leave on time
+HELLO_MESSAGE = "loraxkit_hello"  # master -> workers at each test start: answer when you can
+READY_MESSAGE = "loraxkit_ready"  # worker -> master: answered once start-up loading is done
 REPORT_KEY = "loraxkit"
 
 
@@ -83,6 +85,7 @@ class Harness:
         self.loop_lags: list[float] = []  # event-loop lateness samples (s), see selfcheck
         self._unshipped_lags: list[float] = []
         self._ready: set[str] = set()  # master: workers that finished loading (READY_MESSAGE)
+        self.loaded = gevent.event.Event()  # start-up loading (tokenizer) done in this process
         self.spawned_at: float | None = None  # the first "all users spawned" of this test
         self.stopped_at: float | None = None
 
@@ -140,6 +143,7 @@ class Harness:
         self._unshipped_lags.clear()
         self._finished = False
         self.spawned_at = self.stopped_at = None
+        self.loaded.wait()
         previous = self.workload
         if self.role != "worker":
             self.validate()
@@ -150,7 +154,7 @@ class Harness:
             self.workload = workload_from_options(self.options)
         if self.sends_requests:
             self.workload.reuse_source(previous)  # the tokenizer loaded at init, when still the same
-            self.workload.source  # noqa: B018 - load the tokenizer now, not inside the first timed request
+            load_source(self.workload)  # now, not inside the first timed request
             if self._stamp_keeper is None:
                 self._stamp_keeper = keep_kernel_timestamps_on()
         if self.role == "master":
@@ -178,6 +182,11 @@ class Harness:
         if self.role != "worker":
             self._start_background()
 
+    def on_hello_message(self, environment: Environment, msg: Any, **_: Any) -> None:
+        """Worker: answer the master once start-up loading is done."""
+        self.loaded.wait()
+        self.env.runner.send_message(READY_MESSAGE, None)
+
     def on_ready_message(self, environment: Environment, msg: Any, **_: Any) -> None:
         self._ready.add(msg.node_id)
 
@@ -187,6 +196,9 @@ class Harness:
         if self.role != "master":
             return
         runner = self.env.runner
+        self._ready = set()
+        # A worker handles messages only after its init (the tokenizer load) returns: its answer means ready.
+        runner.send_message(HELLO_MESSAGE, None)
         deadline = now() + limit
         while now() < deadline and not {c.id for c in runner.clients.all} <= self._ready:
             gevent.sleep(0.05)
@@ -511,6 +523,16 @@ def _on_init(environment: Environment, runner: Any = None, **_: Any) -> None:
             log.error("loraxkit: %s", exc)
             sys.exit(2)
         harness.install_shape()
+    if isinstance(runner, WorkerRunner):  # before loading: the message loop runs while the tokenizer loads
+        runner.register_message(SETUP_MESSAGE, harness.on_setup_message)
+        # concurrent: stopping the users takes up to --stop-timeout; keep the message loop running
+        runner.register_message(FLUSH_MESSAGE, harness.on_flush_message, concurrent=True)
+        environment.events.report_to_master.add_listener(harness.on_report_to_master)
+        runner.register_message(HELLO_MESSAGE, harness.on_hello_message, concurrent=True)
+    if isinstance(runner, MasterRunner):
+        environment.events.worker_report.add_listener(harness.on_worker_report)
+        runner.register_message(FINAL_MESSAGE, harness.on_final_message)
+        runner.register_message(READY_MESSAGE, harness.on_ready_message)
     if harness.sends_requests:
         _load_prompts_early(harness)
         try:
@@ -518,17 +540,14 @@ def _on_init(environment: Environment, runner: Any = None, **_: Any) -> None:
         except GeventHttpClientChanged as exc:
             log.error("loraxkit: %s", exc)
             sys.exit(2)
-    if isinstance(runner, WorkerRunner):
-        runner.register_message(SETUP_MESSAGE, harness.on_setup_message)
-        # concurrent: stopping the users takes up to --stop-timeout; keep the message loop running
-        runner.register_message(FLUSH_MESSAGE, harness.on_flush_message, concurrent=True)
-        environment.events.report_to_master.add_listener(harness.on_report_to_master)
-        runner.send_message(READY_MESSAGE, None)
-    if isinstance(runner, MasterRunner):
-        environment.events.worker_report.add_listener(harness.on_worker_report)
-        runner.register_message(FINAL_MESSAGE, harness.on_final_message)
-        runner.register_message(READY_MESSAGE, harness.on_ready_message)
+    harness.loaded.set()
     _default_user_class(environment)
+
+
+def load_source(workload: Workload) -> None:
+    """Load the tokenizer and prompts in a thread: seconds of work on a busy machine, during which a
+    worker's heartbeats to the master must go on (else the master drops it as missing)."""
+    gevent.get_hub().threadpool.spawn(lambda: workload.source).get()
 
 
 def _load_prompts_early(harness: Harness) -> None:
@@ -536,7 +555,7 @@ def _load_prompts_early(harness: Harness) -> None:
     try:
         if harness.workload is None:
             harness.workload = workload_from_options(harness.options)
-        harness.workload.source  # noqa: B018
+        load_source(harness.workload)
     except (WorkloadError, ValueError, OSError):
         harness.workload = None  # a worker's own options may be incomplete: the master's come at start
     # gevent's loop caches its clock: after seconds of blocking work, a timer armed next (Locust's

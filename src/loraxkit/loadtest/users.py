@@ -11,6 +11,7 @@ when nothing had arrived for `--stall-timeout`), and a refused connection makes 
 
 from __future__ import annotations
 
+import logging
 import random
 from http.client import HTTPException
 from typing import Any, ClassVar
@@ -37,7 +38,9 @@ from loraxkit.loadtest.stream import (
 )
 from loraxkit.loadtest.workload import PlannedRequest
 
-_RESTARTS_CONNECTION = frozenset({ERR_CONNECTION, ERR_LOST_MID_STREAM, ERR_TIMEOUT})
+ERR_CLIENT = "client_error"  # an exception in the harness itself (a bug): counted, logged with its traceback
+_RESTARTS_CONNECTION = frozenset({ERR_CONNECTION, ERR_LOST_MID_STREAM, ERR_TIMEOUT, ERR_CLIENT})
+log = logging.getLogger("loraxkit.loadtest")
 
 
 def _think_time(user: FastHttpUser) -> float:
@@ -98,6 +101,10 @@ class LoraxUser(FastHttpUser):
             self._cut_at_stop(record, harness.options.stall_timeout)
             harness.add(record)
             raise
+        except Exception as exc:  # anything unforeseen: a counted failure with its traceback logged
+            log.exception("loraxkit: request %s failed in the client", record.request_id)
+            record.end = now()
+            record.error_type, record.error = ERR_CLIENT, f"{type(exc).__name__}: {exc}"[:300]
         finally:
             harness.in_flight -= 1
         harness.add(record)
@@ -141,7 +148,11 @@ class LoraxUser(FastHttpUser):
             record.error_type, record.error = ERR_CONNECTION, str(getattr(resp, "error", ""))[:300]
             record.end = now()
         elif status != 200:
-            read_error_body(status, resp.content, record)
+            try:
+                body = resp.content
+            except (OSError, HTTPException):  # the error body itself was cut: the status still counts
+                body = None
+            read_error_body(status, body, record)
             record.end = now()
         elif streaming:
             record.status = 200
@@ -180,8 +191,9 @@ class LoraxUser(FastHttpUser):
         if sock is None:
             return
         if sock is not self._socket:
+            # a new socket: opened for this request, unless it is the one --preconnect opened
+            record.first_on_connection = self._socket is not None or self._new_connection
             self._socket = sock
-            record.first_on_connection = True
             try:
                 host, port = sock.getsockname()[:2]
                 self._connection = f"{host}:{port}"
