@@ -181,8 +181,42 @@ def measure(
         if not records_path.is_file():
             raise RuntimeError(f"{client} wrote no records:\n{err[-2000:]}")
         records = load_records(records_path)
+        report_path = work / "report" / "report.json"
+        report = json.loads(report_path.read_text()) if report_path.is_file() else None
     trace = read_trace(sim.trace_path or "")
-    return summarize_point(client, concurrency, records, trace, (t0, t1), c1 - c0)
+    point = summarize_point(client, concurrency, records, trace, (t0, t1), c1 - c0)
+    if report is not None:
+        point.update(steady_against_truth(report, records, trace))
+    return point
+
+
+def steady_against_truth(
+    report: dict[str, Any], records: list[RequestRecord], trace: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """The report's headline TTFT p99 (steady state, and whole run) beside the true p99 of the same requests:
+    the simulator's own TTFT, first token handed to the socket - request read."""
+    truth = {
+        t["request_id"]: (t["first_token"] - t["arrival"]) * 1000.0 for t in trace if t.get("first_token")
+    }
+    steady = report.get("steady") or {}
+    start, until = steady.get("from", float("inf")), steady.get("until", float("-inf"))
+    mine = [r for r in records if r.ok and r.token_times]
+    in_steady = [r for r in mine if start <= r.sent < until and not r.first_on_connection]
+
+    def true_p99(rs: list[RequestRecord]) -> float:
+        values = [truth[r.request_id] for r in rs if r.request_id in truth]
+        return float(np.percentile(values, 99)) if values else float("nan")
+
+    check = report.get("self_check", {}).get("verdicts", [])
+    return {
+        "steady_ttft_p99": (steady.get("overall") or {}).get("ttft_ms", {}).get("p99", float("nan")),
+        "true_steady_ttft_p99": true_p99(in_steady),
+        "whole_ttft_p99": report["overall"]["ttft_ms"].get("p99", float("nan")),
+        "true_whole_ttft_p99": true_p99(mine),
+        "steady_requests": len(in_steady),
+        "self_check": "; ".join(v.split(":")[0] for v in check),
+        "self_check_detail": check,
+    }
 
 
 def summarize_point(
@@ -355,6 +389,27 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
         )
 
 
+def print_steady(rows: list[dict[str, Any]]) -> None:
+    """The acceptance table: the report's steady-state TTFT p99 beside the true p99 of the same requests."""
+    print(
+        "| client | streams | steady requests | reported steady TTFT p99 | true p99 (same requests) | "
+        "difference | whole-run p99 reported / true | self-check |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---|---|")
+    for r in rows:
+        if "steady_ttft_p99" not in r:
+            continue
+        diff = r["steady_ttft_p99"] - r["true_steady_ttft_p99"]
+        print(
+            f"| {r['client']} | {r['concurrency']} | {r['steady_requests']} | {r['steady_ttft_p99']:.2f} | "
+            f"{r['true_steady_ttft_p99']:.2f} | {diff:+.2f} | {r['whole_ttft_p99']:.2f} / "
+            f"{r['true_whole_ttft_p99']:.2f} | {r['self_check']} |"
+        )
+    for r in rows:
+        for line in r.get("self_check_detail", []):
+            print(f"  {r['client']} {r['concurrency']}: {line}")
+
+
 def crossing(rows: list[dict[str, Any]], client: str, limit_ms: float = 2.0) -> str:
     """The first level at which any p99 error the goal names (TTFT, ITL, token stamp, first token) passes."""
     keys = ("ttft_err_p99", "itl_err_p99", "stamp_err_p99", "first_err_p99")
@@ -416,6 +471,8 @@ def main() -> int:
             print_rows(rows[-1:])
     print()
     print_rows(rows)
+    print()
+    print_steady(rows)
     for client in args.clients.split(","):
         print(f"{client}: {crossing(rows, client)}")
     print(f"load average after: {os.getloadavg()}")

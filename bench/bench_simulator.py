@@ -3,8 +3,9 @@
 Starts `loraxkit sim --profile synthetic` pinned to one core (fixed decode step, zero prefill cost, batch
 budgets that never bind) and a closed-loop raw-socket client pinned to another core that keeps
 `--streams` `/generate_stream` requests open at all times. Prints streamed tokens/s as counted by the client,
-concurrent streams, and the drift of the simulator's emitted inter-token gaps from the profile's step time,
-read from its own trace.
+concurrent streams, the drift of the simulator's emitted inter-token gaps from the profile's step time,
+and the per-step write spread (how long the simulator takes from the first to the last write of one step's
+burst, and how late each token's write is after its step ended), read from its own trace and /sim/state.
 
     python3 bench/bench_simulator.py --streams 1000 --decode-ms 50 --seconds 30
 """
@@ -154,6 +155,38 @@ def gap_drift(trace_path: str, decode_ms: float, since: float) -> dict[str, floa
     }
 
 
+def write_spread(trace_path: str, since: float) -> dict[str, float]:
+    """Per decode step (tokens sharing a `token_steps` value): first-to-last write, in ms; and per token, how
+    long after its step's end the write started (the simulator's share of a late token), in ms."""
+    steps: dict[float, list[float]] = {}
+    lags: list[float] = []
+    for rec in read_trace(trace_path):
+        pairs = list(zip(rec["token_times"], rec.get("token_steps") or [], strict=False))
+        for t, step in pairs[1:]:  # decode steps only (a request's first token comes from a prefill)
+            if step >= since:
+                steps.setdefault(step, []).append(t)
+                lags.append((t - step) * 1000.0)
+    spreads = sorted((max(ts) - min(ts)) * 1000.0 for ts in steps.values() if len(ts) > 1)
+    if not spreads:
+        return {"steps": 0}
+    lags.sort()
+    sizes = [len(ts) for ts in steps.values()]
+
+    def pct(values: list[float], p: float) -> float:
+        return values[min(int(p * len(values)), len(values) - 1)]
+
+    return {
+        "steps": len(spreads),
+        "writes_per_step_mean": statistics.fmean(sizes),
+        "spread_p50_ms": pct(spreads, 0.5),
+        "spread_p99_ms": pct(spreads, 0.99),
+        "spread_max_ms": spreads[-1],
+        "us_per_write_p50": 1000.0 * pct(spreads, 0.5) / max(statistics.median(sizes) - 1, 1),
+        "write_lag_p50_ms": pct(lags, 0.5),
+        "write_lag_p99_ms": pct(lags, 0.99),
+    }
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--streams", type=int, default=1000, help="concurrent streams (default 1000)")
@@ -199,6 +232,7 @@ def main() -> int:
 
         state = httpx.get(sim.base_url + "/sim/state", timeout=10).json()
         drift = gap_drift(sim.trace_path, args.decode_ms, since=wall0 + args.ramp)
+        spread = write_spread(sim.trace_path, since=wall0 + args.ramp)
         if args.keep_trace:
             shutil.copy(sim.trace_path, args.keep_trace)
     ideal = args.streams * 1000.0 / args.decode_ms
@@ -223,6 +257,16 @@ def main() -> int:
     print(
         "inter-token gap drift vs profile (ms, from the simulator's trace): "
         + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in drift.items())
+    )
+    live = state["write_spread"]
+    print(
+        "per-step write spread, first to last write of a step (/sim/state, every step): "
+        f"p50 {live['p50_ms']} ms, "
+        f"p99 {live['p99_ms']} ms, max {live['max_ms']} ms over {live['steps']} steps"
+    )
+    print(
+        "per-step write spread from the trace (steps after the ramp): "
+        + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in spread.items())
     )
     return 0
 

@@ -30,6 +30,10 @@ ROUTE_STARTUP = "/startup"
 ROUTE_INFO = "/info"
 ROUTE_METRICS = "/metrics"
 ROUTE_TOKENIZE = "/tokenize"
+# utoipa-swagger-ui 6.0 (server.rs:1620 @a7394ba3): `/docs` redirects to `/docs/` (the Swagger UI page),
+# `/api-doc/openapi.json` is the live OpenAPI document.
+ROUTE_DOCS = "/docs"
+ROUTE_OPENAPI = "/api-doc/openapi.json"
 
 GENERATION_ROUTES = (
     ROUTE_COMPAT,
@@ -79,6 +83,7 @@ MSG_INCOMPLETE = "Incomplete generation"
 VALIDATION_PREFIX = "Input validation error: "
 GENERATION_PREFIX = "Request failed during generation: "
 TEMPLATE_PREFIX = "Failed applying chat template to inputs: "
+TOOL_PREFIX = "Tool error: "  # infer.rs:1726 @a7394ba3
 
 # Labels of `lorax_request_failure{err=...}` for each error type.
 FAILURE_LABEL: dict[str, str] = {
@@ -127,6 +132,10 @@ def template_error(detail: str) -> LoraxError:
     return LoraxError(ERROR_TEMPLATE, TEMPLATE_PREFIX + detail)
 
 
+def tool_error(detail: str) -> LoraxError:
+    return LoraxError(ERROR_TOOL, TOOL_PREFIX + detail)
+
+
 class BodyRejection(Exception):
     """axum's `Json` extractor rejections: plain-text body, status 400/415/422 (never in-stream)."""
 
@@ -172,6 +181,21 @@ H_ADAPTER_SOURCE = "x-adapter-source"
 H_ACCEL_BUFFERING = "X-Accel-Buffering"
 H_REQUEST_ID = "x-request-id"  # not LoRAX's: the simulator's trace key (a client may send it)
 COMPUTE_TYPE = "gpu+optimized"
+
+# tower-http 0.6.1 CorsLayer as server.rs:1552-1573 @a7394ba3 builds it with the launcher's defaults (origin
+# any, methods GET+POST, header content-type, no credentials, nothing exposed): every response gets
+# `access-control-allow-origin: *` and `vary` (cors/mod.rs:672-674, vary.rs: the preflight request headers,
+# joined by ", "); any OPTIONS request is answered there as a preflight, 200 with an empty body, plus the
+# allowed methods (joined by ",") and headers (cors/mod.rs:679-690, 766-775).
+CORS_HEADERS: dict[str, str] = {
+    "vary": "origin, access-control-request-method, access-control-request-headers",
+    "access-control-allow-origin": "*",
+}
+CORS_PREFLIGHT_HEADERS: dict[str, str] = {
+    **CORS_HEADERS,
+    "access-control-allow-methods": "GET,POST",
+    "access-control-allow-headers": "content-type",
+}
 
 # --------------------------------------------------------------------------------------------------
 # Request parameters: serde typing (lib.rs GenerateParameters) and validation (validation.rs)
@@ -343,7 +367,145 @@ def parse_generate_params(raw: Any, *, lenient: bool = False, path: str = "param
             continue
         _check_kind(f"{path}.{key}", raw[key], kind)
         values[key] = raw[key]
+    if values.get("merged_adapters") is not None:
+        _check_merged_adapters(f"{path}.merged_adapters", values["merged_adapters"])
+    if values.get("response_format") is not None:
+        values["response_format"] = _response_format(f"{path}.response_format", values["response_format"])
     return GenerateParams(**values)
+
+
+# lib.rs:526-533 @a7394ba3: `ResponseFormatType` variants with their serde aliases.
+RESPONSE_FORMAT_TYPES = {
+    "Text": "text",
+    "text": "text",
+    "JsonObject": "json_object",
+    "json_object": "json_object",
+    "JsonSchema": "json_schema",
+    "json_schema": "json_schema",
+}
+_RESPONSE_FORMAT_EXPECTED = "expected one of `Text`, `JsonObject`, `JsonSchema`"
+
+
+def _format_type(path: str, raw: dict[str, Any]) -> str:
+    if "type" not in raw:
+        raise json_data_rejection(f"{path}: missing field `type`")
+    kind = raw["type"]
+    if not isinstance(kind, str):
+        raise json_data_rejection(
+            f"{path}.type: invalid type: {_serde_type_name(kind)}, {_RESPONSE_FORMAT_EXPECTED}"
+        )
+    if kind not in RESPONSE_FORMAT_TYPES:
+        raise json_data_rejection(f"{path}.type: unknown variant `{kind}`, {_RESPONSE_FORMAT_EXPECTED}")
+    return RESPONSE_FORMAT_TYPES[kind]
+
+
+def _response_format(path: str, raw: dict[str, Any]) -> dict[str, Any]:
+    """`ResponseFormat {type, schema}` (lib.rs:536-543 @a7394ba3): `type` required; a missing `schema`
+    defaults to the arbitrary-JSON-object schema even for `text` (validation.rs:369-373 then constrains the
+    output to it); an explicit `"schema": null` means no grammar. Returned normalised: {type, schema}."""
+    kind = _format_type(path, raw)
+    schema = raw["schema"] if "schema" in raw else default_json_schema()
+    return {"type": kind, "schema": schema}
+
+
+def default_json_schema() -> dict[str, Any]:
+    """lib.rs:545-553 @a7394ba3."""
+    return {
+        "additionalProperties": {"type": ["object", "string", "integer", "number", "boolean", "null"]},
+        "title": "ArbitraryJsonModel",
+        "type": "object",
+    }
+
+
+_MERGED_KINDS: dict[str, Kind] = {
+    "weights": Kind.STR_LIST,  # checked as f32 below
+    "merge_strategy": Kind.OPT_STR,
+    "density": Kind.OPT_F32,
+    "majority_sign_method": Kind.OPT_STR,
+}
+# router's generate.proto `MergeStrategy` / `MajoritySignMethod` (names upper-cased by lib.rs:104-118).
+MERGE_STRATEGIES = ("linear", "ties", "dare_linear", "dare_ties")
+MAJORITY_SIGN_METHODS = ("total", "frequency")
+
+
+def _check_merged_adapters(path: str, raw: dict[str, Any]) -> None:
+    """`AdapterParameters` (lib.rs:83-99 @a7394ba3): `ids` required (a sequence of strings), `weights` a
+    sequence of numbers (default []), `density` a number (default 0.0, not nullable), the two names
+    optional strings."""
+    if "ids" not in raw:
+        raise json_data_rejection(f"{path}: missing field `ids`")
+    _check_kind(f"{path}.ids", raw["ids"], Kind.STR_LIST)
+    if "weights" in raw:
+        weights = raw["weights"]
+        if not isinstance(weights, list):
+            raise json_data_rejection(
+                f"{path}.weights: invalid type: {_serde_type_name(weights)}, expected a sequence"
+            )
+        for i, w in enumerate(weights):
+            if not (isinstance(w, (int, float)) and not isinstance(w, bool)):
+                raise json_data_rejection(
+                    f"{path}.weights[{i}]: invalid type: {_serde_type_name(w)}, expected f32"
+                )
+    if "density" in raw and raw["density"] is None:
+        raise json_data_rejection(f"{path}.density: invalid type: null, expected f32")
+    for key in ("merge_strategy", "density", "majority_sign_method"):
+        if key in raw:
+            _check_kind(f"{path}.{key}", raw[key], _MERGED_KINDS[key])
+
+
+def merged_adapter_ids(params: GenerateParams) -> list[str]:
+    """The adapter ids of a request: `merged_adapters.ids`, else `[adapter_id]`, else [] (base model)."""
+    if params.merged_adapters is not None:
+        return [str(i) for i in params.merged_adapters.get("ids") or []]
+    return [params.adapter_id] if params.adapter_id else []
+
+
+def adapter_key(params: GenerateParams) -> str | None:
+    """The adapter a request runs on, as one key (None = base model). LoRAX indexes adapters by their
+    `AdapterParameters` (infer.rs:301-312, lib.rs:127-162 @a7394ba3): one id compares by the id alone; a
+    merge by ids, weights, strategy, density and sign method. The key is the ids joined by "," (what
+    `x-adapter-id` shows), plus the merge settings when there are several ids."""
+    ids = merged_adapter_ids(params)
+    if not ids:
+        return None
+    if len(ids) == 1:
+        return ids[0]
+    m = params.merged_adapters or {}
+    settings = dumps([m.get("weights") or [], m.get("merge_strategy"), m.get("density") or 0.0,
+                      m.get("majority_sign_method")])  # fmt: skip
+    return ",".join(ids) + "|" + settings
+
+
+def adapter_header_id(params: GenerateParams) -> str:
+    """`x-adapter-id`: the ids joined by "," (server.rs:831-839 @a7394ba3); "" for the base model."""
+    return ",".join(i for i in merged_adapter_ids(params) if i != BASE_MODEL_ADAPTER_ID)
+
+
+# router/client/src/client.rs:251-270 @a7394ba3: the source is looked up in the proto's AdapterSource enum
+# after upper-casing; anything else fails the download.
+ADAPTER_SOURCES = ("HUB", "S3", "LOCAL", "PBASE")
+
+
+def adapter_source_error(source: str, ids: str) -> LoraxError | None:
+    """The download error LoRAX reports for a source outside hub/s3/local/pbase (any case), else None;
+    `ids` is the adapter ids joined by ","."""
+    if source.upper() in ADAPTER_SOURCES:
+        return None
+    return generation_error(f"Server error: Invalid source '{source}' when downloading adapter '{ids}'")
+
+
+def samples(params: GenerateParams) -> bool:
+    """Whether the shard samples (and so reports `details.seed`): `do_sample`, or any warper the router's
+    defaults leave active (server/lorax_server/utils/tokens.py:313-335 @a7394ba3: temperature not 1 or 0,
+    top_k != 0, top_p < 1, typical_p < 1; flash_causal_lm.py:2044 reports `seed if do_sample else None`)."""
+    t = params.temperature
+    return (
+        params.do_sample
+        or (t is not None and t != 1.0 and t != 0)
+        or (params.top_k is not None and params.top_k != 0)
+        or (params.top_p is not None and params.top_p < 1.0)
+        or (params.typical_p is not None and params.typical_p < 1.0)
+    )
 
 
 def parse_generate_body(body: Any, *, lenient: bool = False) -> tuple[str, GenerateParams, bool]:
@@ -352,6 +514,9 @@ def parse_generate_body(body: Any, *, lenient: bool = False) -> tuple[str, Gener
         raise json_data_rejection(f"invalid type: {_serde_type_name(body)}, expected struct GenerateRequest")
     if "inputs" not in body:
         raise json_data_rejection("missing field `inputs`")
+    if "parameters" in body and body["parameters"] is None and not lenient:
+        # `#[serde(default = "default_parameters")]` (lib.rs:335) applies to a missing key, not to null
+        raise json_data_rejection("parameters: invalid type: null, expected struct GenerateParameters")
     _check_kind("inputs", body["inputs"], Kind.OPT_STR)
     if body["inputs"] is None:
         raise json_data_rejection("inputs: invalid type: null, expected a string")
@@ -371,19 +536,28 @@ def validate_params(
     max_stop_sequences: int,
     max_input_length: int,
 ) -> None:
-    """Semantic checks, in validation.rs order, with its messages (raised as 422 `validation`)."""
-    if streaming and (params.best_of or 1) != 1:
+    """Semantic checks, in LoRAX's order (raised as 422 `validation`): the streaming checks of
+    server.rs:1031-1041, `validate_best_of` for best_of > 1 (server.rs:689-694 → infer.rs:1007, before
+    any generation), then validation.rs:236-417 @a7394ba3. `best_of: 0` takes the plain path on
+    `/generate` (only `Some(n) if n > 1` goes best-of), so it is accepted there."""
+    if streaming and (params.best_of if params.best_of is not None else 1) != 1:
         raise validation_error("`best_of` != 1 is not supported when streaming tokens")
     if streaming and params.decoder_input_details:
         raise validation_error("`decoder_input_details` == true is not supported when streaming tokens")
     best_of = params.best_of if params.best_of is not None else 1
-    if best_of != 1:
+    if best_of > 1:
         if max_best_of == 1:
             raise validation_error("`best_of` != 1 is not allowed for this endpoint")
-        if best_of == 0 or best_of > max_best_of:
+        if best_of > max_best_of:
             raise validation_error(f"`best_of` must be > 0 and <= {max_best_of}. Given: {best_of}")
     if params.merged_adapters is not None and params.adapter_id is not None:
         raise validation_error("at most one of `adapter_id` or `adapters` may be provided")
+    if params.merged_adapters is not None:
+        ids = params.merged_adapters.get("ids") or []
+        if len(ids) < 1:
+            raise validation_error("at least one adapter ID must be provided when setting `adapters`")
+        if len(ids) != len(params.merged_adapters.get("weights") or []):
+            raise validation_error("number of adapter IDs must match number of adapter weights")
     sampling = (
         params.do_sample
         or params.temperature is not None
@@ -563,8 +737,14 @@ def _message_text(index: int, message: Any) -> ChatMessageIn:
     if isinstance(content, str):
         return ChatMessageIn(role, content)
     if isinstance(content, list):
-        # MessageChunk list: text chunks concatenated (image chunks are not modelled).
-        parts = [c.get("text", "") for c in content if isinstance(c, dict) and c.get("type") == "text"]
+        # MessageChunk list → one text (lib.rs:647-662 @a7394ba3): text chunks as they are, an image as
+        # a markdown image of its URL
+        parts = []
+        for c in content:
+            if isinstance(c, dict) and c.get("type") == "text":
+                parts.append(str(c.get("text", "")))
+            elif isinstance(c, dict) and c.get("type") == "image_url":
+                parts.append(f"![]({(c.get('image_url') or {}).get('url', '')})")
         return ChatMessageIn(role, "".join(parts))
     raise json_data_rejection(
         f"messages[{index}].content: invalid type: {_serde_type_name(content)}, "
@@ -572,10 +752,132 @@ def _message_text(index: int, message: Any) -> ChatMessageIn:
     )
 
 
-def parse_chat_body(
-    body: Any, base_model_id: str, *, lenient: bool = False
-) -> tuple[list[ChatMessageIn], GenerateParams, bool]:
-    """ChatCompletionRequest → (messages, GenerateParams, stream), as `try_into_generate` maps it."""
+@dataclass
+class ChatRequest:
+    """A parsed ChatCompletionRequest: the messages, the generate parameters `try_into_generate` maps it to
+    (lib.rs:723-857 @a7394ba3), and the tool settings."""
+
+    messages: list[ChatMessageIn]
+    params: GenerateParams
+    stream: bool
+    tools: list[dict[str, Any]] | None = None
+    tool_choice: tuple[str, str | None] | None = None  # ("auto"|"none"|"function", name); None = not given
+    tool_prompt: str = ""
+    response_format: dict[str, Any] | None = None  # after the OpenAI → LoRAX mapping; None = no grammar
+
+
+def default_tool_prompt() -> str:
+    """lib.rs:860-862 @a7394ba3."""
+    return (
+        "\nGiven the functions available, please respond with a JSON for a function call with its proper "
+        "arguments that best answers the given prompt. Respond in the format {name: function name, "
+        "parameters: dictionary of argument name and its value}.Do not use variables.\n"
+    )
+
+
+def _chat_response_format(raw: Any) -> dict[str, Any] | None:
+    """`OpenAiResponseFormat` (lib.rs:567-576) mapped as lib.rs:752-800 @a7394ba3 does: `text` → no grammar;
+    `json_object` → its non-standard `schema`, else the arbitrary-JSON schema; `json_schema` →
+    `json_schema.schema`, else the arbitrary-JSON schema."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise json_data_rejection(
+            f"response_format: invalid type: {_serde_type_name(raw)}, expected struct OpenAiResponseFormat"
+        )
+    kind = _format_type("response_format", raw)
+    json_schema = raw.get("json_schema")
+    if json_schema is not None:
+        if not isinstance(json_schema, dict):
+            raise json_data_rejection(
+                f"response_format.json_schema: invalid type: {_serde_type_name(json_schema)}, "
+                "expected struct JsonSchema"
+            )
+        if "name" not in json_schema:
+            raise json_data_rejection("response_format.json_schema: missing field `name`")
+        _check_kind("response_format.json_schema.name", json_schema["name"], Kind.OPT_STR)
+        if json_schema["name"] is None:
+            raise json_data_rejection(
+                "response_format.json_schema.name: invalid type: null, expected a string"
+            )
+    if kind == "text":
+        return None
+    schema = raw.get("schema") if kind == "json_object" else (json_schema or {}).get("schema")
+    return {"type": kind, "schema": schema if schema is not None else default_json_schema()}
+
+
+def _chat_tools(raw: Any) -> list[dict[str, Any]] | None:
+    """`tools: Option<Vec<Tool>>`, `Tool {type, function: FunctionDefinition {description?, name,
+    parameters}}` (lib.rs:945-969 @a7394ba3): `parameters` is required (any JSON value, null included)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list):
+        raise json_data_rejection(f"tools: invalid type: {_serde_type_name(raw)}, expected a sequence")
+    tools = []
+    for i, tool in enumerate(raw):
+        path = f"tools[{i}]"
+        if not isinstance(tool, dict):
+            raise json_data_rejection(f"{path}: invalid type: {_serde_type_name(tool)}, expected struct Tool")
+        for key in ("type", "function"):
+            if key not in tool:
+                raise json_data_rejection(f"{path}: missing field `{key}`")
+        if not isinstance(tool["type"], str):
+            kind = _serde_type_name(tool["type"])
+            raise json_data_rejection(f"{path}.type: invalid type: {kind}, expected a string")
+        fn = tool["function"]
+        if not isinstance(fn, dict):
+            raise json_data_rejection(
+                f"{path}.function: invalid type: {_serde_type_name(fn)}, expected struct FunctionDefinition"
+            )
+        for key in ("name", "parameters"):
+            if key not in fn:
+                raise json_data_rejection(f"{path}.function: missing field `{key}`")
+        if not isinstance(fn["name"], str):
+            raise json_data_rejection(
+                f"{path}.function.name: invalid type: {_serde_type_name(fn['name'])}, expected a string"
+            )
+        _check_kind(f"{path}.function.description", fn.get("description"), Kind.OPT_STR)
+        tools.append(
+            {
+                "type": tool["type"],
+                "function": {
+                    "description": fn.get("description"),
+                    "name": fn["name"],
+                    "parameters": fn["parameters"],
+                },
+            }
+        )
+    return tools
+
+
+def _tool_choice(raw: Any) -> tuple[str, str | None] | None:
+    """`ToolChoice` (lib.rs:885-909 @a7394ba3): null → not given; the strings "none" and "auto"; any other
+    string names a function (so OpenAI's "required" looks for a tool named `required`); an externally
+    tagged `ToolType` object ({"Function": {"name": …}}, {"OneOf": null}, {"NoTool": null}). OpenAI's
+    {"type": "function", "function": {...}} matches no variant of the untagged enum: a 422."""
+    if raw is None:
+        return None
+    if isinstance(raw, str):
+        if raw == "none":
+            return ("none", None)
+        if raw == "auto":
+            return ("auto", None)
+        return ("function", raw)
+    if isinstance(raw, dict) and len(raw) == 1:
+        (tag, value), = raw.items()
+        if tag == "OneOf" and value is None:
+            return ("auto", None)
+        if tag == "NoTool" and value is None:
+            return ("none", None)
+        if tag == "Function" and isinstance(value, dict) and isinstance(value.get("name"), str):
+            return ("function", value["name"])
+    raise json_data_rejection(
+        "tool_choice: data did not match any variant of untagged enum ToolTypeDeserializer"
+    )
+
+
+def parse_chat_request(body: Any, base_model_id: str, *, lenient: bool = False) -> ChatRequest:
+    """ChatCompletionRequest → ChatRequest, as `try_into_generate` maps it (lib.rs:723-857 @a7394ba3)."""
     if not isinstance(body, dict):
         raise json_data_rejection(
             f"invalid type: {_serde_type_name(body)}, expected struct ChatCompletionRequest"
@@ -590,7 +892,12 @@ def parse_chat_body(
             f"messages: invalid type: {_serde_type_name(body['messages'])}, expected a sequence"
         )
     messages = [_message_text(i, m) for i, m in enumerate(body["messages"])]
+    tools = _chat_tools(body.get("tools"))
+    tool_choice = _tool_choice(body.get("tool_choice"))
+    _check_kind("tool_prompt", body.get("tool_prompt"), Kind.OPT_STR)
+    response_format = _chat_response_format(body.get("response_format"))
     temperature = body.get("temperature")
+    # lib.rs:807-810: greedy only when temperature is 0
     do_sample = not (temperature is not None and temperature == 0.0)
     if temperature is not None and temperature == 0.0:
         temperature = None
@@ -599,7 +906,7 @@ def parse_chat_body(
         adapter_id=_adapter_from_model(body["model"], base_model_id),
         adapter_source=body.get("adapter_source"),
         api_token=body.get("api_token"),
-        best_of=n,
+        best_of=None if n is None else n % 2**64,  # lib.rs:831 `n.map(|x| x as usize)`
         temperature=temperature,
         repetition_penalty=body.get("repetition_penalty"),
         frequency_penalty=body.get("frequency_penalty"),
@@ -612,8 +919,115 @@ def parse_chat_body(
         details=True,
         seed=body.get("seed"),
         ignore_eos_token=bool(body.get("ignore_eos_token") or False),
+        response_format=response_format,
     )
-    return messages, params, bool(body.get("stream") or False)
+    tool_prompt = body.get("tool_prompt") or default_tool_prompt()
+    return ChatRequest(
+        messages, params, bool(body.get("stream") or False), tools, tool_choice, tool_prompt, response_format
+    )
+
+
+def parse_chat_body(
+    body: Any, base_model_id: str, *, lenient: bool = False
+) -> tuple[list[ChatMessageIn], GenerateParams, bool]:
+    """ChatCompletionRequest → (messages, GenerateParams, stream) (see `parse_chat_request`)."""
+    req = parse_chat_request(body, base_model_id, lenient=lenient)
+    return req.messages, req.params, req.stream
+
+
+# --------------------------------------------------------------------------------------------------
+# Tools (tool_grammar.rs and server.rs `prepare_chat_input` / `chat_completions_v1` @a7394ba3)
+# --------------------------------------------------------------------------------------------------
+NO_TOOL = "no_tool"
+
+
+def _no_tool() -> dict[str, Any]:
+    """tool_grammar.rs:33-49: the function LoRAX adds so that the model may answer in text."""
+    return {
+        "type": "function",
+        "function": {
+            "description": "Open ened response with no specific tool selected",
+            "name": NO_TOOL,
+            "parameters": {
+                "type": "object",
+                "properties": {"content": {"type": "string", "description": "The response content"}},
+                "required": ["content"],
+            },
+        },
+    }
+
+
+@dataclass
+class ToolPlan:
+    """What LoRAX does with a chat request's tools: the text appended to the last message, and the
+    functions the output grammar allows (None: no grammar, the answer is plain text)."""
+
+    prompt_suffix: str | None
+    functions: list[dict[str, Any]] | None
+
+
+def plan_tools(req: ChatRequest) -> ToolPlan:
+    """`prepare_chat_input` (server.rs:421-463) + `ToolGrammar::apply` (tool_grammar.rs:20-61) + the default
+    tool template (infer.rs:109-129: the tools JSON and the tool prompt appended to the last message, as
+    the Mistral v0.1 template has no `tools` variable)."""
+    if req.response_format is not None and req.tools is not None:
+        raise tool_error("Response format and tools are mutually exclusive")
+    if req.response_format is not None or req.tools is None:
+        return ToolPlan(None, None)
+    tools = list(req.tools)
+    if not tools:
+        return ToolPlan(f"\n---\n{dumps(tools)}\n{req.tool_prompt}", None)
+    tools.append(_no_tool())
+    suffix = f"\n---\n{dumps(tools)}\n{req.tool_prompt}"
+    kind, name = req.tool_choice or ("auto", None)
+    if kind == "none":
+        return ToolPlan(suffix, None)
+    if kind == "function":
+        chosen = [t for t in tools if t["function"]["name"] == name]
+        if not chosen:
+            raise tool_error(f"Tool with name {name} not found")
+        return ToolPlan(suffix, chosen[:1])
+    return ToolPlan(suffix, tools)
+
+
+def grammar_schema(function: dict[str, Any]) -> dict[str, Any]:
+    """The per-function object schema of tool_grammar.rs:63-102: `_name` (const) first, then the function's
+    properties; `_name` plus the function's `required`."""
+    params = function.get("parameters")
+    properties: dict[str, Any] = {"_name": {"type": "string", "const": function["name"]}}
+    required: list[Any] = ["_name"]
+    if isinstance(params, dict):
+        if isinstance(params.get("properties"), dict):
+            properties.update(params["properties"])
+        if isinstance(params.get("required"), list):
+            required.extend(params["required"])
+    return {"description": function.get("description") or "", "properties": properties, "required": required}
+
+
+def tool_calls_from_text(text: str) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """(tool_calls, content) of one generated text, as chat_completions_v1 reads it (server.rs:340-392)."""
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise tool_error(f"Failed to parse generated text: {exc} {json.dumps(text)}") from None
+    function = value.get("function") if isinstance(value, dict) else None
+    if function is None:
+        raise tool_error("No function found in generated text")
+    name = function.get("_name") if isinstance(function, dict) else None
+    if not isinstance(name, str):
+        raise tool_error("No _name found in generated text")
+    arguments = {k: v for k, v in function.items() if k != "_name"}
+    if name == NO_TOOL:
+        content = arguments.get("content")
+        if not isinstance(content, str):
+            raise tool_error("No `content` found in generated text")
+        return None, content
+    call = {
+        "id": "0",
+        "type": "function",
+        "function": {"description": None, "name": name, "arguments": dumps(arguments)},
+    }
+    return [call], None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -631,8 +1045,19 @@ def dumps(obj: Any) -> str:
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
-def token_json(token_id: int, text: str, logprob: float, special: bool = False) -> dict[str, Any]:
-    return {"id": token_id, "text": text, "logprob": logprob, "special": special, "skipped": False}
+def token_json(
+    token_id: int,
+    text: str,
+    logprob: float,
+    special: bool = False,
+    alternative_tokens: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """lib.rs:405-419 @a7394ba3: `alternative_tokens` is left out when None (skip_serializing_if)."""
+    out: dict[str, Any] = {"id": token_id, "text": text, "logprob": logprob, "special": special}
+    if alternative_tokens is not None:
+        out["alternative_tokens"] = alternative_tokens
+    out["skipped"] = False
+    return out
 
 
 def stream_response(
@@ -658,12 +1083,35 @@ def generate_details(
     tokens: list[dict[str, Any]],
     seed: int | None,
     prefill: list[dict[str, Any]] | None = None,
+    best_of_sequences: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    return {
+    """lib.rs:459-475 @a7394ba3: `best_of_sequences` is left out when None."""
+    out: dict[str, Any] = {
         "finish_reason": finish_reason,
         "prompt_tokens": prompt_tokens,
         "generated_tokens": len(tokens),
         "skipped_tokens": 0,
+        "seed": seed,
+        "prefill": prefill or [],
+        "tokens": tokens,
+    }
+    if best_of_sequences is not None:
+        out["best_of_sequences"] = best_of_sequences
+    return out
+
+
+def best_of_sequence(
+    generated_text: str,
+    finish_reason: str,
+    tokens: list[dict[str, Any]],
+    seed: int | None,
+    prefill: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """`BestOfSequence` (lib.rs:445-457 @a7394ba3), field order as declared."""
+    return {
+        "generated_text": generated_text,
+        "finish_reason": finish_reason,
+        "generated_tokens": len(tokens),
         "seed": seed,
         "prefill": prefill or [],
         "tokens": tokens,
@@ -729,19 +1177,27 @@ def chat_response(
     model: str,
     created: int,
     system_fingerprint: str,
+    choices: list[tuple[list[dict[str, Any]] | None, str | None]] | None = None,
 ) -> dict[str, Any]:
+    """`ChatCompletionResponse::new` (lib.rs:1362-1433 @a7394ba3): one choice per (tool_calls, content)
+    pair — the best sequence first, then `best_of_sequences` — all with the best sequence's finish reason
+    and usage; a tool call's message has `tool_calls` and no `content` (ChatMessage skips None fields)."""
+    pairs = choices if choices is not None else [(None, content)]
+    out_choices = []
+    for index, (tool_calls, text) in enumerate(pairs):
+        message: dict[str, Any] = {"role": "assistant"}
+        if text is not None:
+            message["content"] = text
+        elif tool_calls is not None:
+            message["tool_calls"] = tool_calls
+        finish = OPENAI_FINISH[finish_reason]
+        out_choices.append({"index": index, "message": message, "finish_reason": finish})
     return {
         "id": "null",
         "object": "text_completion",
         "created": created,
         "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": OPENAI_FINISH[finish_reason],
-            }
-        ],
+        "choices": out_choices,
         "usage": usage(prompt_tokens, completion_tokens),
         "system_fingerprint": system_fingerprint,
     }

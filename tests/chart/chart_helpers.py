@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import copy
+import functools
+import json
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from loraxkit.chart.render import CHART_DIR, render, render_hooks, render_templates
+from loraxkit.chart import render as _render
+from loraxkit.chart.render import CHART_DIR
 
 REPO = CHART_DIR.parents[1]
 PROFILES = sorted((REPO / "values").glob("*.yaml"))
@@ -14,6 +18,29 @@ PROFILES = sorted((REPO / "values").glob("*.yaml"))
 KUBE_MINORS = ["1.31", "1.32", "1.33", "1.34", "1.35"]
 # The Capabilities entry the ServiceMonitor template checks (a live cluster lists group/version/Kind entries).
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
+
+
+
+def _memoized(function: Callable[..., Any]) -> Callable[..., Any]:
+    """Render each (values, files, options) once per session: many tests read the same render. Failures are
+    not cached (each test sees Helm's exception); every caller gets its own deep copy to change freely."""
+
+    @functools.cache
+    def cached(values_json: str, files: tuple[str, ...], options_json: str) -> Any:
+        return function(json.loads(values_json), [Path(f) for f in files], **json.loads(options_json))
+
+    @functools.wraps(function)
+    def wrapper(values: Mapping[str, Any] | None = None, value_files: Any = (), **options: Any) -> Any:
+        key = (json.dumps(values or {}, sort_keys=True), tuple(str(f) for f in value_files),
+               json.dumps(options, sort_keys=True, default=str))  # fmt: skip
+        return copy.deepcopy(cached(*key))
+
+    return wrapper
+
+
+render = _memoized(_render.render)
+render_hooks = _memoized(_render.render_hooks)
+render_templates = _memoized(_render.render_templates)
 
 __all__ = [
     "CHART_DIR",

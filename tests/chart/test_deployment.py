@@ -40,7 +40,7 @@ def test_json_logs_can_be_turned_off() -> None:
     ("values", "flag", "expected"),
     [
         ({"model": {"revision": "abc123"}}, "--revision", ["abc123"]),
-        ({"model": {"source": "s3"}}, "--source", ["s3"]),
+        ({"model": {"source": "s3"}, "serviceAccount": {"create": True}}, "--source", ["s3"]),
         ({"model": {"dtype": "bfloat16"}}, "--dtype", ["bfloat16"]),
         ({"model": {"quantize": "gptq"}}, "--quantize", ["gptq"]),
         ({"server": {"maxInputLength": 3072}}, "--max-input-length", ["3072"]),
@@ -48,11 +48,11 @@ def test_json_logs_can_be_turned_off() -> None:
         ({"server": {"maxBatchPrefillTokens": 4096}}, "--max-batch-prefill-tokens", ["4096"]),
         ({"server": {"maxBatchTotalTokens": 1000000}}, "--max-batch-total-tokens", ["1000000"]),
         ({"server": {"maxConcurrentRequests": 256}}, "--max-concurrent-requests", ["256"]),
-        ({"server": {"eagerPrefill": False}}, "--eager-prefill", ["false"]),
+        ({"server": {"eagerPrefill": True}}, "--eager-prefill", ["true"]),
         ({"server": {"prefixCaching": True}}, "--prefix-caching", ["true"]),
         ({"server": {"chunkedPrefill": True}}, "--chunked-prefill", ["true"]),
         ({"server": {"cudaMemoryFraction": 0.9}}, "--cuda-memory-fraction", ["0.9"]),
-        ({"adapters": {"source": "s3"}}, "--adapter-source", ["s3"]),
+        ({"adapters": {"source": "s3"}, "serviceAccount": {"create": True}}, "--adapter-source", ["s3"]),
         ({"adapters": {"preloadedSource": "hub"}}, "--preloaded-adapter-source", ["hub"]),
         ({"adapters": {"maxActive": 32}}, "--max-active-adapters", ["32"]),
         ({"adapters": {"cycleTimeSeconds": 5}}, "--adapter-cycle-time-s", ["5"]),
@@ -64,6 +64,13 @@ def test_json_logs_can_be_turned_off() -> None:
 )  # fmt: skip
 def test_each_value_renders_its_flag(values: dict[str, Any], flag: str, expected: list[str]) -> None:
     assert flag_values(args_of(values), flag) == expected
+
+
+@pytest.mark.parametrize("key", ["sharded", "eagerPrefill", "prefixCaching", "chunkedPrefill"])
+def test_tri_state_false_renders_no_flag(key: str) -> None:
+    """0.12.1 hands `--prefix-caching false` to the shards as PREFIX_CACHING=false, read as true."""
+    flag = "--" + "".join("-" + ch.lower() if ch.isupper() else ch for ch in key)
+    assert flag not in args_of({"server": {key: False}})
 
 
 @pytest.mark.parametrize(
@@ -84,14 +91,14 @@ def test_extra_args_and_env_are_appended() -> None:
     values = {
         "server": {
             "extraArgs": ["--max-waiting-tokens", "20"],
-            "extraEnv": [{"name": "DISABLE_SGMV", "value": "1"}],
+            "extraEnv": [{"name": "NCCL_DEBUG", "value": "INFO"}],
             "logLevel": "debug",
         }
     }
     docs = render(values)
     assert container(docs)["args"][-2:] == ["--max-waiting-tokens", "20"]
     env = env_of(docs)
-    assert env["DISABLE_SGMV"]["value"] == "1"
+    assert env["NCCL_DEBUG"]["value"] == "INFO"
     assert env["LOG_LEVEL"]["value"] == "debug"
 
 
@@ -147,11 +154,11 @@ def test_deep_check_exec_runs_a_real_generation() -> None:
     compile(command[2], "<deep-check>", "exec")  # the script the probe runs is valid Python
 
 
-def test_deep_check_http_uses_the_startup_route() -> None:
-    probe = container(render({"probes": {"deepCheck": {"enabled": True, "method": "httpGet"}}}))[
-        "livenessProbe"
-    ]
-    assert probe["httpGet"] == {"path": "/startup", "port": "http"}
+def test_deep_check_http_renders_the_given_route() -> None:
+    """httpGet is for builds serving /startup; 0.12.1 does not (validate.yaml refuses it, test_negative)."""
+    values = {"probes": {"deepCheck": {"enabled": True, "method": "httpGet", "path": "/health"}}}
+    probe = container(render(values))["livenessProbe"]
+    assert probe["httpGet"] == {"path": "/health", "port": "http"}
     assert probe["timeoutSeconds"] == 60
 
 
@@ -316,7 +323,10 @@ def test_replicas_are_left_to_an_enabled_autoscaler() -> None:
     assert find(render({"replicaCount": 2}), "Deployment")["spec"]["replicas"] == 2
     hpa_docs = render({"autoscaling": {"enabled": True}})
     assert "replicas" not in find(hpa_docs, "Deployment")["spec"]
-    keda = {"keda": {"enabled": True, "serverAddress": "http://prom:9090"}}
+    keda = {
+        "keda": {"enabled": True, "serverAddress": "http://prom:9090"},
+        "metrics": {"serviceMonitor": {"enabled": True}},
+    }
     assert "replicas" not in find(render(keda), "Deployment")["spec"]
 
 

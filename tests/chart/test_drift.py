@@ -11,6 +11,7 @@ import jsonschema
 import yaml
 from chart_helpers import CHART_DIR
 
+from loraxkit.chart.k8s_schema import KUBE_TYPED
 from loraxkit.chart.values_doc import (
     END,
     START,
@@ -61,39 +62,25 @@ def test_readme_table_is_generated_from_the_current_values() -> None:
     assert readme == readme_with_table(readme, render_table(values_docs())), "run `loraxkit chart-docs`"
 
 
-# Kubernetes objects and free-form maps passed through as they are: open in the schema on purpose.
-PASS_THROUGH = {
-    "serviceAccount.annotations", "modelCache.warmup.resources", "resources", "updateStrategy",
-    "nodeSelector", "affinity", "podAnnotations", "podLabels", "commonLabels", "podSecurityContext",
-    "securityContext", "service.annotations", "loadBalancer.annotations", "autoscaling.behavior",
-    "metrics.serviceMonitor.labels",
-}  # fmt: skip
-
-
 def map_keys(values: dict, prefix: str = "") -> set[str]:
-    """Dotted key of every map in values.yaml, not descending into pass-through objects."""
+    """Dotted key of every map in values.yaml, not descending into Kubernetes-typed values."""
     keys: set[str] = set()
     for name, value in values.items():
         key = prefix + name
         if isinstance(value, dict):
             keys.add(key)
-            if key not in PASS_THROUGH:
+            if key not in KUBE_TYPED:
                 keys |= map_keys(value, key + ".")
     return keys
 
 
 def test_defaults_satisfy_the_schema_and_every_own_object_is_closed() -> None:
-    """Every map in values.yaml is the chart's own (closed: a typo is an error) or a listed pass-through."""
+    """Every map in values.yaml is the chart's own (closed: a typo is an error) or Kubernetes-typed."""
     with helm.Chart.load(str(CHART_DIR)) as chart:
         chart.validate_schema(chart.values)
     assert SCHEMA["additionalProperties"] is False
-    own = map_keys(yaml.safe_load((CHART_DIR / "values.yaml").read_text())) - PASS_THROUGH
+    own = map_keys(yaml.safe_load((CHART_DIR / "values.yaml").read_text())) - set(KUBE_TYPED)
     assert own == own_object_keys(SCHEMA), "a chart-own map is open in values.schema.json (or vice versa)"
-    for key in PASS_THROUGH:
-        node = SCHEMA
-        for part in key.split("."):
-            node = node["properties"][part]
-        assert node["type"] == "object" and node.get("additionalProperties") is not False, key
 
 
 def test_drift_checks_notice_a_missing_key(tmp_path: Path) -> None:

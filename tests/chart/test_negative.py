@@ -103,7 +103,7 @@ def test_contradiction_fails_naming_the_key(values: dict[str, Any], key: str) ->
     with pytest.raises(helm.HelmReleaseError) as error:
         render(values)
     message = str(error.value)
-    assert "validate.yaml" in message
+    assert "templates/validate" in message
     assert key in message
 
 
@@ -112,8 +112,9 @@ def test_each_fix_the_messages_suggest_renders() -> None:
     ok = [
         {"model": {"quantize": "gptq"}},
         {"server": {"sharded": True}, "gpu": {"count": 2}},
-        {"server": {"cudaGraphs": True}, "gpu": {"count": 2}, "image": {"tag": "b5a9e38"}},
-        {"server": {"maxInputLength": 4000, "maxBatchPrefillTokens": 2048, "chunkedPrefill": True}},
+        {"server": {"cudaGraphs": True}, "gpu": {"count": 1}},
+        {"server": {"maxInputLength": 4000, "maxBatchPrefillTokens": 2048, "chunkedPrefill": True,
+                    "prefixCaching": True}},
         {"server": {"maxInputLength": 3072, "maxTotalTokens": 4096, "maxBatchPrefillTokens": 4096,
                     "maxBatchTotalTokens": 4096}},
         {"modelCache": RWO_PVC, "updateStrategy": {"type": "Recreate"}},
@@ -129,8 +130,8 @@ def test_each_fix_the_messages_suggest_renders() -> None:
         {"networkPolicy": {"enabled": True, "loadBalancerCidrs": ["10.0.0.0/16"]},
          "loadBalancer": {"enabled": True}},
         {"networkPolicy": {"enabled": True}},
-        {"server": {"extraArgs": ["--max-total-tokens", "8192", "--max-waiting-tokens=20"]}},
-        {"adapters": {"preloaded": ["org/a"]}, "server": {"extraArgs": ["--preloaded-adapter-ids", "org/b"]}},
+        {"server": {"extraArgs": ["--max-waiting-tokens=20", "--cors-allow-origin", "a",
+                                  "--cors-allow-origin", "b"]}},
         {"loadBalancer": {"enabled": True, "scheme": "internet-facing", "sourceRanges": ["0.0.0.0/0"],
                           "allowPublicWithoutSourceRanges": True}},
         {"loadBalancer": {"enabled": True, "sourceRanges": ["0.0.0.0/0"]}},

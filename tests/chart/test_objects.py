@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 from chart_helpers import SERVICE_MONITOR_API, find, kinds, render, render_hooks, render_templates
 
@@ -130,7 +131,9 @@ def test_network_policy_admits_only_the_listed_sources() -> None:
 
 
 def test_helm_test_pod_generates_on_base_and_each_preloaded_adapter() -> None:
-    hooks = render_hooks({"adapters": {"preloaded": ["org/a", 'odd"name']}})
+    s3 = {"source": "s3", "s3": {"bucket": "adapters"}}  # an S3 key may hold a quote
+    values = {"adapters": {"preloaded": ["org/a", 'odd"name'], **s3}, "serviceAccount": {"create": True}}
+    hooks = render_hooks(values)
     assert len(hooks) == 1
     pod = hooks[0]
     assert pod["metadata"]["annotations"]["helm.sh/hook"] == "test"
@@ -139,12 +142,20 @@ def test_helm_test_pod_generates_on_base_and_each_preloaded_adapter() -> None:
     assert c["image"].startswith("curlimages/curl:") and not c["image"].endswith(":latest")
     assert c["securityContext"]["allowPrivilegeEscalation"] is False
     assert pod["spec"]["securityContext"]["runAsNonRoot"] is True
-    script, _argv0, url, *bodies = c["command"][2:]
-    assert "--fail-with-body" in script and "generated_text" in script
-    assert url == "http://lorax:80/generate"
-    payloads = [json.loads(b) for b in bodies]
-    assert [p["parameters"].get("adapter_id") for p in payloads] == [None, "org/a", 'odd"name']
-    assert all(p["parameters"]["max_new_tokens"] == 8 for p in payloads)
+    script, _argv0, url, *calls = c["command"][2:]
+    assert "--fail-with-body" in script and '"error_type":' in script
+    assert url == "http://lorax:80"
+    triples = [(calls[i], json.loads(calls[i + 1]), calls[i + 2]) for i in range(0, len(calls), 3)]
+    generate = [body for path, body, _ in triples if path == "/generate"]
+    assert [p["parameters"].get("adapter_id") for p in generate] == [None, "org/a", 'odd"name']
+    assert all(p["parameters"]["max_new_tokens"] == 8 for p in generate)
+    routes = [path for path, _, _ in triples]
+    assert {"/generate_stream", "/v1/completions", "/v1/chat/completions"} <= set(routes)
+    chat = [body for path, body, _ in triples if path == "/v1/chat/completions"]
+    assert [b["model"] for b in chat] == ["mistralai/Mistral-7B-Instruct-v0.1", "org/a", 'odd"name']
+    assert all(b["stream"] is True for b in chat)
+    markers = {path: want for path, _, want in triples}
+    assert markers["/generate_stream"] == '"generated_text":"' and markers["/v1/chat/completions"] == "[DONE]"
 
 
 def test_helm_test_pod_can_be_disabled_and_is_not_a_release_object() -> None:
@@ -163,3 +174,41 @@ def test_notes_explain_how_to_reach_and_load_test() -> None:
     arn = "arn:aws:acm:us-east-1:123456789012:certificate/abc"
     tls = render_templates({"loadBalancer": {"enabled": True, "certificateArn": arn}})
     assert "locust -f loadtest/ --host https://$LB:443" in tls["lorax/templates/NOTES.txt"]
+
+
+def test_notes_commands_survive_quotes_in_ids() -> None:
+    """An S3 key may hold quotes and `$(...)`: the printed curl command stays one safe, valid shell word."""
+    adapter = """it's/"odd"$(id)`y`"""
+    values = {
+        "adapters": {"preloaded": [adapter], "source": "s3", "s3": {"bucket": "adapters"}},
+        "serviceAccount": {"create": True},
+    }
+    notes = render_templates(values)["lorax/templates/NOTES.txt"]
+    line = next(line for line in notes.splitlines() if "max_new_tokens" in line)
+    words = shlex.split(line)
+    body = json.loads(words[words.index("-d") + 1])
+    assert body["parameters"]["adapter_id"] == adapter
+    assert body["parameters"]["max_new_tokens"] == 32
+
+
+def test_nlb_health_checks_and_deregistration_follow_the_drain() -> None:
+    """The NLB checks LoRAX's /health and keeps a stopping pod's connections for preStop + the 90 s drain."""
+    prefix = "service.beta.kubernetes.io/aws-load-balancer-"
+    lb = find(render({"loadBalancer": {"enabled": True}, "preStopSleepSeconds": 20,
+                      "terminationGracePeriodSeconds": 150}), "Service", "lorax-lb")  # fmt: skip
+    annotations = lb["metadata"]["annotations"]
+    assert annotations[prefix + "healthcheck-path"] == "/health"
+    assert annotations[prefix + "healthcheck-port"] == "traffic-port"
+    assert annotations[prefix + "healthcheck-protocol"] == "HTTP"
+    assert annotations[prefix + "target-group-attributes"] == "deregistration_delay.timeout_seconds=110"
+    lb = find(
+        render({"loadBalancer": {"enabled": True, "deregistrationDelaySeconds": 30}}), "Service", "lorax-lb"
+    )
+    assert lb["metadata"]["annotations"][prefix + "target-group-attributes"].endswith("=30")
+
+
+def test_notes_tell_how_to_enable_the_readiness_gate() -> None:
+    notes = render_templates({"loadBalancer": {"enabled": True}})["lorax/templates/NOTES.txt"]
+    assert "kubectl label namespace lorax elbv2.k8s.aws/pod-readiness-gate-inject=enabled" in notes
+    off = {"loadBalancer": {"enabled": True, "podReadinessGate": False}}
+    assert "pod-readiness-gate-inject" not in render_templates(off)["lorax/templates/NOTES.txt"]

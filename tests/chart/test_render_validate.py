@@ -56,7 +56,7 @@ THE_ALTERNATIVES: dict[str, Any] = {
     "podDisruptionBudget": {"enabled": True, "minAvailable": "50%"},
     "loadBalancer": {"enabled": True, "scheme": "internet-facing", "allowPublicWithoutSourceRanges": True},
     "networkPolicy": {"enabled": True, "loadBalancerCidrs": ["10.0.0.0/16"], "metricsNamespace": ""},
-    "probes": {"deepCheck": {"enabled": True, "method": "httpGet"}},
+    "probes": {"deepCheck": {"enabled": True, "method": "httpGet", "path": "/health"}},
     "updateStrategy": {"type": "Recreate"},
     "preStopSleepSeconds": 0,
 }

@@ -16,7 +16,22 @@ G5_PROFILE = CLUSTER_YAML.parents[1] / "values" / "g5-a10g-mistral-7b-instruct-g
 def test_check_passes_on_the_shipped_files(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eks", "check"]) == 0
     out = capsys.readouterr().out
-    assert "cluster: ok" in out and "profile g6e-l40s-mistral-7b-instruct-bf16.yaml: ok" in out
+    assert "cluster: 0 error(s)" in out and "profile g6e-l40s-mistral-7b-instruct-bf16.yaml: ok" in out
+    assert "errors:" not in out
+    # the zone advice is a warning: printed apart, and the command still passes
+    assert "warnings:\n" in out and "describe-instance-type-offerings" in out.split("warnings:\n")[1]
+
+
+def test_eksctl_rejection_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    doc = shipped_doc()
+    node_group(doc, "gpu-g6e")["desiredCapacity"] = 5  # maxSize 4
+    broken = tmp_path / "cluster.yaml"
+    broken.write_text(yaml.safe_dump(doc))
+    assert main(["eks", "check", "--cluster", str(broken), "--values", str(G5_PROFILE)]) == 1
+    out = capsys.readouterr().out
+    errors_part = out.split("errors:\n")[1].split("warnings:\n")[0]
+    # eksctl's own words when the Go tool is built, the ported rule's otherwise
+    assert "[eksctl" in errors_part and ("maxSize 4" in errors_part or "--nodes-max=4" in errors_part)
 
 
 def test_check_fails_and_names_the_problem(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -26,8 +41,9 @@ def test_check_fails_and_names_the_problem(tmp_path: Path, capsys: pytest.Captur
     broken.write_text(yaml.safe_dump(doc))
     assert main(["eks", "check", "--cluster", str(broken), "--values", str(G5_PROFILE)]) == 1
     out = capsys.readouterr().out
-    assert "add taint {key: nvidia.com/gpu" in out  # the cluster lint
-    assert "[tolerations] Deployment/lorax" in out  # the profile cross-check
+    errors_part, warnings_part = out.split("errors:\n")[1].split("warnings:\n")
+    assert "add taint {key: nvidia.com/gpu" in warnings_part  # a house convention
+    assert "[tolerations] Deployment/lorax" in errors_part  # the pod would stay Pending
 
 
 def test_check_reports_an_unknown_instance_type(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

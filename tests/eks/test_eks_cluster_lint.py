@@ -1,6 +1,7 @@
-"""What eksctl's schema cannot check: free strings, GPU group conventions, add-ons and IAM scope.
+"""Checks beyond eksctl's own: GPU group conventions, autoscaler tags, add-ons and IAM scope.
 
-Each test breaks one thing in a copy of eks/cluster.yaml and expects the problem that names it.
+Each test breaks one thing in a copy of eks/cluster.yaml and expects the problem that names it, at the right
+severity: house conventions are warnings; errors are what will not work on EKS.
 """
 
 from __future__ import annotations
@@ -11,10 +12,15 @@ import pytest
 from eks_helpers import cluster_of, lorax_identity, node_group
 
 from loraxkit.eks.lint import cluster_problems
+from loraxkit.eks.problems import errors
 
 
 def _problems(doc: dict[str, Any]) -> str:
-    return "\n".join(cluster_problems(cluster_of(doc)))
+    return "\n".join(p.message for p in cluster_problems(cluster_of(doc)))
+
+
+def _errors(doc: dict[str, Any]) -> str:
+    return "\n".join(p.message for p in errors(cluster_problems(cluster_of(doc))))
 
 
 def test_shipped_cluster_has_no_problems(cluster_doc: dict[str, Any]) -> None:
@@ -25,17 +31,19 @@ def test_shipped_cluster_has_no_problems(cluster_doc: dict[str, Any]) -> None:
 def test_version_must_be_current(cluster_doc: dict[str, Any], version: str) -> None:
     cluster_doc["metadata"]["version"] = version
     assert "metadata.version" in _problems(cluster_doc)
+    assert _errors(cluster_doc) == ""  # eksctl asks EKS which versions exist: only a warning here
 
 
-@pytest.mark.parametrize("family", ["AmazonLinux2", "Ubuntu2204", "Bottlerocket"])
-def test_ami_family_must_be_al2023(cluster_doc: dict[str, Any], family: str) -> None:
+@pytest.mark.parametrize("family", ["Ubuntu2204", "Ubuntu2404"])
+def test_gpu_group_on_an_ami_without_driver_is_a_warning(cluster_doc: dict[str, Any], family: str) -> None:
     node_group(cluster_doc, "gpu-g5")["amiFamily"] = family
-    assert "amiFamily" in _problems(cluster_doc)
+    assert "amiFamily" in _problems(cluster_doc) and _errors(cluster_doc) == ""
 
 
-def test_taint_effect_must_be_a_kubernetes_effect(cluster_doc: dict[str, Any]) -> None:
-    node_group(cluster_doc, "gpu-g6e")["taints"][0]["effect"] = "NoScheduleX"
-    assert "effect 'NoScheduleX'" in _problems(cluster_doc)
+def test_bottlerocket_gpu_groups_are_fine(cluster_doc: dict[str, Any]) -> None:
+    for name in ("gpu-g5", "gpu-p5"):
+        node_group(cluster_doc, name)["amiFamily"] = "Bottlerocket"
+    assert cluster_problems(cluster_of(cluster_doc)) == []
 
 
 def test_gpu_group_needs_the_gpu_taint(cluster_doc: dict[str, Any]) -> None:
@@ -67,12 +75,12 @@ def test_autoscaler_gpu_tag_must_match_the_instance(cluster_doc: dict[str, Any])
     node_group(cluster_doc, "gpu-p4d")["tags"][
         "k8s.io/cluster-autoscaler/node-template/resources/nvidia.com/gpu"
     ] = "4"
-    assert "resources/nvidia.com/gpu is '4'; set it to '8'" in _problems(cluster_doc)
+    assert "resources/nvidia.com/gpu is '4'; set it to '8'" in _errors(cluster_doc)
 
 
 def test_autoscaler_label_tag_follows_the_label(cluster_doc: dict[str, Any]) -> None:
     node_group(cluster_doc, "gpu-g5")["labels"]["k8s.amazonaws.com/accelerator"] = "nvidia-a10"
-    assert "label/k8s.amazonaws.com/accelerator is 'nvidia-a10g'; set it to 'nvidia-a10'" in _problems(
+    assert "label/k8s.amazonaws.com/accelerator is 'nvidia-a10g'; set it to 'nvidia-a10'" in _errors(
         cluster_doc
     )
 
@@ -81,14 +89,37 @@ def test_autoscaler_taint_and_disk_tags_follow_the_group(cluster_doc: dict[str, 
     group = node_group(cluster_doc, "gpu-g6e")
     group["taints"][0]["value"] = "present"
     group["volumeSize"] = 300
-    problems = _problems(cluster_doc)
+    problems = _errors(cluster_doc)
     assert "taint/nvidia.com/gpu is 'true:NoSchedule'; set it to 'present:NoSchedule'" in problems
     assert "resources/ephemeral-storage is '200Gi'; set it to '300Gi'" in problems
 
 
-def test_managed_groups_must_propagate_tags_to_the_asg(cluster_doc: dict[str, Any]) -> None:
-    del node_group(cluster_doc, "gpu-g5")["propagateASGTags"]
-    assert "set propagateASGTags: true" in _problems(cluster_doc)
+def test_managed_groups_need_no_autoscaler_tags(cluster_doc: dict[str, Any]) -> None:
+    # cluster-autoscaler derives GPUs from its instance table and labels/taints from DescribeNodegroup.
+    for group in cluster_doc["managedNodeGroups"]:
+        group.pop("tags", None)
+        group.pop("propagateASGTags", None)
+    assert cluster_problems(cluster_of(cluster_doc)) == []
+
+
+def test_self_managed_gpu_group_without_tags_is_warned(cluster_doc: dict[str, Any]) -> None:
+    group = node_group(cluster_doc, "gpu-g5")
+    cluster_doc["managedNodeGroups"].remove(group)
+    group.pop("tags")
+    for key in ("propagateASGTags", "nodeRepairConfig"):
+        group.pop(key)
+    cluster_doc["nodeGroups"] = [group]
+    problems = cluster_problems(cluster_of(cluster_doc))
+    assert problems and not errors(problems)
+    assert "self-managed group without tags.k8s.io/cluster-autoscaler/node-template/label/role" in _problems(
+        cluster_doc
+    )
+    assert "resources/nvidia.com/gpu" not in _problems(cluster_doc)  # CA's instance table has the GPU count
+
+
+def test_node_monitoring_agent_is_needed_for_gpu_auto_repair(cluster_doc: dict[str, Any]) -> None:
+    cluster_doc["addons"] = [a for a in cluster_doc["addons"] if a["name"] != "eks-node-monitoring-agent"]
+    assert "eks-node-monitoring-agent" in _problems(cluster_doc)
 
 
 def test_an_untainted_cpu_group_is_required(cluster_doc: dict[str, Any]) -> None:

@@ -5,6 +5,7 @@ Every check is shown passing on the shipped cluster and failing when either side
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import Any
 
 from eks_helpers import cluster_of, deployment, gpu_pod, lorax_identity, node_group, s3_pod, service_account
@@ -17,7 +18,12 @@ def _check(doc: dict[str, Any], *manifests: dict[str, Any]) -> list[Finding]:
 
 
 def _kinds(findings: list[Finding]) -> set[str]:
-    return {f.check for f in findings}
+    """The checks that failed with an error (a pod that stays Pending, a claim that never binds)."""
+    return {f.check for f in findings if f.severity == "error"}
+
+
+def _warned(findings: list[Finding]) -> set[str]:
+    return {f.check for f in findings if f.severity == "warning"}
 
 
 def test_single_gpu_pod_lands_on_each_single_gpu_group(cluster_doc: dict[str, Any]) -> None:
@@ -77,33 +83,93 @@ def test_cpu_request_must_fit_the_instance(cluster_doc: dict[str, Any]) -> None:
     assert _kinds(_check(cluster_doc, deployment(gpu_pod(cpu="8")))) == {"cpu"}
 
 
-def test_shm_counts_against_memory_not_disk(cluster_doc: dict[str, Any]) -> None:
-    # g5.2xlarge: 32 GiB. 24 GiB of requests + 1 GiB shm fits; + 8 GiB shm does not.
+def test_shm_is_not_a_memory_request(cluster_doc: dict[str, Any]) -> None:
+    # kube-scheduler counts container requests only (component-helpers PodRequests): a pod asking 24 GiB on a
+    # g5.2xlarge (32 GiB, ~30.8 allocatable) schedules whatever its /dev/shm; a big one is a warning.
     assert _check(cluster_doc, deployment(gpu_pod(accelerator="nvidia-a10g"))) == []
     findings = _check(cluster_doc, deployment(gpu_pod(accelerator="nvidia-a10g", shm="8Gi")))
+    assert _kinds(findings) == set() and _warned(findings) == {"memory"}
+    assert pod_needs(gpu_pod(shm="8Gi")).memory == pod_needs(gpu_pod(shm="1Gi")).memory
+
+
+def test_memory_request_is_checked_against_eks_allocatable(cluster_doc: dict[str, Any]) -> None:
+    # g5.2xlarge: 32 GiB nominal, minus kube-reserved 893 MiB (58 pods) and 100 MiB eviction = 31.03 GiB.
+    assert _kinds(_check(cluster_doc, deployment(gpu_pod(accelerator="nvidia-a10g", memory="31Gi")))) == set()
+    findings = _check(cluster_doc, deployment(gpu_pod(accelerator="nvidia-a10g", memory="31.1Gi")))
     assert _kinds(findings) == {"memory"}
-    assert pod_needs(gpu_pod(shm="8Gi")).root_disk == pod_needs(gpu_pod(shm="1Gi")).root_disk
 
 
-def test_cache_must_fit_the_root_volume(cluster_doc: dict[str, Any]) -> None:
-    # 200 GiB root: 180 after the eviction margin, 145 after the OS and the image.
+def test_p5_cpu_request_against_al2023_kube_reserved(cluster_doc: dict[str, Any]) -> None:
+    # p5.48xlarge: 192 cores, nodeadm reserves 550m, so 191.45 are allocatable (a flat 0.4 would say 191.6).
+    pod = gpu_pod(gpus=8, accelerator="nvidia-h100", cpu="191.45", memory="400Gi", shm="16Gi", cache="300Gi")
+    assert _kinds(_check(cluster_doc, deployment(pod))) == set()
+    pod = gpu_pod(gpus=8, accelerator="nvidia-h100", cpu="191.5", memory="400Gi", shm="16Gi", cache="300Gi")
+    findings = _check(cluster_doc, deployment(pod))
+    assert _kinds(findings) == {"cpu"} and "191.45 allocatable" in findings[0].message
+
+
+def test_disk_emptydir_is_a_warning_and_ephemeral_request_an_error(cluster_doc: dict[str, Any]) -> None:
+    # 200 GiB root: 179 allocatable (1 GiB reserved, 10% eviction), ~144 after the OS and the image.
     assert _check(cluster_doc, deployment(gpu_pod(cache="140Gi"))) == []
-    assert _kinds(_check(cluster_doc, deployment(gpu_pod(cache="150Gi")))) == {"disk"}
-    node_group(cluster_doc, "gpu-g6e")["volumeSize"] = 100
-    assert _kinds(_check(cluster_doc, deployment(gpu_pod(cache="140Gi")))) == {"disk"}
-
-
-def test_ephemeral_storage_request_counts_as_disk(cluster_doc: dict[str, Any]) -> None:
+    findings = _check(cluster_doc, deployment(gpu_pod(cache="150Gi")))
+    assert _kinds(findings) == set() and _warned(findings) == {"disk"}
     pod = gpu_pod(cache="10Gi")
-    pod["containers"][0]["resources"]["requests"]["ephemeral-storage"] = "500Gi"
+    pod["containers"][0]["resources"]["requests"]["ephemeral-storage"] = "180Gi"
     assert _kinds(_check(cluster_doc, deployment(pod))) == {"disk"}
+    pod["containers"][0]["resources"]["requests"]["ephemeral-storage"] = "179Gi"
+    assert _kinds(_check(cluster_doc, deployment(pod))) == set()
+
+
+def test_requests_follow_the_scheduler(cluster_doc: dict[str, Any]) -> None:
+    pod = gpu_pod(cpu="2")
+    # limit only: the API server defaults the request to the limit
+    pod["containers"].append({"name": "side", "resources": {"limits": {"cpu": "3"}}})
+    assert pod_needs(pod).cpu == 5
+    # a plain init container counts as a maximum, not a sum
+    pod["initContainers"] = [{"name": "init", "resources": {"requests": {"cpu": "4"}}}]
+    assert pod_needs(pod).cpu == 5
+    pod["initContainers"][0]["resources"]["requests"]["cpu"] = "6"
+    assert pod_needs(pod).cpu == 6
+    # a restartable (sidecar) init container adds to everything after it
+    pod["initContainers"].insert(
+        0, {"name": "proxy", "restartPolicy": "Always", "resources": {"requests": {"cpu": "1"}}}
+    )
+    assert pod_needs(pod).cpu == 7  # max(5 + 1, 1 + 6)
+    # pod-level requests replace the containers' sum; overhead is added
+    pod["resources"] = {"requests": {"cpu": "3"}}
+    pod["overhead"] = {"cpu": "250m"}
+    assert pod_needs(pod).cpu == Decimal("3.25")
+
+
+def test_selection_on_labels_eks_sets(cluster_doc: dict[str, Any]) -> None:
+    for key, value in (
+        ("eks.amazonaws.com/capacityType", "ON_DEMAND"),
+        ("eks.amazonaws.com/nodegroup", "gpu-g6e"),
+        ("alpha.eksctl.io/nodegroup-name", "gpu-g6e"),
+        ("nvidia.com/gpu.present", "true"),
+        ("topology.kubernetes.io/region", "us-east-1"),
+    ):
+        pod = gpu_pod()
+        pod["nodeSelector"][key] = value
+        assert _check(cluster_doc, deployment(pod)) == [], key
+    pod = gpu_pod()
+    pod["nodeSelector"]["eks.amazonaws.com/capacityType"] = "SPOT"
+    assert _kinds(_check(cluster_doc, deployment(pod))) == {"selection"}
+
+
+def test_selection_on_a_zone_is_assumed_and_warned(cluster_doc: dict[str, Any]) -> None:
+    pod = gpu_pod()
+    pod["nodeSelector"]["topology.kubernetes.io/zone"] = "us-east-1a"
+    findings = _check(cluster_doc, deployment(pod))
+    assert _kinds(findings) == set() and _warned(findings) == {"selection"}
 
 
 def test_host_path_cache_must_be_the_mounted_instance_store(cluster_doc: dict[str, Any]) -> None:
     pod = gpu_pod()
     pod["volumes"][1] = {"name": "model-cache", "hostPath": {"path": "/mnt/lorax-cache"}}
     findings = _check(cluster_doc, deployment(pod))  # g6e.2xlarge has NVMe, but nothing mounts it there
-    assert _kinds(findings) == {"disk"} and "would fill the root volume" in findings[0].message
+    assert _warned(findings) == {"disk"} and "would fill the root volume" in findings[0].message
+    assert _kinds(findings) == set()  # the pod schedules; the risk is a full root disk
     node_group(cluster_doc, "gpu-g6e")["preBootstrapCommands"] = [
         "mkfs.xfs /dev/nvme1n1 && mkdir -p /mnt/lorax-cache && mount /dev/nvme1n1 /mnt/lorax-cache"
     ]
@@ -119,7 +185,7 @@ def test_host_path_cache_needs_instance_store(cluster_doc: dict[str, Any]) -> No
     resources["requests"].update(cpu="1", memory="2Gi")
     resources["limits"]["memory"] = "2Gi"
     findings = _check(cluster_doc, deployment(pod))
-    assert _kinds(findings) == {"disk"}
+    assert _warned(findings) == {"disk"}
     assert "no instance store" in findings[0].message
 
 

@@ -117,26 +117,35 @@ lorax_request_queue_duration_bucket{le="0.1"} 4
 lorax_request_queue_duration_bucket{le="+Inf"} 5
 lorax_request_queue_duration_sum 0.5
 lorax_request_queue_duration_count 5
+# TYPE lorax_request_count counter
+lorax_request_count 100
 # TYPE lorax_unrelated gauge
 lorax_unrelated 7
 """
 
 
-def test_scrape_keeps_gauges_and_histogram_sums() -> None:
+def test_scrape_shows_gauges_counter_rates_and_histogram_mean_durations() -> None:
     scrape = Scrape("http://x/metrics")
     scrape.add_text(METRICS_TEXT, at=1.0)
     scrape.add_text(
         METRICS_TEXT.replace("queue_length 3", "queue_length 5")
         .replace("_sum 0.5", "_sum 1.5")
-        .replace("_count 5", "_count 10"),
-        at=2.0,
+        .replace("_count 5", "_count 10")
+        .replace("request_count 100", "request_count 140"),
+        at=3.0,
     )
-    out = scrape.summary()
-    assert out["series"]["lorax_queue_length"]["max"] == 5.0
-    assert out["series"]["lorax_batch_current_size"]["mean"] == 12.0
-    assert "lorax_unrelated" not in out["series"]
-    assert not any("bucket" in k for k in out["series"])
-    assert out["lorax_request_queue_duration_mean_ms_during_run"] == pytest.approx(200.0)
+    series = scrape.summary()["series"]
+    assert series["lorax_queue_length"]["max"] == 5.0
+    assert series["lorax_batch_current_size"]["mean"] == 12.0
+    assert "lorax_unrelated" not in series
+    histogram_parts = [k for k in series if "bucket" in k or k.endswith("_sum")]
+    assert not histogram_parts
+    # a counter is a rate, never a mean of its running total: 40 more requests in 2 s
+    assert series["lorax_request_count"]["rate_per_s"] == pytest.approx(20.0)
+    assert "mean" not in series["lorax_request_count"]
+    # a histogram: 5 observations in 2 s that took 1.0 s together
+    queue = series["lorax_request_queue_duration"]
+    assert queue["mean_ms"] == pytest.approx(200.0) and queue["rate_per_s"] == pytest.approx(2.5)
 
 
 def test_step_and_sweep_stage_plans() -> None:

@@ -30,7 +30,7 @@ import pytest
 from loraxkit.loadtest.metrics import BASE_MODEL_LABEL, RequestRecord
 from loraxkit.loadtest.options import option_names
 from loraxkit.loadtest.schedule import arrival_offsets
-from loraxkit.loadtest.slo import SLO_EXIT_CODE
+from loraxkit.loadtest.slo import NO_RESULT_EXIT_CODE, SLO_EXIT_CODE
 from loraxkit.loadtest.tracecheck import compare
 from loraxkit.sim.process import SimulatorProcess
 from loraxkit.sim.trace import read_trace
@@ -72,13 +72,18 @@ def assert_agrees_with_trace(
     check = compare(records, trace)
     assert check.matched == len(records) and check.token_count_differences == 0
     stamps = np.asarray(check.stamp_error_ms)
-    # The server stamps before its write, the client's kernel on receipt: a token is never early.
+    # The server stamps before its write, the client's kernel on receipt: a token is never early. Medians
+    # only: on a busy machine the simulator can be descheduled between its stamp and its write, which
+    # delays the bytes themselves (the client's stamp is then right, the server's early).
     assert stamps.min() > -0.01, stamps.min()
-    assert np.percentile(stamps, 50) < 0.1 and np.percentile(stamps, 95) < 1.0
-    assert np.percentile(check.first_token_error_ms, 50) < 0.1
-    assert np.percentile(check.ttft_error_ms, 50) < TTFT_P50_TOLERANCE_MS
-    tpot = np.abs(check.tpot_error_ms)
-    assert np.percentile(tpot, 95) < 0.1 and tpot.max() < 2.0
+    assert np.percentile(stamps, 50) < 0.1
+    assert min(check.first_token_error_ms) > -0.01  # (first tokens are in `stamps` too)
+    # The request's send stamp precedes the server reading it: TTFT is never shorter than the server's.
+    assert min(check.ttft_error_ms) > -0.01
+    # Requests that opened their connection carry the TCP connect (left out of the steady state).
+    steady = compare([r for r in records if not r.first_on_connection], trace)
+    assert np.percentile(steady.ttft_error_ms, 50) < TTFT_P50_TOLERANCE_MS
+    assert np.percentile(np.abs(check.tpot_error_ms), 50) < 0.1
     by_id = {t["request_id"]: t for t in trace}
     for adapter, summary in report["by_adapter"].items():
         mine = [r for r in records if r.adapter_label == adapter and r.ok]
@@ -87,8 +92,9 @@ def assert_agrees_with_trace(
         assert summary["tpot_ms"]["p50"] == pytest.approx(
             np.median([r.tpot for r in mine if r.tpot is not None]) * 1000
         )
-        errors = compare(mine, trace)
-        assert np.percentile(errors.ttft_error_ms, 50) < TTFT_P50_TOLERANCE_MS, adapter
+        errors = compare([r for r in mine if not r.first_on_connection], trace)
+        if errors.ttft_error_ms:
+            assert np.percentile(errors.ttft_error_ms, 50) < TTFT_P50_TOLERANCE_MS, adapter
         truth = [by_id[r.request_id]["token_times"] for r in mine]
         tpot_truth = np.median([(t[-1] - t[0]) / (len(t) - 1) for t in truth if len(t) > 1]) * 1000
         assert abs(summary["tpot_ms"]["p50"] - tpot_truth) < 0.1, adapter
@@ -220,7 +226,8 @@ def test_breached_slo_exits_non_zero(locust_run: Any) -> None:
     assert "[loraxkit]" in run.output and "tok/s  TTFT p50/p95" in run.output  # progress lines
     assert run.report["cancelled_at_stop"] >= 1  # no --stop-timeout: the streams in flight were cut off
     gates = {g["gate"]: g["passed"] for g in run.report["slo"]["gates"]}
-    assert gates == {"slo-ttft-p50": False, "slo-itl-p99": True}
+    # the default error-rate ceiling is always a gate
+    assert gates == {"slo-ttft-p50": False, "slo-itl-p99": True, "max_error_rate": True}
 
 
 @pytest.mark.parametrize("processes", [1, 2])
@@ -324,6 +331,11 @@ def test_demo_runs_a_sweep_and_writes_the_report(tmp_path: Path) -> None:
     ):
         assert (out / name).is_file(), name
     assert "requests matched with the simulator's trace" in proc.stderr
+    # steady state beside the whole run: in the report, the terminal summary and the accuracy check
+    assert report["steady"]["overall"]["requests"] > 0
+    assert "[loraxkit] summary" in proc.stderr and "steady state (" in proc.stderr
+    accuracy = json.loads((out / "accuracy.json").read_text())
+    assert accuracy["steady_state"]["matched"] == report["steady"]["overall"]["succeeded"]
 
 
 def test_options_come_from_locust_conf_and_environment(tmp_path: Path) -> None:
@@ -359,7 +371,9 @@ def test_options_come_from_locust_conf_and_environment(tmp_path: Path) -> None:
         text=True,
         timeout=60,
     )
-    assert proc.returncode == 0, proc.stderr
+    # a run that completed no request never passes
+    assert proc.returncode == NO_RESULT_EXIT_CODE, proc.stderr
+    assert "no request completed" in proc.stderr
     report = json.loads((out / "report.json").read_text())
     assert report["workload"]["adapters"] == ["env-a", "env-b"]
     assert report["workload"]["mix"] == "zipf"
@@ -428,11 +442,15 @@ def test_a_stream_slower_than_the_request_timeout_is_reported_as_timeout(locust_
             "--max-error-rate",
             "1.0",
         )
-    assert run.returncode == 0, run.output
+    # not one request completed: a failed run, whatever --max-error-rate allows
+    assert run.returncode == NO_RESULT_EXIT_CODE, run.output
     assert "Traceback" not in run.output
     errors = run.report["overall"]["errors"]
     assert errors["by_error_type"].get("timeout", 0) >= 2
-    assert all(r.error_type == "timeout" and 3 <= r.stream_tokens <= 6 for r in run.records)
+    timed_out = [r for r in run.records if r.error_type == "timeout"]
+    assert all(3 <= r.stream_tokens <= 6 for r in timed_out)
+    # the streams still running at the stop are recorded too, with the tokens they had
+    assert {r.error_type for r in run.records} <= {"timeout", "cancelled_at_stop"}
 
 
 @pytest.mark.parametrize("users", [40, 2])

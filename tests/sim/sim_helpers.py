@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import time
 
 import httpx
@@ -55,3 +56,47 @@ def wait_trace(
         if (len(records) >= count and (request_ids or set()) <= ids) or time.monotonic() > deadline:
             return records
         time.sleep(0.05)
+
+
+def send_now(
+    port: int, bodies: list[bytes], request_ids: list[str], path: str = "/generate"
+) -> list[socket.socket]:
+    """Open one connection per body, then send every request back to back (so they arrive within the same
+    event-loop turn); read the replies later with `read_replies`."""
+    socks = [socket.create_connection(("127.0.0.1", port), timeout=60) for _ in bodies]
+    for s, body, rid in zip(socks, bodies, request_ids, strict=True):
+        s.sendall(
+            b"POST %b HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\nconnection: close\r\n"
+            b"x-request-id: %b\r\ncontent-length: %d\r\n\r\n%b"
+            % (path.encode(), rid.encode(), len(body), body)
+        )
+    return socks
+
+
+def read_replies(socks: list[socket.socket]) -> list[bytes]:
+    replies = []
+    for s in socks:
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        s.close()
+        replies.append(data)
+    return replies
+
+
+def wait_state(base_url: str, key: str, value: object, timeout: float = 30.0) -> dict[str, object]:
+    """Poll /sim/state until `key` reaches `value` (or the timeout passes); returns the state."""
+    deadline = time.monotonic() + timeout
+    state = sim_state(base_url)
+    while state[key] != value and time.monotonic() < deadline:
+        time.sleep(0.005)
+        state = sim_state(base_url)
+    return state
+
+
+def metric(text: str, series: str) -> float:
+    """One sample of a Prometheus text page (0 when absent)."""
+    for line in text.splitlines():
+        if line.startswith(series + " "):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0

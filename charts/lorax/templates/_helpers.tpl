@@ -84,14 +84,17 @@ app.kubernetes.io/part-of: lorax
 {{- end -}}
 
 {{/*
-The launcher's argument list, built from values. A value left null (or "") renders no flag, so LoRAX
-computes its own default. Integers go through int64 so large numbers never render as 1e+06.
+The launcher flags rendered from values (server.extraArgs excluded). A value left null (or "") renders no flag,
+so LoRAX computes its own default. Integers go through int64 so large numbers never render as 1e+06.
+Tri-state booleans render only `true`: the 0.12.1 launcher hands `--prefix-caching false` and
+`--chunked-prefill false` to the shards as PREFIX_CACHING=false / CHUNKED_PREFILL=false, which they read as
+bool("false") = True (files/launcher-contract.yaml, shardEnv), and an absent flag already means off.
 */}}
-{{- define "lorax.args" -}}
+{{- define "lorax.valueArgs" -}}
 {{- $v := .Values -}}
 {{- $args := list -}}
 {{- if $v.server.jsonLogs -}}{{- $args = append $args "--json-output" -}}{{- end -}}
-{{- $args = concat $args (list "--model-id" $v.model.id "--num-shard" (toString (int64 $v.gpu.count)) "--hostname" "0.0.0.0") -}}
+{{- $args = concat $args (list "--model-id" $v.model.id "--num-shard" (toString (int64 $v.gpu.count)) "--hostname" $v.server.hostname) -}}
 {{- $strings := list
       (list "--revision" $v.model.revision)
       (list "--source" $v.model.source)
@@ -119,20 +122,24 @@ computes its own default. Integers go through int64 so large numbers never rende
 {{- range $floats -}}
 {{- if not (kindIs "invalid" (index . 1)) -}}{{- $args = concat $args (list (index . 0) (toString (index . 1))) -}}{{- end -}}
 {{- end -}}
-{{- $boolValues := list
+{{- $switchesWhenTrue := list
       (list "--sharded" $v.server.sharded)
       (list "--eager-prefill" $v.server.eagerPrefill)
       (list "--prefix-caching" $v.server.prefixCaching)
       (list "--chunked-prefill" $v.server.chunkedPrefill) -}}
-{{- range $boolValues -}}
-{{- if not (kindIs "invalid" (index . 1)) -}}{{- $args = concat $args (list (index . 0) (toString (index . 1))) -}}{{- end -}}
+{{- range $switchesWhenTrue -}}
+{{- if eq (toString (index . 1)) "true" -}}{{- $args = concat $args (list (index . 0) "true") -}}{{- end -}}
 {{- end -}}
 {{- if $v.server.cudaGraphs -}}{{- $args = append $args "--compile" -}}{{- end -}}
 {{- if $v.model.trustRemoteCode -}}{{- $args = append $args "--trust-remote-code" -}}{{- end -}}
 {{- if $v.adapters.mergeWeights -}}{{- $args = append $args "--merge-adapter-weights" -}}{{- end -}}
 {{- range $v.adapters.preloaded -}}{{- $args = concat $args (list "--preloaded-adapter-ids" .) -}}{{- end -}}
-{{- $args = concat $args $v.server.extraArgs -}}
 {{- toYaml $args -}}
+{{- end -}}
+
+{{/* The container's full argument list: the flags from values, then server.extraArgs (validate.yaml parses both). */}}
+{{- define "lorax.args" -}}
+{{- concat (include "lorax.valueArgs" . | fromYamlArray) (default list .Values.server.extraArgs) | toYaml -}}
 {{- end -}}
 
 {{/*
@@ -163,8 +170,8 @@ timeoutSeconds: {{ $p.timeoutSeconds | int64 }}
 failureThreshold: {{ $p.failureThreshold | int64 }}
 {{- end -}}
 
-{{/* Container environment: port, cache, HF token by secretKeyRef only, S3 adapter settings, extras. */}}
-{{- define "lorax.env" -}}
+{{/* The chart's own container environment: port, cache, HF token by secretKeyRef only, S3 adapter settings. */}}
+{{- define "lorax.ownEnv" -}}
 {{- $v := .Values -}}
 {{- $tokenSecret := include "lorax.hfTokenSecretName" . -}}
 - name: PORT
@@ -198,9 +205,19 @@ failureThreshold: {{ $p.failureThreshold | int64 }}
 - name: LOG_LEVEL
   value: {{ . | quote }}
 {{- end }}
-{{- with $v.server.extraEnv }}
+{{- end -}}
+
+{{/* Container environment: the chart's own, then server.extraEnv (validate-runtime.yaml refuses overlaps). */}}
+{{- define "lorax.env" -}}
+{{ include "lorax.ownEnv" . }}
+{{- with .Values.server.extraEnv }}
 {{ toYaml . }}
 {{- end }}
+{{- end -}}
+
+{{/* A string as one POSIX shell word: single-quoted, each ' written as '\'' (NOTES.txt commands stay copy-pastable). */}}
+{{- define "lorax.shellQuote" -}}
+'{{ replace "'" "'\\''" . }}'
 {{- end -}}
 
 {{/* "true" when a value is set (not null). */}}

@@ -96,7 +96,7 @@ def values_docs(chart_dir: Path = CHART_DIR) -> dict[str, ValueDoc]:
         for part in key.split("."):
             value = value[part]
         sub = leaves.get(key, {})
-        kind = sub.get("type", "")
+        kind = sub.get("title") or sub.get("type", "")
         kind = " or ".join(kind) if isinstance(kind, list) else kind
         docs[key] = ValueDoc(key, kind, json.dumps(value), _comment_above(lines, key_node.start_mark.line))
     return docs

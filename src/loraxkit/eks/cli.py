@@ -5,10 +5,20 @@ from __future__ import annotations
 import argparse
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from loraxkit.eks.cluster import Cluster, ClusterConfigError, load_cluster, load_cluster_doc, parse_cluster
+from loraxkit.eks.cluster import Cluster, ClusterConfigError, load_cluster_doc, parse_cluster
+from loraxkit.eks.eksctl_rules import eksctl_problems, zone_problems
+from loraxkit.eks.eksctl_validate import (
+    BINARY_ENV,
+    BUILD_HINT,
+    EksctlValidateError,
+    run_eksctl_validate,
+    validator_binary,
+)
 from loraxkit.eks.instance_types import PRICE_REGION, PRICES_AS_OF, lookup
 from loraxkit.eks.lint import cluster_problems
+from loraxkit.eks.problems import Problem, error, errors, warning, warnings
 from loraxkit.eks.schema import SCHEMA_ENV, SchemaUnavailable, load_eksctl_schema, schema_errors
 
 REPO = Path(__file__).resolve().parents[3]
@@ -30,10 +40,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="validate the cluster file and cross-check it with values/ profiles",
         description=(
             "Validate the cluster file against eksctl's schema (from $" + SCHEMA_ENV + " or `eksctl utils "
-            "schema`; skipped with a note when neither exists), check what the schema cannot (version, AMI "
-            "family, taints, GPU labels, autoscaler tags, add-ons, S3 scope), then render each profile with "
-            "the chart and check that its pod lands on a node group: selection, tolerations, GPUs, CPU, "
-            "memory, disk and the Pod Identity ServiceAccount. Exit code 1 when anything is wrong."
+            "schema`; skipped with a note when neither exists) and eksctl's own loading, defaulting and "
+            "validation (the Go tool go/eksctl-validate, built by `"
+            + BUILD_HINT
+            + "`, or $"
+            + BINARY_ENV
+            + "; without it, eksctl's rules as ported to Python). Then check what eksctl does not (zones, "
+            "version, GPU labels and taints, autoscaler tags, add-ons, S3 scope), render each profile with "
+            "the chart and check that its pods schedule on EKS's nodes as kube-scheduler decides: selection, "
+            "tolerations, and requests against allocatable (nodeadm's kube-reserved, eviction and max pods). "
+            "Errors (eksctl rejects the file, a pod stays Pending, S3 is denied) exit 1; warnings (house "
+            "conventions, risks the scheduler does not see) are printed apart and exit 0."
         ),
     )
     check.add_argument("--cluster", type=Path, default=DEFAULT_CLUSTER, help="eksctl ClusterConfig file")
@@ -60,25 +77,51 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     costs.set_defaults(func=run_costs)
 
 
-def _schema_report(cluster_file: Path) -> list[str]:
+def _schema_report(cluster_file: Path) -> list[Problem]:
     try:
         schema = load_eksctl_schema()
     except SchemaUnavailable as exc:
         print(f"schema: skipped ({exc})")
         return []
-    errors = schema_errors(load_cluster_doc(cluster_file), schema)
-    print(f"schema: {'ok' if not errors else f'{len(errors)} error(s)'}")
-    return [f"schema {e}" for e in errors]
+    errs = schema_errors(load_cluster_doc(cluster_file), schema)
+    print(f"schema: {'ok' if not errs else f'{len(errs)} error(s)'}")
+    return [error("eksctl schema", e) for e in errs]
 
 
-def _profile_report(cluster: Cluster, profiles: Sequence[Path], release: str, namespace: str) -> list[str]:
+def _eksctl_report(cluster_file: Path, doc: dict[str, Any]) -> list[Problem]:
+    """eksctl itself when the Go tool is built; its rules ported to Python otherwise."""
+    try:
+        binary = validator_binary()
+        verdict = run_eksctl_validate(cluster_file, binary) if binary else None
+    except EksctlValidateError as exc:
+        print(f"eksctl: cannot run ({exc})")
+        return [error("eksctl", str(exc))]
+    if verdict is None:
+        ported = eksctl_problems(doc)
+        print(
+            f"eksctl: rules ported to Python ({len(errors(ported))} error(s)); "
+            f"`{BUILD_HINT}` runs eksctl's own"
+        )
+        return ported
+    print(f"eksctl: {'accepted' if verdict.accepted else 'rejected'} (eksctl's own validation, no AWS call)")
+    problems = [warning("eksctl", w) for w in verdict.warnings]
+    if not verdict.accepted:
+        problems.insert(
+            0, error("eksctl", f"{verdict.error} (eksctl stops at its first error; fix and re-run)")
+        )
+    return problems
+
+
+def _profile_report(
+    cluster: Cluster, profiles: Sequence[Path], release: str, namespace: str
+) -> list[Problem]:
     # Imported here: rendering needs helm-python-sdk (the `test` extra), the other sub-commands do not.
     from helm_python import HelmError
 
     from loraxkit.chart.render import render, render_hooks
     from loraxkit.eks.crosscheck import cross_check
 
-    problems = []
+    problems: list[Problem] = []
     for profile in profiles:
         try:
             # The release's objects plus its hooks: the `helm test` pod has to be scheduled too.
@@ -86,31 +129,44 @@ def _profile_report(cluster: Cluster, profiles: Sequence[Path], release: str, na
             manifests += render_hooks(None, [profile], release=release, namespace=namespace)
         except (OSError, HelmError) as exc:
             print(f"profile {profile.name}: cannot render")
-            problems.append(f"{profile}: the chart cannot render it; fix the values file: {exc}")
+            problems.append(
+                error("chart", f"{profile}: the chart cannot render it; fix the values file: {exc}")
+            )
             continue
         try:
             findings = cross_check(manifests, cluster, namespace)
         except ClusterConfigError as exc:
-            return [str(exc)]  # a cluster-side error, the same for every profile: report it once
-        print(f"profile {profile.name}: {'ok' if not findings else f'{len(findings)} problem(s)'}")
-        problems += [f"{profile.name}: {f}" for f in findings]
+            return [
+                error("cluster", str(exc))
+            ]  # a cluster-side error, the same for every profile: report it once
+        found = [Problem(f.severity, "scheduler", f"{profile.name}: {f}") for f in findings]
+        n_err, n_warn = len(errors(found)), len(warnings(found))
+        print(
+            f"profile {profile.name}: {'ok' if not n_err else f'{n_err} error(s)'}"
+            + (f", {n_warn} warning(s)" if n_warn else "")
+        )
+        problems += found
     return problems
 
 
 def run_check(args: argparse.Namespace) -> int:
     try:
-        problems = _schema_report(args.cluster)
-        cluster = load_cluster(args.cluster)
+        doc = load_cluster_doc(args.cluster)
+        problems = _schema_report(args.cluster) + _eksctl_report(args.cluster, doc)
+        cluster = parse_cluster(doc)
     except (OSError, ClusterConfigError) as exc:
         print(f"error: {exc}")
         return 1
-    lint = cluster_problems(cluster)
-    print(f"cluster: {'ok' if not lint else f'{len(lint)} problem(s)'}")
+    lint = cluster_problems(cluster) + zone_problems(doc)
+    print(f"cluster: {len(errors(lint))} error(s), {len(warnings(lint))} warning(s)")
     profiles = args.values or sorted(DEFAULT_VALUES_DIR.glob("*.yaml"))
     problems += lint + _profile_report(cluster, profiles, args.release, args.namespace)
-    for problem in problems:
-        print(f"  - {problem}")
-    return 1 if problems else 0
+    for title, group in (("errors", errors(problems)), ("warnings", warnings(problems))):
+        if group:
+            print(f"{title}:")
+            for problem in group:
+                print(f"  - {problem}")
+    return 1 if errors(problems) else 0
 
 
 def costs_table(cluster: Cluster) -> list[str]:

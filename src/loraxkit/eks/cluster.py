@@ -64,6 +64,10 @@ class NodeGroup:
     tags: dict[str, str]
     propagate_asg_tags: bool
     pre_bootstrap_commands: tuple[str, ...] = ()
+    spot: bool = False  # managed groups: eks.amazonaws.com/capacityType=SPOT
+    custom_ami: bool = False  # `ami` set: eksctl writes the user data, EKS's maxPods cap does not apply
+    max_pods_per_node: int = 0  # eksctl's maxPodsPerNode; 0 = nodeadm's ENI-based figure
+    node_repair: bool = False  # managed groups: nodeRepairConfig.enabled
 
     def instance(self, itype: str) -> InstanceType:
         try:
@@ -173,6 +177,10 @@ def _node_group(ng: dict[str, Any], managed: bool, index: int) -> NodeGroup:
         tags={str(k): str(v) for k, v in (ng.get("tags") or {}).items()},
         propagate_asg_tags=bool(ng.get("propagateASGTags", False)),
         pre_bootstrap_commands=tuple(str(c) for c in ng.get("preBootstrapCommands") or []),
+        spot=bool(ng.get("spot", False)),
+        custom_ami=bool(ng.get("ami")),
+        max_pods_per_node=int(ng.get("maxPodsPerNode") or 0),
+        node_repair=bool((ng.get("nodeRepairConfig") or {}).get("enabled", False)),
     )
 
 

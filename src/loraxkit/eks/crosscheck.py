@@ -1,42 +1,57 @@
 """Cross-check rendered chart manifests against the cluster they will run on.
 
-For every workload the chart renders: some node group must be selected by its nodeSelector / required node
-affinity, it must tolerate that group's taints, and one of those nodes must hold its GPUs, CPU, memory
-(including memory-backed emptyDirs such as /dev/shm) and its disk cache (disk emptyDir sizeLimit and
-ephemeral-storage on the root volume, hostPath on instance store, PersistentVolumeClaims on EBS). A workload
-that reads adapters from S3 must run as a ServiceAccount that a Pod Identity association grants that bucket.
+For every workload the chart renders: some node must be selected by its nodeSelector / required node affinity,
+it must tolerate that node's taints, and the pod's requests must fit the node's allocatable, exactly as
+kube-scheduler decides (NodeAffinity, TaintToleration and NodeResourcesFit plugins). Nodes are EKS's, from
+loraxkit.eks.nodes (nodeadm's kube-reserved, eviction and max pods; the labels EKS, eksctl and kubelet set).
+
+A pod's requests are kube-scheduler's: k8s.io/component-helpers@v0.35.4 resource/helpers.go: PodRequests /
+AggregateContainerRequests (the app containers' sum; init containers as a maximum, with restartable sidecar
+init containers added to everything after them; pod-level requests when set; plus pod overhead), after the API
+server's defaulting of a missing request to its limit (kubernetes pkg/apis/core/v1/defaults.go:
+SetDefaults_Pod).
+Volumes are NOT requests: a memory-backed emptyDir such as /dev/shm and a disk emptyDir's sizeLimit do not
+enter NodeResourcesFit (k8s.io/kubernetes@v1.35.4 pkg/scheduler/framework/plugins/noderesources/fit.go:
+computePodResourceRequest, fitsRequest). They can still get the pod OOM-killed or evicted at run time, so they
+are warnings here, never errors.
+
+Errors are what keeps a pod Pending (or a PVC unbound, or S3 denied); warnings are risks the scheduler does
+not see. A workload that reads adapters from S3 must run as a ServiceAccount that a Pod Identity association
+grants that bucket.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
 from kubernetes.utils import parse_quantity
 
-from loraxkit.eks.cluster import Cluster, NodeVariant
+from loraxkit.eks.cluster import Cluster
 from loraxkit.eks.lint import bucket_grants
-from loraxkit.eks.scheduling import selects_node, untolerated_taints
+from loraxkit.eks.nodes import GIB, EksNode, cluster_nodes
+from loraxkit.eks.problems import Severity
+from loraxkit.eks.scheduling import selects_node, unknown_keys_used, untolerated_taints
 
-GIB = Decimal(2**30)
-# What a node keeps for itself (EKS AL2023 bootstrap): kube-reserved memory is 255 MiB + 11 MiB per pod
-# (110 pods at most), eviction threshold 100 MiB; kube-reserved CPU is under 0.1 core on these sizes. The
-# DaemonSets (aws-node, kube-proxy, ebs-csi-node, pod-identity agent, device plugin) request
-# ~0.3 core and ~0.5 GiB.
-NODE_RESERVED_MEMORY = Decimal(255 + 11 * 110 + 100) * 2**20 + GIB / 2
-NODE_RESERVED_CPU = Decimal("0.4")
-# Root volume: kubelet evicts below 10% free; the AL2023 OS takes ~5 GiB and the LoRAX image (~10 GB
-# compressed) ~30 GiB once pulled and unpacked. What is left holds emptyDir caches and container layers.
-ROOT_EVICTION_FRACTION = Decimal("0.10")
-ROOT_OS_AND_IMAGE = 35 * GIB
-EBS_MAX_VOLUME = 16384 * GIB  # gp3 / io2 upper bound
+EBS_MAX_VOLUME = Decimal(16384 * GIB)  # gp3 / io2 upper bound
 EBS_ACCESS_MODES = ("ReadWriteOnce", "ReadWriteOncePod")
 SYSTEM_HOST_PATHS = ("/dev", "/sys", "/proc", "/run", "/var/run", "/etc", "/var/log")
 S3_BUCKET_ENV = "PREDIBASE_MODEL_BUCKET"
 ADAPTER_SOURCE_FLAGS = ("--adapter-source", "--default-adapter-source")
 ADAPTER_SOURCE_ENVS = ("ADAPTER_SOURCE", "DEFAULT_ADAPTER_SOURCE")
 POD_TEMPLATE_KINDS = ("Deployment", "StatefulSet", "ReplicaSet", "Job")
+POD_LEVEL_RESOURCES = ("cpu", "memory")  # component-helpers SupportedPodLevelResources (hugepages aside)
+# Margins for warnings only (the scheduler never sees them):
+# * a real node's memory capacity is MemTotal, below the nominal size; Karpenter estimates 7.5%
+#   (its VM_MEMORY_OVERHEAD_PERCENT default);
+# * every node runs aws-node (vpc-cni, requests 25m CPU) and kube-proxy (EKS add-on, requests 100m CPU)
+#   besides the other DaemonSets, whose requests take from the same allocatable.
+MEMORY_OVERHEAD_FRACTION = Decimal("0.075")
+DAEMONSET_CPU_MILLIS = 125
+# Root volume: the AL2023 OS takes ~5 GiB and the LoRAX image (~10 GB compressed) ~30 GiB once unpacked; the
+# scheduler does not count them, kubelet evicts pods when the disk runs out.
+ROOT_OS_AND_IMAGE = Decimal(35 * GIB)
 
 
 @dataclass(frozen=True)
@@ -44,6 +59,7 @@ class Finding:
     check: str  # selection | tolerations | gpus | cpu | memory | disk | volume | identity
     workload: str
     message: str
+    severity: Severity = "error"
 
     def __str__(self) -> str:
         return f"[{self.check}] {self.workload}: {self.message}"
@@ -63,11 +79,29 @@ class Workload:
 
 @dataclass(frozen=True)
 class PodNeeds:
-    gpus: int
-    cpu: Decimal
-    memory: Decimal  # container requests plus memory-backed emptyDir sizeLimits
-    root_disk: Decimal  # disk-backed emptyDir sizeLimits or ephemeral-storage requests, whichever is larger
-    host_paths: tuple[str, ...]
+    """What kube-scheduler counts (requests) and what it does not (volumes), in base units."""
+
+    requests: dict[
+        str, Decimal
+    ]  # cpu (cores), memory (bytes), ephemeral-storage (bytes), nvidia.com/gpu, ...
+    memory_volumes: Decimal = Decimal(0)  # memory-backed emptyDir sizeLimits (/dev/shm)
+    disk_volumes: Decimal = Decimal(0)  # disk emptyDir sizeLimits
+    host_paths: tuple[str, ...] = field(default_factory=tuple)
+
+    def get(self, name: str) -> Decimal:
+        return self.requests.get(name, Decimal(0))
+
+    @property
+    def gpus(self) -> int:
+        return int(self.get("nvidia.com/gpu"))
+
+    @property
+    def cpu(self) -> Decimal:
+        return self.get("cpu")
+
+    @property
+    def memory(self) -> Decimal:
+        return self.get("memory")
 
 
 def workloads(manifests: list[dict[str, Any]], namespace: str) -> list[Workload]:
@@ -95,18 +129,48 @@ def _quantity(value: Any) -> Decimal:
     return Decimal(str(parse_quantity(str(value)))) if value not in (None, "") else Decimal(0)
 
 
-def _resource(container: dict[str, Any], name: str) -> Decimal:
+def container_requests(container: dict[str, Any]) -> dict[str, Decimal]:
+    """The container's requests after API defaulting: a resource with only a limit requests the limit."""
     resources = container.get("resources") or {}
-    requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
-    # A request defaults to the limit when only the limit is set (always the case for nvidia.com/gpu).
-    return _quantity(requests.get(name, limits.get(name)))
+    limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
+    merged = {**limits, **requests}
+    return {str(k): _quantity(v) for k, v in merged.items()}
 
 
-def _pod_resource(pod_spec: dict[str, Any], name: str) -> Decimal:
-    """Effective pod request: the larger of the app containers' sum and the biggest init container."""
-    app = sum((_resource(c, name) for c in pod_spec.get("containers") or []), Decimal(0))
-    init = max((_resource(c, name) for c in pod_spec.get("initContainers") or []), default=Decimal(0))
-    return max(app, init)
+def _add(total: dict[str, Decimal], more: dict[str, Decimal]) -> None:
+    for name, value in more.items():
+        total[name] = total.get(name, Decimal(0)) + value
+
+
+def _max_into(total: dict[str, Decimal], other: dict[str, Decimal]) -> None:
+    for name, value in other.items():
+        total[name] = max(total.get(name, Decimal(0)), value)
+
+
+def pod_requests(pod_spec: dict[str, Any]) -> dict[str, Decimal]:
+    """component-helpers PodRequests (AggregateContainerRequests with sidecars, pod-level, overhead)."""
+    reqs: dict[str, Decimal] = {}
+    for container in pod_spec.get("containers") or []:
+        _add(reqs, container_requests(container))
+    sidecars: dict[str, Decimal] = {}
+    init_max: dict[str, Decimal] = {}
+    for container in pod_spec.get("initContainers") or []:
+        own = container_requests(container)
+        if container.get("restartPolicy") == "Always":  # a sidecar runs beside everything after it
+            _add(reqs, own)
+            _add(sidecars, own)
+            use = dict(sidecars)
+        else:
+            use = dict(own)
+            _add(use, sidecars)
+        _max_into(init_max, use)
+    _max_into(reqs, init_max)
+    pod_level = ((pod_spec.get("resources") or {}).get("requests")) or {}
+    for name in POD_LEVEL_RESOURCES:
+        if name in pod_level:
+            reqs[name] = _quantity(pod_level[name])
+    _add(reqs, {str(k): _quantity(v) for k, v in (pod_spec.get("overhead") or {}).items()})
+    return {k: v for k, v in reqs.items() if v}
 
 
 def pod_needs(pod_spec: dict[str, Any]) -> PodNeeds:
@@ -123,74 +187,117 @@ def pod_needs(pod_spec: dict[str, Any]) -> PodNeeds:
             path = str((vol.get("hostPath") or {}).get("path", ""))
             if not path.startswith(SYSTEM_HOST_PATHS):
                 host_paths.append(path)
-    return PodNeeds(
-        gpus=int(_pod_resource(pod_spec, "nvidia.com/gpu")),
-        cpu=_pod_resource(pod_spec, "cpu"),
-        memory=_pod_resource(pod_spec, "memory") + memory_volumes,
-        root_disk=max(disk_volumes, _pod_resource(pod_spec, "ephemeral-storage")),
-        host_paths=tuple(host_paths),
-    )
+    return PodNeeds(pod_requests(pod_spec), memory_volumes, disk_volumes, tuple(host_paths))
 
 
-def _gib(value: Decimal) -> str:
-    return f"{value / GIB:.1f} GiB"
+def _gib(value: Decimal | int) -> str:
+    return f"{Decimal(value) / GIB:.1f} GiB"
 
 
-def root_disk_available(variant: NodeVariant) -> Decimal:
-    size = variant.group.volume_size_gib * GIB
-    return size * (1 - ROOT_EVICTION_FRACTION) - ROOT_OS_AND_IMAGE
+def _cores(millis: int) -> str:
+    return f"{Decimal(millis) / 1000:g}"
 
 
-def fit_problems(needs: PodNeeds, variant: NodeVariant) -> list[tuple[str, str]]:
-    """(check, message) for each resource the node cannot supply."""
-    inst, where = variant.instance, variant.describe()
-    problems = []
-    if needs.gpus > inst.gpu_count:
+def fit_problems(needs: PodNeeds, node: EksNode) -> list[tuple[str, str]]:
+    """(check, message) for each request the node's allocatable cannot hold: NodeResourcesFit's
+    "Insufficient <resource>" on an empty node."""
+    alloc, where, problems = node.allocatable, node.describe(), []
+    if needs.gpus > alloc.gpus:
         problems.append(
             (
                 "gpus",
-                f"asks for {needs.gpus} nvidia.com/gpu but {where} has {inst.gpu_count}; "
+                f"asks for {needs.gpus} nvidia.com/gpu but {where} has {alloc.gpus}; "
                 "lower the GPU limit (and --num-shard) or target a group with more GPUs",
             )
         )
-    cpu_free = inst.vcpus - NODE_RESERVED_CPU
-    if needs.cpu > cpu_free:
+    if needs.cpu * 1000 > alloc.cpu_millis:
         problems.append(
             (
                 "cpu",
-                f"requests {needs.cpu} CPU but {where} has ~{cpu_free} allocatable; "
-                "lower resources.requests.cpu or pick a larger instance type",
+                f"requests {needs.cpu} CPU but {where} has {_cores(alloc.cpu_millis)} allocatable (EKS "
+                f"kube-reserved {node.kube_reserved.cpu_millis}m); lower resources.requests.cpu or pick a "
+                "larger instance type",
             )
         )
-    memory_free = inst.memory_gib * GIB - NODE_RESERVED_MEMORY
-    if needs.memory > memory_free:
+    if needs.memory > alloc.memory_bytes:
         problems.append(
             (
                 "memory",
-                f"needs {_gib(needs.memory)} of memory (requests + memory-backed emptyDir "
-                f"such as /dev/shm) but {where} has ~{_gib(memory_free)} allocatable",
+                f"requests {_gib(needs.memory)} of memory but {where} has {_gib(alloc.memory_bytes)} "
+                f"allocatable (kube-reserved {_gib(node.kube_reserved.memory_bytes)} for "
+                f"{alloc.pods} pods, eviction 100 MiB); lower resources.requests.memory",
             )
         )
-    disk_free = root_disk_available(variant)
-    if needs.root_disk > disk_free:
+    if needs.get("ephemeral-storage") > alloc.ephemeral_bytes:
         problems.append(
             (
                 "disk",
-                f"needs {_gib(needs.root_disk)} of node disk for its cache but {where}'s "
-                f"{variant.group.volume_size_gib} GiB root volume leaves ~{_gib(disk_free)} after the "
-                "OS, the LoRAX image and kubelet's 10% eviction margin; raise volumeSize or shrink "
-                "the cache sizeLimit",
+                f"requests {_gib(needs.get('ephemeral-storage'))} of ephemeral-storage but {where}'s "
+                f"{_gib(node.capacity.ephemeral_bytes)} root volume has {_gib(alloc.ephemeral_bytes)} "
+                "allocatable (kube-reserved 1 GiB, eviction 10%); raise volumeSize or lower the request",
             )
         )
-    problems += [("disk", message) for message in host_path_problems(needs.host_paths, variant)]
+    known = {"cpu", "memory", "ephemeral-storage", "nvidia.com/gpu", "pods"}
+    problems += [
+        ("resources", f"requests {value} {name}, which no node of {where} offers")
+        for name, value in needs.requests.items()
+        if name not in known and not name.startswith("hugepages-")
+    ]
     return problems
 
 
-def host_path_problems(paths: tuple[str, ...], variant: NodeVariant) -> list[str]:
+def margin_warnings(needs: PodNeeds, node: EksNode) -> list[tuple[str, str]]:
+    """Risks on a node the pod fits: what the scheduler does not count, or counts only on a real node."""
+    alloc, where, warnings = node.allocatable, node.describe(), []
+    memory_real = alloc.memory_bytes - int(node.capacity.memory_bytes * MEMORY_OVERHEAD_FRACTION)
+    if needs.memory > memory_real:
+        warnings.append(
+            (
+                "memory",
+                f"requests {_gib(needs.memory)}, within {_gib(alloc.memory_bytes - memory_real)} of "
+                f"{where}'s "
+                "allocatable; a real node's memory is a few per cent below nominal, so it may not fit",
+            )
+        )
+    if needs.memory + needs.memory_volumes > alloc.memory_bytes and needs.memory_volumes:
+        warnings.append(
+            (
+                "memory",
+                f"memory request {_gib(needs.memory)} plus memory-backed emptyDir (/dev/shm) "
+                f"{_gib(needs.memory_volumes)} exceed {where}'s {_gib(alloc.memory_bytes)} allocatable; the "
+                "scheduler does not count /dev/shm, but a full one can get the pod evicted or OOM-killed",
+            )
+        )
+    if needs.cpu * 1000 > alloc.cpu_millis - DAEMONSET_CPU_MILLIS:
+        warnings.append(
+            (
+                "cpu",
+                f"requests {needs.cpu} CPU, within {DAEMONSET_CPU_MILLIS}m of {where}'s allocatable; "
+                "aws-node "
+                "and kube-proxy alone request that much on every node",
+            )
+        )
+    disk = max(needs.disk_volumes, needs.get("ephemeral-storage"))
+    disk_free = Decimal(alloc.ephemeral_bytes) - ROOT_OS_AND_IMAGE
+    if disk > disk_free:
+        warnings.append(
+            (
+                "disk",
+                f"needs {_gib(disk)} of node disk for its cache but {where}'s "
+                f"{_gib(node.capacity.ephemeral_bytes)} root volume leaves ~{_gib(disk_free)} after the OS, "
+                "the LoRAX image and kubelet's reserve; raise volumeSize or shrink the cache sizeLimit (the "
+                "scheduler does not count an emptyDir, kubelet evicts the pod when it overflows)",
+            )
+        )
+    warnings += [("disk", message) for message in host_path_problems(needs.host_paths, node)]
+    return warnings
+
+
+def host_path_problems(paths: tuple[str, ...], node: EksNode) -> list[str]:
     """A hostPath cache belongs on instance-store NVMe, which AL2023 leaves unformatted and unmounted: the
     group's preBootstrapCommands must mount it at that path, or the cache silently fills the root volume."""
-    where = variant.describe()
-    if paths and variant.instance.instance_storage_gb == 0:
+    where = node.describe()
+    if paths and node.instance_storage_gb == 0:
         return [
             f"mounts hostPath {list(paths)} as a cache but {where} has no instance store; use an "
             "emptyDir or a PVC, or an instance type with local NVMe"
@@ -200,13 +307,14 @@ def host_path_problems(paths: tuple[str, ...], variant: NodeVariant) -> list[str
         "preBootstrapCommands mention it), so the cache would fill the root volume; mount the NVMe at that "
         "path in preBootstrapCommands or use an emptyDir"
         for path in paths
-        if not any(path in command for command in variant.group.pre_bootstrap_commands)
+        if not any(path in command for command in node.pre_bootstrap_commands)
     ]
 
 
 def placement_findings(workload: Workload, cluster: Cluster) -> list[Finding]:
     spec, name = workload.pod_spec, workload.describe()
-    selected = [v for v in cluster.variants() if selects_node(spec, v.labels)]
+    nodes = cluster_nodes(cluster)
+    selected = [n for n in nodes if selects_node(spec, n.labels, unknown=n.aws_only_labels)]
     if not selected:
         offered = {g.name: g.labels for g in cluster.node_groups}
         return [
@@ -214,12 +322,12 @@ def placement_findings(workload: Workload, cluster: Cluster) -> list[Finding]:
                 "selection",
                 name,
                 f"nodeSelector {spec.get('nodeSelector') or {}} and node affinity "
-                f"match no node group; the groups carry {offered}",
+                f"match no node group; the groups carry {offered} besides the labels EKS sets",
             )
         ]
-    placeable = [v for v in selected if not untolerated_taints(spec, v.group.taints)]
+    placeable = [n for n in selected if not untolerated_taints(spec, n.taints)]
     if not placeable:
-        blocked = {v.group.name: [str(t) for t in untolerated_taints(spec, v.group.taints)] for v in selected}
+        blocked = {n.group: [str(t) for t in untolerated_taints(spec, n.taints)] for n in selected}
         return [
             Finding(
                 "tolerations",
@@ -230,11 +338,27 @@ def placement_findings(workload: Workload, cluster: Cluster) -> list[Finding]:
             )
         ]
     needs = pod_needs(spec)
-    per_variant = [fit_problems(needs, v) for v in placeable]
-    if any(not problems for problems in per_variant):
-        return []
-    unique = dict.fromkeys(p for problems in per_variant for p in problems)
-    return [Finding(check, name, message) for check, message in unique]
+    per_node = [fit_problems(needs, n) for n in placeable]
+    fitting = [n for n, problems in zip(placeable, per_node, strict=True) if not problems]
+    if not fitting:
+        unique = dict.fromkeys(p for problems in per_node for p in problems)
+        return [Finding(check, name, message) for check, message in unique]
+    findings = []
+    unknown = sorted({k for n in fitting for k in unknown_keys_used(spec, n.labels, n.aws_only_labels)})
+    if unknown:
+        findings.append(
+            Finding(
+                "selection",
+                name,
+                f"selects on {unknown}, whose values only AWS knows (zone, host name, AMI); assumed to match",
+                "warning",
+            )
+        )
+    per_fit = [margin_warnings(needs, n) for n in fitting]
+    if all(per_fit):  # warn only when no fitting node is free of risk
+        unique = dict.fromkeys(p for problems in per_fit for p in problems)
+        findings += [Finding(check, name, message, "warning") for check, message in unique]
+    return findings
 
 
 def _claims(workload: Workload, manifests: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -25,6 +25,7 @@ class InstanceType:
     instance_storage_gb: int  # local NVMe, decimal GB as AWS publishes it; 0 = EBS only
     accelerator_label: str  # value of k8s.amazonaws.com/accelerator; "" for CPU-only types
     usd_per_hour: float  # on-demand, Linux, PRICE_REGION, PRICES_AS_OF
+    arch: str = "amd64"  # kubernetes.io/arch of the node; every type in the table is x86_64
 
     @property
     def total_gpu_memory_gib(self) -> int:

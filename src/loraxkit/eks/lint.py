@@ -1,6 +1,8 @@
-"""Checks eksctl's schema cannot make: free-string fields, GPU group conventions, add-ons and IAM scope.
+"""Checks beyond eksctl's: version, GPU group conventions, autoscaler tags, add-ons and IAM scope.
 
-Each function returns a list of problems; an empty list means the cluster definition is fine.
+Each function returns a list of loraxkit.eks.problems.Problem. eksctl's own rules are elsewhere (the Go tool
+go/eksctl-validate, or loraxkit.eks.eksctl_rules); what is here is either an error (something that will not
+work on EKS: a wrong autoscaler tag, a missing add-on the chart needs) or a warning (a house convention).
 Every message names the field and says what to change.
 """
 
@@ -11,13 +13,14 @@ from typing import Any
 
 from loraxkit.eks.cluster import ACCELERATOR_LABEL, Cluster, NodeGroup, PodIdentity
 from loraxkit.eks.instance_types import lookup
+from loraxkit.eks.problems import Problem, error, warning
 
 # EKS versions in standard support in 2026-11 (each gets ~14 months from its EKS release; 1.33 left in
-# 2026-07). 1.35 is the newest that eksctl v0.231 (the schema snapshot this project validates against) knows;
-# 1.36 needs a newer eksctl. Bump this tuple when EKS releases a version and eksctl learns it.
+# 2026-07). 1.35 is the newest that eksctl v0.230/0.231 (the schema snapshot this project validates against)
+# knows; 1.36 needs a newer eksctl. Bump this tuple when EKS releases a version and eksctl learns it.
 CURRENT_EKS_VERSIONS = ("1.34", "1.35", "1.36")
-AL2023_FAMILY = ("AmazonLinux2023",)
-TAINT_EFFECTS = ("NoSchedule", "PreferNoSchedule", "NoExecute")
+# AMI families whose GPU variant ships the NVIDIA driver and that eksctl supports for GPU groups.
+GPU_AMI_FAMILIES = ("AmazonLinux2023", "Bottlerocket")
 
 GPU_TAINT_KEY = "nvidia.com/gpu"
 GPU_TAINT = (GPU_TAINT_KEY, "true", "NoSchedule")
@@ -31,38 +34,42 @@ REQUIRED_ADDONS = (
     "aws-ebs-csi-driver",
     "metrics-server",
 )
+# Detects GPU faults (XID errors, NVML) and reports the NodeConditions managed-group auto-repair acts on.
+NODE_MONITORING_ADDON = "eks-node-monitoring-agent"
 S3_READ_ACTIONS = frozenset({"s3:GetObject", "s3:ListBucket"})
 BROAD_S3_POLICIES = ("AmazonS3ReadOnlyAccess", "AmazonS3FullAccess")
+HOUSE = "house"
 
 
-def version_problems(cluster: Cluster) -> list[str]:
+def version_problems(cluster: Cluster) -> list[Problem]:
     if cluster.version in CURRENT_EKS_VERSIONS:
         return []
+    # eksctl accepts any version EKS's DescribeClusterVersions lists (an AWS call): a warning, not an error.
     return [
-        f"metadata.version: {cluster.version!r} is not a current EKS version; use one of "
-        f'{", ".join(CURRENT_EKS_VERSIONS)} (quote it: version: "1.35")'
+        warning(
+            HOUSE,
+            f"metadata.version: {cluster.version!r} is not a current EKS version; use one of "
+            f'{", ".join(CURRENT_EKS_VERSIONS)} (quote it: version: "1.35")',
+        )
     ]
 
 
-def node_group_problems(group: NodeGroup) -> list[str]:
+def node_group_problems(group: NodeGroup) -> list[Problem]:
     where = f"node group {group.name!r}"
     problems = []
-    if group.ami_family not in AL2023_FAMILY:
+    if _gpu_types(group) and group.ami_family not in GPU_AMI_FAMILIES:
         problems.append(
-            f"{where}: amiFamily {group.ami_family!r} is not AmazonLinux2023; AL2 is rejected "
-            "from EKS 1.33 on "
-            "and Ubuntu AMIs ship no NVIDIA driver"
+            warning(
+                HOUSE,
+                f"{where}: amiFamily {group.ami_family!r} on a GPU group; use AmazonLinux2023 (NVIDIA driver "
+                "in the AMI) or Bottlerocket (driver and device plugin in the OS); Ubuntu ships no driver",
+            )
         )
-    problems += [
-        f"{where}: taint {t.key} has effect {t.effect!r}; use one of {', '.join(TAINT_EFFECTS)}"
-        for t in group.taints
-        if t.effect not in TAINT_EFFECTS
-    ]
     for itype in group.instance_types:
         try:
             lookup(itype)
         except KeyError as exc:
-            problems.append(f"{where}: {exc.args[0]}")
+            problems.append(error(HOUSE, f"{where}: {exc.args[0]}"))
     return problems
 
 
@@ -78,41 +85,64 @@ def _gpu_types(group: NodeGroup) -> list[str]:
     return [t for t in group.instance_types if _known(t) and lookup(t).gpu_count]
 
 
-def gpu_group_problems(group: NodeGroup) -> list[str]:
-    """A GPU group must be tainted, labelled with its GPU model and able to scale from zero."""
+def gpu_group_problems(group: NodeGroup) -> list[Problem]:
+    """A GPU group should be tainted, labelled with its GPU model and able to scale from zero."""
     gpu_types = _gpu_types(group)
     if not gpu_types:
         label = group.labels.get(ACCELERATOR_LABEL)
         if label is not None and all(_known(t) for t in group.instance_types):
             return [
-                f"node group {group.name!r}: labels.{ACCELERATOR_LABEL} is {label!r} but "
-                f"{list(group.instance_types)} have no GPU; use a GPU instance type or drop the label"
+                warning(
+                    HOUSE,
+                    f"node group {group.name!r}: labels.{ACCELERATOR_LABEL} is {label!r} but "
+                    f"{list(group.instance_types)} have no GPU; use a GPU instance type or drop the label",
+                )
             ]
         return []
     where = f"GPU node group {group.name!r}"
     problems = []
     if not any((t.key, t.value, t.effect) == GPU_TAINT for t in group.taints):
         problems.append(
-            f'{where}: add taint {{key: nvidia.com/gpu, value: "true", effect: NoSchedule}} '
-            "(the chart tolerates it; without it CPU pods fill the GPU nodes)"
+            warning(
+                HOUSE,
+                f'{where}: add taint {{key: nvidia.com/gpu, value: "true", effect: NoSchedule}} '
+                "(the chart tolerates it; without it CPU pods fill the GPU nodes)",
+            )
         )
     labels = {lookup(t).accelerator_label for t in gpu_types}
     if len(labels) > 1:
         problems.append(
-            f"{where}: instance types {gpu_types} have different GPUs ({sorted(labels)}); split the group"
+            warning(
+                HOUSE,
+                f"{where}: instance types {gpu_types} have different GPUs ({sorted(labels)}); split it",
+            )
         )
     elif group.labels.get(ACCELERATOR_LABEL) not in labels:
         problems.append(
-            f"{where}: labels.{ACCELERATOR_LABEL} is {group.labels.get(ACCELERATOR_LABEL)!r} but "
-            f"{gpu_types[0]} has {labels.pop()!r}; profiles select GPUs by this label"
+            warning(
+                HOUSE,
+                f"{where}: labels.{ACCELERATOR_LABEL} is {group.labels.get(ACCELERATOR_LABEL)!r} but "
+                f"{gpu_types[0]} has {labels.pop()!r}; profiles select GPUs by this label",
+            )
         )
     if group.min_size != 0:
-        problems.append(f"{where}: minSize is {group.min_size}; use 0 so an idle GPU group costs nothing")
+        problems.append(
+            warning(HOUSE, f"{where}: minSize is {group.min_size}; use 0 so an idle GPU group costs nothing")
+        )
     return problems + autoscaler_tag_problems(group)
 
 
-def autoscaler_tag_problems(group: NodeGroup) -> list[str]:
-    """cluster-autoscaler can only scale a group up from zero nodes if its tags describe the node."""
+def autoscaler_tag_problems(group: NodeGroup) -> list[Problem]:
+    """cluster-autoscaler's view of an empty group, from kubernetes/autoscaler cluster-autoscaler-1.35.2
+    cloudprovider/aws/aws_manager.go: buildNodeFromTemplate.
+
+    It takes vCPUs, memory and nvidia.com/gpu from its own instance table (ec2_instance_types.go), so no GPU
+    tag is needed. For a managed group it also reads the group's labels, taints and tags from EKS's
+    DescribeNodegroup (eksctl's autoScaler policy grants eks:DescribeNodegroup, pkg/cfn/builder/statement.go:
+    autoScalerStatements), so label and taint tags are optional there. A self-managed group has only its ASG
+    tags. A tag that IS set wins over what CA derives (joinNodeLabelsChoosingUserValuesOverAPIValues), so a
+    tag     that disagrees with the group misleads the autoscaler: an error.
+    """
     where = f"GPU node group {group.name!r}"
     gpus = min(lookup(t).gpu_count for t in _gpu_types(group))
     expected = {f"{CA_TEMPLATE}/label/{k}": v for k, v in group.labels.items()}
@@ -120,46 +150,70 @@ def autoscaler_tag_problems(group: NodeGroup) -> list[str]:
     expected[f"{CA_TEMPLATE}/resources/nvidia.com/gpu"] = str(gpus)
     expected[f"{CA_TEMPLATE}/resources/ephemeral-storage"] = f"{group.volume_size_gib}Gi"
     problems = [
-        f"{where}: tags.{key} is {group.tags.get(key)!r}; set it to {value!r} so cluster-autoscaler "
-        "can scale "
-        "the group from zero"
-        for key, value in expected.items()
-        if group.tags.get(key) != value
-    ]
-    if group.managed and not group.propagate_asg_tags:
-        problems.append(
-            f"{where}: set propagateASGTags: true; managed node group tags do not reach "
-            "the Auto Scaling group "
-            "otherwise, and cluster-autoscaler reads them there"
+        error(
+            "cluster-autoscaler",
+            f"{where}: tags.{key} is {group.tags[key]!r}; set it to {value!r} or remove it "
+            "(cluster-autoscaler "
+            "trusts this tag over the group when it scales from zero)",
         )
+        for key, value in expected.items()
+        if key in group.tags and group.tags[key] != value
+    ]
+    if not group.managed:
+        derived = (f"{CA_TEMPLATE}/resources/", "")  # resources come from CA's instance table
+        problems += [
+            warning(
+                "cluster-autoscaler",
+                f"{where}: self-managed group without tags.{key}: {value!r}; cluster-autoscaler only learns "
+                "labels and taints of an empty self-managed group from its ASG tags",
+            )
+            for key, value in expected.items()
+            if key not in group.tags and not key.startswith(derived[0])
+        ]
     return problems
 
 
-def system_group_problems(cluster: Cluster) -> list[str]:
+def system_group_problems(cluster: Cluster) -> list[Problem]:
     if any(not g.taints for g in cluster.node_groups):
         return []
     return [
-        "managedNodeGroups: add an untainted CPU node group; add-ons, Prometheus and load generators need one"
+        warning(
+            HOUSE,
+            "managedNodeGroups: add an untainted CPU node group; add-ons, Prometheus and load generators "
+            "need one",
+        )
     ]
 
 
-def addon_problems(cluster: Cluster) -> list[str]:
+def addon_problems(cluster: Cluster) -> list[Problem]:
     problems = [
-        f"addons: add {{name: {name}}} (the chart or this cluster relies on it)"
+        warning(HOUSE, f"addons: add {{name: {name}}} (the chart or this cluster relies on it)")
         for name in REQUIRED_ADDONS
         if name not in cluster.addons
     ]
+    has_gpu = any(_gpu_types(g) for g in cluster.node_groups)
+    repair = any(g.node_repair for g in cluster.node_groups)
+    if has_gpu and repair and NODE_MONITORING_ADDON not in cluster.addons:
+        problems.append(
+            warning(
+                HOUSE,
+                f"addons: add {{name: {NODE_MONITORING_ADDON}}}; node auto-repair only sees GPU faults (XID "
+                "errors, NVML failures) that the node monitoring agent reports",
+            )
+        )
     cni = cluster.addon_config("vpc-cni")
     if cni is not None and str(cni.get("enableNetworkPolicy", "false")).lower() != "true":
         problems.append(
-            'addons[vpc-cni].configurationValues: set \'{"enableNetworkPolicy": "true"}\'; otherwise the '
-            "chart's "
-            "NetworkPolicy is accepted and enforced by nothing"
+            warning(
+                HOUSE,
+                'addons[vpc-cni].configurationValues: set \'{"enableNetworkPolicy": "true"}\'; otherwise the '
+                "chart's NetworkPolicy is accepted and enforced by nothing",
+            )
         )
     return problems
 
 
-def _statement_problems(pia: PodIdentity, index: int, stmt: dict[str, Any]) -> list[str]:
+def _statement_problems(pia: PodIdentity, index: int, stmt: dict[str, Any]) -> list[Problem]:
     where = f"iam.podIdentityAssociations ({pia.namespace}/{pia.service_account}) Statement[{index}]"
     actions = stmt.get("Action", [])
     actions = [actions] if isinstance(actions, str) else list(actions)
@@ -171,24 +225,30 @@ def _statement_problems(pia: PodIdentity, index: int, stmt: dict[str, Any]) -> l
     problems = []
     if set(s3_actions) - S3_READ_ACTIONS:
         problems.append(
-            f"{where}: only s3:GetObject and s3:ListBucket are needed; remove {sorted(s3_actions)}"
+            warning(
+                HOUSE, f"{where}: only s3:GetObject and s3:ListBucket are needed; remove {sorted(s3_actions)}"
+            )
         )
     for res in resources:
         bucket = str(res).removeprefix("arn:aws:s3:::").split("/")[0]
         if res == "*" or "*" in bucket or not bucket:
-            problems.append(f"{where}: Resource {res!r} is not scoped to one bucket; name the adapter bucket")
+            problems.append(
+                warning(
+                    HOUSE, f"{where}: Resource {res!r} is not scoped to one bucket; name the adapter bucket"
+                )
+            )
     return problems
 
 
-def pod_identity_problems(cluster: Cluster) -> list[str]:
+def pod_identity_problems(cluster: Cluster) -> list[Problem]:
     problems = []
-    if cluster.pod_identities and "eks-pod-identity-agent" not in cluster.addons:
-        problems.append("addons: iam.podIdentityAssociations need {name: eks-pod-identity-agent}")
     for pia in cluster.pod_identities:
         problems += [
-            f"iam.podIdentityAssociations ({pia.namespace}/{pia.service_account}): {arn} grants every "
-            "bucket; "
-            "use a permissionPolicy scoped to the adapter bucket"
+            warning(
+                HOUSE,
+                f"iam.podIdentityAssociations ({pia.namespace}/{pia.service_account}): {arn} grants every "
+                "bucket; use a permissionPolicy scoped to the adapter bucket",
+            )
             for arn in pia.policy_arns
             if arn.rsplit("/", 1)[-1] in BROAD_S3_POLICIES
         ]
@@ -217,7 +277,7 @@ def bucket_grants(pia: PodIdentity) -> dict[str, set[str]]:
     return grants
 
 
-CHECKS: tuple[Callable[[Cluster], list[str]], ...] = (
+CHECKS: tuple[Callable[[Cluster], list[Problem]], ...] = (
     version_problems,
     lambda c: [p for g in c.node_groups for p in node_group_problems(g)],
     lambda c: [p for g in c.node_groups for p in gpu_group_problems(g)],
@@ -227,6 +287,6 @@ CHECKS: tuple[Callable[[Cluster], list[str]], ...] = (
 )
 
 
-def cluster_problems(cluster: Cluster) -> list[str]:
+def cluster_problems(cluster: Cluster) -> list[Problem]:
     """Everything wrong with the cluster definition on its own (the chart is not involved)."""
     return [p for check in CHECKS for p in check(cluster)]

@@ -38,11 +38,14 @@ def _expression_matches(expr: dict[str, Any], labels: dict[str, str]) -> bool:
     return False
 
 
-def _term_matches(term: dict[str, Any], labels: dict[str, str]) -> bool:
+def _term_matches(term: dict[str, Any], labels: dict[str, str], unknown: Iterable[str] = ()) -> bool:
     # matchFields only supports metadata.name, which no node group can promise: treat it as no match.
     if term.get("matchFields"):
         return False
-    return all(_expression_matches(e, labels) for e in term.get("matchExpressions") or [])
+    unknown = set(unknown) - set(labels)
+    return all(
+        e.get("key") in unknown or _expression_matches(e, labels) for e in term.get("matchExpressions") or []
+    )
 
 
 def required_node_terms(pod_spec: dict[str, Any]) -> list[dict[str, Any]]:
@@ -51,13 +54,26 @@ def required_node_terms(pod_spec: dict[str, Any]) -> list[dict[str, Any]]:
     return list(required.get("nodeSelectorTerms") or [])
 
 
-def selects_node(pod_spec: dict[str, Any], labels: dict[str, str]) -> bool:
-    """True when the pod's nodeSelector and required node affinity both accept a node with these labels."""
+def selects_node(pod_spec: dict[str, Any], labels: dict[str, str], unknown: Iterable[str] = ()) -> bool:
+    """True when the pod's nodeSelector and required node affinity both accept a node with these labels.
+
+    `unknown` names labels the node carries with a value no model knows (its zone, its host name): a
+    requirement on one of them is assumed to hold, since only AWS could say otherwise.
+    """
+    unknown = set(unknown) - set(labels)
     selector = {str(k): str(v) for k, v in (pod_spec.get("nodeSelector") or {}).items()}
-    if any(labels.get(k) != v for k, v in selector.items()):
+    if any(k not in unknown and labels.get(k) != v for k, v in selector.items()):
         return False
     terms = required_node_terms(pod_spec)
-    return not terms or any(_term_matches(t, labels) for t in terms)  # terms are ORed
+    return not terms or any(_term_matches(t, labels, unknown) for t in terms)  # terms are ORed
+
+
+def unknown_keys_used(pod_spec: dict[str, Any], labels: dict[str, str], unknown: Iterable[str]) -> set[str]:
+    """The label keys with AWS-only values that the pod's selection names."""
+    keys = set(pod_spec.get("nodeSelector") or {})
+    for term in required_node_terms(pod_spec):
+        keys |= {str(e.get("key")) for e in term.get("matchExpressions") or []}
+    return keys & (set(unknown) - set(labels))
 
 
 def tolerates(toleration: dict[str, Any], taint: Taint) -> bool:

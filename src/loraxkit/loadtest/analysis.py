@@ -21,6 +21,10 @@ DEFINITIONS = {
     "schedule_lag": "open loop only: actual send time - scheduled arrival time",
     "ttft_from_schedule": "open loop only: first token - scheduled arrival (includes client-side wait)",
     "percentiles": "exact, from raw samples, numpy linear interpolation (as vLLM bench serve)",
+    "steady_state": "requests sent from --warmup seconds after the last user was spawned until --cooldown "
+    "seconds before the stop, leaving out each connection's first request (it carries the TCP connect)",
+    "error_rate": "failed / requests over the whole run, not counting requests the harness cut off at stop "
+    "(cancelled_at_stop, listed apart)",
     "saturation": "the first stage after which the next stage adds less than the saturation gain "
     "in output tokens/s",
 }
@@ -33,6 +37,7 @@ def analyse(
     windows: list[tuple[float, float]] | None = None,
     stage_warmup: float = 0.0,
     saturation_gain: float = 0.1,
+    steady: tuple[float, float] | None = None,
 ) -> dict[str, Any]:
     out: dict[str, Any] = {
         "definitions": DEFINITIONS,
@@ -43,10 +48,40 @@ def analyse(
         "by_route": {k: summarize(v, slos) for k, v in group_by(records, lambda r: r.route).items()},
         "timeline": timeline(records),
     }
+    if steady is not None:
+        out["steady"] = steady_state(records, slos, *steady)
     if stages and windows:
         out["stages"] = stage_table(records, stages, windows, slos, stage_warmup)
         out["saturation"] = saturation_point(out["stages"], saturation_gain)
     return out
+
+
+def in_steady_state(record: RequestRecord, start: float, until: float) -> bool:
+    """Sent inside [start, until) on a connection it did not have to open (its TTFT would hold the TCP
+    connect and, while users spawn, the cost of starting them all at once)."""
+    return start <= record.sent < until and not record.first_on_connection
+
+
+def steady_state(
+    records: Sequence[RequestRecord], slos: Slos, start: float, until: float
+) -> dict[str, Any]:
+    """The steady-state figures, with what was left out and why (see in_steady_state)."""
+    inside = [r for r in records if in_steady_state(r, start, until)]
+    early = sum(1 for r in records if r.sent < start)
+    late = sum(1 for r in records if r.sent >= until)
+    connect = sum(1 for r in records if start <= r.sent < until and r.first_on_connection)
+    return {
+        "from": start,
+        "until": until,
+        "left_out": {
+            "before_warmup_end": early,
+            "after_cooldown_start": late,
+            "opened_a_connection": connect,
+        },
+        "overall": summarize(inside, slos),
+        "by_adapter": {k: summarize(v, slos) for k, v in group_by(inside, lambda r: r.adapter_label).items()},
+        "by_route": {k: summarize(v, slos) for k, v in group_by(inside, lambda r: r.route).items()},
+    }
 
 
 def tokens_in_window(records: Sequence[RequestRecord], start: float, end: float) -> int:
@@ -73,7 +108,8 @@ def stage_table(
     rows = []
     for stage, (start, end) in zip(stages, windows, strict=True):
         measured_from = min(start + warmup, end)
-        inside = [r for r in records if measured_from <= r.sent < end]
+        # open loop: a request belongs to the stage whose rate scheduled it (a late send is lag, reported)
+        inside = [r for r in records if measured_from <= _due(r) < end]
         span = max(end - measured_from, 1e-9)
         summary = summarize(inside, slos, duration=span)
         summary["output_tokens_per_s"] = tokens_in_window(records, measured_from, end) / span
@@ -88,6 +124,10 @@ def stage_table(
             }
         )
     return rows
+
+
+def _due(record: RequestRecord) -> float:
+    return record.intended if record.intended is not None else record.sent
 
 
 def saturation_point(rows: list[dict[str, Any]], gain: float) -> dict[str, Any]:

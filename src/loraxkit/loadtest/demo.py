@@ -13,6 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from loraxkit.loadtest.analysis import in_steady_state
+from loraxkit.loadtest.metrics import RequestRecord
 from loraxkit.loadtest.tracecheck import compare, load_records
 
 DEFAULT_LOCUSTFILE = Path(__file__).resolve().parents[3] / "loadtest"
@@ -117,6 +119,16 @@ def run_demo(args: argparse.Namespace) -> int:
     return _check_against_trace(out, trace, code)
 
 
+def steady_records(records: list[RequestRecord], report_path: Path) -> list[RequestRecord]:
+    """The requests the report's steady state holds (see analysis.in_steady_state)."""
+    if not report_path.is_file():
+        return []
+    steady = json.loads(report_path.read_text()).get("steady")
+    if not steady:
+        return []
+    return [r for r in records if in_steady_state(r, steady["from"], steady["until"])]
+
+
 def _check_against_trace(out: Path, trace: Path, code: int) -> int:
     records_path = out / "records.jsonl"
     if not records_path.is_file():
@@ -124,14 +136,24 @@ def _check_against_trace(out: Path, trace: Path, code: int) -> int:
         return code or 1
     from loraxkit.sim.trace import read_trace
 
-    check = compare(load_records(records_path), read_trace(trace)).summary()
+    records, truth = load_records(records_path), read_trace(trace)
+    check = compare(records, truth).summary()
+    steady = compare(steady_records(records, out / "report.json"), truth).summary()
+    check["steady_state"] = steady
     (out / "accuracy.json").write_text(json.dumps(check, indent=2) + "\n", encoding="utf-8")
     ttft, stamp = check["ttft_error_ms"], check["token_stamp_error_ms"]
     if ttft.get("count"):
+        calm = steady["ttft_error_ms"]
+        in_steady = (
+            f"; steady state ({steady['matched']} requests): TTFT p50 {calm['p50']:.2f} ms "
+            f"p99 {calm['p99']:.2f} ms"
+            if calm.get("count")
+            else ""
+        )
         print(
-            f"demo: {check['matched']} requests matched with the simulator's trace; client - server error: "
-            f"TTFT p50 {ttft['p50']:.2f} ms p99 {ttft['p99']:.2f} ms, token stamps p50 {stamp['p50']:.2f} ms "
-            f"p99 {stamp['p99']:.2f} ms",
+            f"demo: {check['matched']} requests matched with the simulator's trace; client - server error, "
+            f"whole run: TTFT p50 {ttft['p50']:.2f} ms p99 {ttft['p99']:.2f} ms, token stamps p50 "
+            f"{stamp['p50']:.2f} ms p99 {stamp['p99']:.2f} ms{in_steady}",
             file=sys.stderr,
         )
     print(

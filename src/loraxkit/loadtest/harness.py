@@ -27,14 +27,15 @@ from locust.env import Environment
 from locust.runners import STATE_INIT, STATE_STOPPED, MasterRunner, WorkerRunner
 
 from loraxkit.loadtest.analysis import analyse
-from loraxkit.loadtest.metrics import RequestRecord, Slos, now, summarize
+from loraxkit.loadtest.metrics import CUT_AT_STOP, RequestRecord, Slos, now, summarize
 from loraxkit.loadtest.options import add_arguments, option_names, parse_rates, workload_from_options
 from loraxkit.loadtest.poolcheck import install_pool_check
 from loraxkit.loadtest.report import write_report
 from loraxkit.loadtest.schedule import Arrival, ScheduleError, WorkerSchedule
 from loraxkit.loadtest.scrape import Scrape
+from loraxkit.loadtest.selfcheck import PROBE_INTERVAL_S, self_check
 from loraxkit.loadtest.shapes import StagedShape
-from loraxkit.loadtest.slo import SLO_EXIT_CODE, configured_gates, evaluate_run
+from loraxkit.loadtest.slo import configured_gates, evaluate_run, exit_code
 from loraxkit.loadtest.sockstamp import (
     SUPPORTED,
     GeventHttpClientChanged,
@@ -42,12 +43,15 @@ from loraxkit.loadtest.sockstamp import (
     keep_kernel_timestamps_on,
 )
 from loraxkit.loadtest.stages import ShapeError, Stage, stage_windows, user_stages
+from loraxkit.loadtest.stream import ERR_STALLED
+from loraxkit.loadtest.summary import terminal_summary
 from loraxkit.loadtest.workload import PlannedRequest, Workload, WorkloadError
 
 log = logging.getLogger("loraxkit.loadtest")
 SETUP_MESSAGE = "loraxkit_setup"
 FLUSH_MESSAGE = "loraxkit_flush"  # master -> workers: stop your users and send every record now
 FINAL_MESSAGE = "loraxkit_final"  # worker -> master: the last records
+READY_MESSAGE = "loraxkit_ready"  # worker -> master: start-up loading done, requests can leave on time
 REPORT_KEY = "loraxkit"
 
 
@@ -66,8 +70,6 @@ class Harness:
         self.schedule: WorkerSchedule | None = None
         self._next_index = 0
         self.in_flight = 0
-        self.cancelled = 0
-        self.worker_cancelled: dict[str, int] = {}
         self.worker_in_flight: dict[str, int] = {}
         self.shape: StagedShape | None = None
         self.rate_stages: list[Stage] = []
@@ -76,6 +78,12 @@ class Harness:
         self._finished = False
         self._flushed: set[str] = set()
         self._stamp_keeper: socket.socket | None = None  # open for the process's life: see sockstamp
+        self._users = 0
+        self.loop_lags: list[float] = []  # event-loop lateness samples (s), see selfcheck
+        self._unshipped_lags: list[float] = []
+        self._ready: set[str] = set()  # master: workers that finished loading (READY_MESSAGE)
+        self.spawned_at: float | None = None  # the first "all users spawned" of this test
+        self.stopped_at: float | None = None
 
     # ------------------------------------------------------------------ roles
     @property
@@ -127,15 +135,20 @@ class Harness:
         self.options = self.env.parsed_options  # the web UI / master may have changed them
         self.records.clear()
         self._unshipped.clear()
-        self.cancelled = 0
+        self.loop_lags.clear()
+        self._unshipped_lags.clear()
         self._finished = False
+        self.spawned_at = self.stopped_at = None
+        previous = self.workload
         if self.role != "worker":
             self.validate()
+            self._wait_for_workers()
             self.t0 = now() + (0.5 if self.role == "master" else 0.05)
             self.run_id = uuid.uuid4().hex[:8]  # request ids stay unique across tests of one session
         else:
             self.workload = workload_from_options(self.options)
         if self.sends_requests:
+            self.workload.reuse_source(previous)  # the tokenizer loaded at init, when still the same
             self.workload.source  # noqa: B018 - load the tokenizer now, not inside the first timed request
             if self._stamp_keeper is None:
                 self._stamp_keeper = keep_kernel_timestamps_on()
@@ -159,8 +172,23 @@ class Harness:
                 gc.collect()
                 gc.freeze()  # start-up objects never need scanning again
                 gc.set_threshold(100_000, 50, 100)
+        if self.sends_requests:
+            self._greenlets.append(gevent.spawn(self._loop_probe))
         if self.role != "worker":
             self._start_background()
+
+    def on_ready_message(self, environment: Environment, msg: Any, **_: Any) -> None:
+        self._ready.add(msg.node_id)
+
+    def _wait_for_workers(self, limit: float = 60.0) -> None:
+        """Master: wait until every worker has loaded its tokenizer (seconds on a busy machine), so the
+        shared open-loop schedule does not start while a worker cannot send yet."""
+        if self.role != "master":
+            return
+        runner = self.env.runner
+        deadline = now() + limit
+        while now() < deadline and not {c.id for c in runner.clients.all} <= self._ready:
+            gevent.sleep(0.05)
 
     def _send_setup(self) -> None:
         runner = self.env.runner
@@ -199,6 +227,24 @@ class Harness:
             return None
         return self.workload.request(arrival.index), self.t0 + arrival.offset
 
+    def new_user_index(self) -> int:
+        self._users += 1
+        return self._users - 1
+
+    def on_spawning_complete(self) -> None:
+        if self.spawned_at is None:
+            self.spawned_at = now()
+
+    def steady_window(self) -> tuple[float, float] | None:
+        """[start, until) of the steady state: --warmup after the last user was spawned, --cooldown before
+        the stop."""
+        if not self.records:
+            return None
+        first = min(r.sent for r in self.records)
+        spawned = self.spawned_at if self.spawned_at is not None else first
+        until = (self.stopped_at or now()) - float(self.options.cooldown or 0.0)
+        return max(spawned, first) + float(self.options.warmup or 0.0), until
+
     def request_id(self, index: int) -> str:
         return f"{self.run_id}-{index}"
 
@@ -210,10 +256,11 @@ class Harness:
     # ------------------------------------------------------------------ worker -> master
     def on_report_to_master(self, client_id: str, data: dict[str, Any]) -> None:
         batch, self._unshipped = self._unshipped, []
+        lags, self._unshipped_lags = self._unshipped_lags, []
         data[REPORT_KEY] = {
             "records": [r.to_wire() for r in batch],
+            "loop_lags": lags,
             "in_flight": self.in_flight,
-            "cancelled": self.cancelled,
         }
 
     def on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
@@ -223,8 +270,8 @@ class Harness:
 
     def _ingest(self, client_id: str, payload: dict[str, Any]) -> None:
         self.records.extend(RequestRecord.from_wire(r) for r in payload["records"])
+        self.loop_lags.extend(payload.get("loop_lags", []))
         self.worker_in_flight[client_id] = payload["in_flight"]
-        self.worker_cancelled[client_id] = payload.get("cancelled", 0)
 
     def on_flush_message(self, environment: Environment, msg: Any, **_: Any) -> None:
         """Worker: let the users finish (Locust's --stop-timeout), then send everything left."""
@@ -232,7 +279,8 @@ class Harness:
         if runner.state not in (STATE_STOPPED, STATE_INIT):
             runner.stop()
         batch, self._unshipped = self._unshipped, []
-        final = {"records": [r.to_wire() for r in batch], "in_flight": 0, "cancelled": self.cancelled}
+        lags, self._unshipped_lags = self._unshipped_lags, []
+        final = {"records": [r.to_wire() for r in batch], "loop_lags": lags, "in_flight": 0}
         runner.send_message(FINAL_MESSAGE, final)
 
     def on_final_message(self, environment: Environment, msg: Any, **_: Any) -> None:
@@ -277,6 +325,17 @@ class Harness:
                 line += f"  lag p99 {s['schedule_lag_ms']['p99']:.1f} ms"
             print(line, file=sys.stderr, flush=True)
 
+    def _loop_probe(self) -> None:
+        """Self-check of the send side: how late the event loop wakes a greenlet that asked for a time."""
+        interval = PROBE_INTERVAL_S
+        while True:
+            due = now() + interval
+            gevent.sleep(interval)
+            lag = max(0.0, now() - due)
+            self.loop_lags.append(lag)
+            if self.role == "worker":
+                self._unshipped_lags.append(lag)
+
     def _in_flight_total(self) -> int:
         return self.in_flight + sum(self.worker_in_flight.values())
 
@@ -308,6 +367,9 @@ class Harness:
     # ------------------------------------------------------------------ the end
     def on_test_stop(self) -> None:
         """Each test's end (also every Stop in the web UI): gather the workers' records, write the report."""
+        self.stopped_at = now()
+        if self.role == "worker":
+            self._stop_greenlets()
         self.collect_from_workers()
         self.finish()
 
@@ -316,20 +378,29 @@ class Harness:
         if self._finished or self.role == "worker" or self.workload is None:
             return
         self._finished = True
-        for g in self._greenlets:
-            g.kill(block=False)
+        self._stop_greenlets()
         report = self.build_report()
-        gates = configured_gates(self.options)
-        per_adapter = report["by_adapter"] if self.options.slo_per_adapter else None
-        results = evaluate_run(gates, report["overall"], per_adapter)
+        results = self.judge(report)
         paths = write_report(report, self.options.report_dir, results)
         if self.options.save_records:
             self._save_records(Path(self.options.report_dir) / "records.jsonl")
-        for result in results:
-            (log.info if result.passed else log.error)("SLO %s", result.describe())
+        print(terminal_summary(report, results), file=sys.stderr, flush=True)
         print(f"[loraxkit] report: {paths['html']} {paths['markdown']} {paths['json']}", file=sys.stderr)
-        if gates:
-            self.env.process_exit_code = 0 if all(r.passed for r in results) else SLO_EXIT_CODE
+        self.env.process_exit_code = exit_code(report, results)
+
+    def judge(self, report: dict[str, Any]) -> list[Any]:
+        """Latency gates on the steady state (--gate-on whole: the whole run); errors on the whole run."""
+        gates = configured_gates(self.options)
+        steady = self.options.gate_on == "steady" and "steady" in report
+        figures = report["steady"] if steady else report
+        per_adapter = figures["by_adapter"] if self.options.slo_per_adapter else None
+        scope = "steady state" if steady else "whole run"
+        return evaluate_run(gates, figures["overall"], per_adapter, whole=report["overall"], scope=scope)
+
+    def _stop_greenlets(self) -> None:
+        for g in self._greenlets:
+            g.kill(block=False)
+        self._greenlets.clear()
 
     def build_report(self) -> dict[str, Any]:
         assert self.workload is not None
@@ -338,7 +409,9 @@ class Harness:
             *(None if v is None else v / 1000.0 for v in (o.goodput_ttft, o.goodput_tpot, o.goodput_e2e))
         )
         stages, windows = self._stages()
-        report = analyse(self.records, slos, stages, windows, o.stage_warmup, o.saturation_gain)
+        report = analyse(
+            self.records, slos, stages, windows, o.stage_warmup, o.saturation_gain, self.steady_window()
+        )
         runner = self.env.runner
         report.update(
             {
@@ -348,7 +421,10 @@ class Harness:
                 "mode": "open loop " + o.arrival_process if self.open_loop else "closed loop",
                 "shape": o.shape,
                 "processes": self.worker_count if self.role == "master" else 1,
-                "cancelled_at_stop": self.cancelled + sum(self.worker_cancelled.values()),
+                # recorded (never dropped): cut off by the harness, or stalled
+                "cancelled_at_stop": sum(
+                    1 for r in self.records if r.error_type in (CUT_AT_STOP, ERR_STALLED)
+                ),
                 "client_cpu_warning": bool(
                     getattr(runner, "cpu_warning_emitted", False)
                     or getattr(runner, "worker_cpu_warning_emitted", False)
@@ -359,6 +435,9 @@ class Harness:
         )
         if self.scrape is not None:
             report["server_metrics"] = self.scrape.summary()
+        report["self_check"] = self_check(self.records, self.loop_lags)
+        report["gates_judge"] = "the steady state" if o.gate_on == "steady" else "the whole run"
+        report["started"] = min((r.sent for r in self.records), default=None)
         return report
 
     def _stages(self) -> tuple[list[Stage] | None, list[tuple[float, float]] | None]:
@@ -410,6 +489,7 @@ def install(events: Any = locust_events) -> None:
     events.init.add_listener(_on_init)
     events.test_start.add_listener(lambda environment, **_: harness_of(environment).start())
     events.test_stop.add_listener(lambda environment, **_: harness_of(environment).on_test_stop())
+
     events.quitting.add_listener(lambda environment, **_: harness_of(environment).finish())
 
 
@@ -420,6 +500,7 @@ def harness_of(environment: Environment) -> Harness:
 def _on_init(environment: Environment, runner: Any = None, **_: Any) -> None:
     harness = Harness(environment)
     environment.loraxkit = harness  # type: ignore[attr-defined]
+    environment.events.spawning_complete.add_listener(lambda **_: harness.on_spawning_complete())
     if harness.role != "worker":
         try:
             harness.validate()
@@ -428,6 +509,7 @@ def _on_init(environment: Environment, runner: Any = None, **_: Any) -> None:
             sys.exit(2)
         harness.install_shape()
     if harness.sends_requests:
+        _load_prompts_early(harness)
         try:
             check_stream_reader()  # it uses private internals: fail now, loudly, not on every request
         except GeventHttpClientChanged as exc:
@@ -438,10 +520,25 @@ def _on_init(environment: Environment, runner: Any = None, **_: Any) -> None:
         # concurrent: stopping the users takes up to --stop-timeout; keep the message loop running
         runner.register_message(FLUSH_MESSAGE, harness.on_flush_message, concurrent=True)
         environment.events.report_to_master.add_listener(harness.on_report_to_master)
+        runner.send_message(READY_MESSAGE, None)
     if isinstance(runner, MasterRunner):
         environment.events.worker_report.add_listener(harness.on_worker_report)
         runner.register_message(FINAL_MESSAGE, harness.on_final_message)
+        runner.register_message(READY_MESSAGE, harness.on_ready_message)
     _default_user_class(environment)
+
+
+def _load_prompts_early(harness: Harness) -> None:
+    """Load the tokenizer and prompts at start-up: inside the test it would eat into Locust's --run-time."""
+    try:
+        if harness.workload is None:
+            harness.workload = workload_from_options(harness.options)
+        harness.workload.source  # noqa: B018
+    except (WorkloadError, ValueError, OSError):
+        harness.workload = None  # a worker's own options may be incomplete: the master's come at start
+    # gevent's loop caches its clock: after seconds of blocking work, a timer armed next (Locust's
+    # --run-time) would count from the stale time and fire that much early.
+    gevent.get_hub().loop.update_now()
 
 
 def check_stream_reader() -> None:
@@ -455,11 +552,16 @@ def check_stream_reader() -> None:
             f"geventhttpclient {version('geventhttpclient')}: {exc}; install the tested range: "
             f"pip install '{SUPPORTED}'"
         ) from exc
+    if not callable(getattr(getattr(locust_runners, "inspect", None), "stack", None)):
+        raise GeventHttpClientChanged(  # install() replaces locust.runners.inspect (see _CheapStackInspect)
+            f"locust {version('locust')}: locust.runners no longer uses `inspect`; install the tested "
+            "range: pip install 'locust>=2.47,<2.48'"
+        )
     if not hasattr(FastResponse, "_response"):  # how users.py reaches geventhttpclient's response
         raise GeventHttpClientChanged(
             f"locust {version('locust')}: FastResponse no longer has `_response` (geventhttpclient's "
-            "response object the stream reader needs); install a locust release that has it, e.g. "
-            "pip install 'locust<2.48'"
+            "response object the stream reader needs); install the tested range: "
+            "pip install 'locust>=2.47,<2.48'"
         )
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+CUT_AT_STOP = "cancelled_at_stop"  # error_type of a request the harness cut off when the run stopped
 PERCENTILES: tuple[float, ...] = (50.0, 90.0, 95.0, 99.0, 99.9)
 BASE_MODEL_LABEL = "<base>"
 
@@ -49,6 +50,16 @@ class RequestRecord:
     server_prompt_tokens: int | None = None
     max_new_tokens: int | None = None
     server_timing: dict[str, float] | None = None
+    user: int = -1  # the Locust user (per process) that sent it
+    connection: str | None = None  # local address:port of the TCP connection that carried it
+    first_on_connection: bool = False  # carried the connection's TCP connect (never steady state)
+    response_id: str | None = None  # the server's id for the response, to join with its logs
+    # Self-checks of the receive side (see sockstamp): reads, token events that shared one read's kernel
+    # stamp with the token before them, and how late the read loop got to data the kernel already had.
+    reads: int = 0
+    merged_tokens: int = 0
+    read_lag_max: float = 0.0
+    read_lag_sum: float = 0.0
 
     @property
     def ok(self) -> bool:
@@ -119,7 +130,7 @@ class RequestRecord:
     def from_wire(cls, data: dict[str, Any]) -> RequestRecord:
         stamps = array("d")
         stamps.frombytes(data["token_times"])
-        fields = {name: data.get(name) for name in _SCALAR_FIELDS}
+        fields = {name: data[name] for name in _SCALAR_FIELDS if name in data}
         return cls(token_times=stamps, **fields)
 
 
@@ -140,6 +151,14 @@ _SCALAR_FIELDS: tuple[str, ...] = (
     "server_prompt_tokens",
     "max_new_tokens",
     "server_timing",
+    "user",
+    "connection",
+    "first_on_connection",
+    "response_id",
+    "reads",
+    "merged_tokens",
+    "read_lag_max",
+    "read_lag_sum",
 )
 
 
@@ -229,11 +248,15 @@ def summarize(
     out_tokens = sum(r.output_tokens for r in ok)
     gaps = [r.itls for r in ok if len(r.token_times) > 1]
     itl = np.concatenate(gaps) if gaps else np.empty(0)
+    cut = sum(1 for r in records if r.error_type == CUT_AT_STOP)
+    judged = len(records) - cut
     summary: dict[str, Any] = {
         "requests": len(records),
         "succeeded": len(ok),
         "failed": len(records) - len(ok),
-        "error_rate": (len(records) - len(ok)) / len(records) if records else 0.0,
+        "cut_at_stop": cut,
+        # the harness's own cut at stop is counted and shown, but is not the server's error
+        "error_rate": (judged - len(ok)) / judged if judged else 0.0,
         "errors": error_breakdown(records),
         "duration_s": duration,
         "output_tokens": out_tokens,

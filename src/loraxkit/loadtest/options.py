@@ -8,7 +8,7 @@ import configargparse
 
 from loraxkit.loadtest.prompts import BUILTIN_TOKENIZERS
 from loraxkit.loadtest.schedule import ARRIVAL_PROCESSES
-from loraxkit.loadtest.slo import LATENCY_GATES
+from loraxkit.loadtest.slo import DEFAULT_MAX_ERROR_RATE, LATENCY_GATES
 from loraxkit.loadtest.stages import SHAPES
 from loraxkit.loadtest.workload import (
     MIX_KINDS,
@@ -193,6 +193,33 @@ def _load_arguments(g: Any) -> None:
         help="seconds before a request is abandoned (connection + whole stream)",
     )
     g.add_argument(
+        "--stall-timeout",
+        type=float,
+        default=10.0,
+        help="a request still in flight when the run stops that received nothing for this many seconds "
+        "is a failure of its own class, 'stalled' (others are 'cancelled_at_stop')",
+    )
+    g.add_argument(
+        "--warmup",
+        type=float,
+        default=0.0,
+        help="steady state starts this many seconds after the last user was spawned (default 0); every "
+        "connection's first request (it carries the TCP connect) is left out too",
+    )
+    g.add_argument(
+        "--cooldown",
+        type=float,
+        default=0.0,
+        help="steady state ends this many seconds before the run stops (default 0)",
+    )
+    g.add_argument(
+        "--preconnect",
+        action="store_true",
+        default=False,
+        help="open each user's connection (GET /health) before its first timed request, so that request "
+        "counts in the steady state too",
+    )
+    g.add_argument(
         "--drain-time",
         type=float,
         default=30.0,
@@ -255,9 +282,16 @@ def _report_arguments(g: Any) -> None:
     g.add_argument(
         "--max-error-rate",
         type=float,
-        default=None,
-        help="SLO gate: fail the run (exit code 3) "
-        "when the fraction of failed requests exceeds this (e.g. 0.01)",
+        default=DEFAULT_MAX_ERROR_RATE,
+        help="fail the run (exit code 3) when the fraction of failed requests over the whole run exceeds "
+        f"this (default {DEFAULT_MAX_ERROR_RATE:g}; requests the harness cut off at stop do not count); "
+        "set 1 to accept any error rate",
+    )
+    g.add_argument(
+        "--gate-on",
+        default="steady",
+        choices=("steady", "whole"),
+        help="which figures the latency gates judge: the steady state (default) or the whole run",
     )
     g.add_argument(
         "--slo-per-adapter",

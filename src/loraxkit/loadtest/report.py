@@ -127,6 +127,29 @@ STAGE_HEADER = [
 ]
 
 
+METRICS_HEADER = ["series", "kind", "mean", "max", "rate /s", "mean duration (ms)", "samples"]
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def metrics_rows(series: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """Gauges: mean and max; counters: rate; histograms: rate of observations and their mean duration."""
+    return [
+        [
+            k,
+            v.get("kind", "?"),
+            _num(v.get("mean")),
+            _num(v.get("max")),
+            _num(v.get("rate_per_s")),
+            _num(v.get("mean_ms")),
+            str(v["samples"]),
+        ]
+        for k, v in series.items()
+    ]
+
+
 def _sections(report: dict[str, Any], gates: list[GateResult]) -> list[tuple[str, str]]:
     """(title, markdown body) pairs shared by the Markdown and HTML renderings."""
     overall = report["overall"]
@@ -159,8 +182,9 @@ def _sections(report: dict[str, Any], gates: list[GateResult]) -> list[tuple[str
         lines.append("- WARNING: a load process went over 90 % CPU; add load processes (--processes)")
     if report.get("cancelled_at_stop"):
         lines.append(
-            f"- requests cut off when the run stopped (not counted): {report['cancelled_at_stop']}; "
-            "--stop-timeout lets them finish"
+            f"- requests still in flight when the run stopped: {report['cancelled_at_stop']} (recorded as "
+            f"failed: cancelled_at_stop {overall.get('cut_at_stop', 0)}, not in the error rate; the rest "
+            "stalled); --stop-timeout lets them finish"
         )
     sections = [("Summary", "\n".join(lines))]
     errors = overall["errors"]
@@ -170,9 +194,24 @@ def _sections(report: dict[str, Any], gates: list[GateResult]) -> list[tuple[str
             ["error_type", "count"], [[k, str(v)] for k, v in errors["by_error_type"].items()]
         )
         sections.append(("Errors (in-stream errors arrive under HTTP 200)", body))
+    steady = report.get("steady")
+    if steady:
+        left = steady["left_out"]
+        sections.append(
+            (
+                "Steady state: latency per adapter (ms)",
+                f"Requests sent from {steady['from'] - report.get('started', steady['from']):.1f} s to "
+                f"{steady['until'] - report.get('started', steady['from']):.1f} s after the first request, "
+                f"not opening a connection: {steady['overall']['requests']} of {overall['requests']}. Left "
+                f"out: {left['before_warmup_end']} before the warm-up ended, {left['opened_a_connection']} "
+                f"that opened a connection, {left['after_cooldown_start']} in the cool-down. Latency gates "
+                f"judge {report.get('gates_judge', 'these')}.\n\n"
+                + _md_table(LATENCY_HEADER, latency_rows({"ALL": steady["overall"], **steady["by_adapter"]})),
+            )
+        )
     sections.append(
         (
-            "Latency per adapter (ms)",
+            "Whole run: latency per adapter (ms)",
             _md_table(LATENCY_HEADER, latency_rows({"ALL": overall, **report["by_adapter"]})),
         )
     )
@@ -206,10 +245,10 @@ def _sections(report: dict[str, Any], gates: list[GateResult]) -> list[tuple[str
         )
     if report.get("server_metrics"):
         series = report["server_metrics"].get("series", {})
-        rows = [[k, f"{v['mean']:.2f}", f"{v['max']:.2f}", str(v["samples"])] for k, v in series.items()]
-        sections.append(
-            ("Server /metrics during the run", _md_table(["series", "mean", "max", "samples"], rows))
-        )
+        sections.append(("Server /metrics during the run", _md_table(METRICS_HEADER, metrics_rows(series))))
+    check = report.get("self_check")
+    if check:
+        sections.append(("Self-check of the measurement", "\n".join(f"- {v}" for v in check["verdicts"])))
     if gates:
         sections.append(("SLO gates", "\n".join(f"- {g.describe()}" for g in gates)))
     sections.append(("Definitions", "\n".join(f"- **{k}**: {v}" for k, v in report["definitions"].items())))

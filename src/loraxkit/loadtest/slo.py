@@ -12,6 +12,9 @@ LATENCY_GATES: dict[str, tuple[str, str]] = {
     for p in ("p50", "p90", "p95", "p99")
 }
 SLO_EXIT_CODE = 3
+NO_RESULT_EXIT_CODE = 4  # no request completed: the run measured nothing
+# The error-rate ceiling every run has unless the user sets another (--max-error-rate 1 accepts anything).
+DEFAULT_MAX_ERROR_RATE = 0.01
 
 
 @dataclass(frozen=True)
@@ -53,10 +56,29 @@ def evaluate(gates: dict[str, float], summary: dict[str, Any], scope: str = "ove
 
 
 def evaluate_run(
-    gates: dict[str, float], overall: dict[str, Any], per_adapter: dict[str, dict[str, Any]] | None = None
+    gates: dict[str, float],
+    overall: dict[str, Any],
+    per_adapter: dict[str, dict[str, Any]] | None = None,
+    whole: dict[str, Any] | None = None,
+    scope: str = "overall",
 ) -> list[GateResult]:
-    """Overall gates, plus every adapter's when `per_adapter` is given (each adapter must pass)."""
-    results = evaluate(gates, overall)
+    """Gates on `overall` (the steady state by default), plus every adapter's when `per_adapter` is given.
+
+    The error-rate gate judges `whole` (the whole run) when given: a failure is never windowed away.
+    """
+    latency = {k: v for k, v in gates.items() if k != "max_error_rate"}
+    results = []
+    if "max_error_rate" in gates:
+        results.extend(evaluate({"max_error_rate": gates["max_error_rate"]}, whole or overall, "whole run"))
+    results.extend(evaluate(latency, overall, scope))
     for adapter, summary in (per_adapter or {}).items():
-        results.extend(evaluate(gates, summary, scope=f"adapter {adapter}"))
+        named = f"adapter {adapter}" + ("" if scope == "overall" else f" ({scope})")
+        results.extend(evaluate(latency, summary, scope=named))
     return results
+
+
+def exit_code(report: dict[str, Any], results: list[GateResult]) -> int:
+    """0 only when some request completed and every gate (the default error-rate ceiling included) passed."""
+    if not report["overall"]["succeeded"]:
+        return NO_RESULT_EXIT_CODE
+    return 0 if all(r.passed for r in results) else SLO_EXIT_CODE

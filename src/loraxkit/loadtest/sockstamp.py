@@ -78,6 +78,10 @@ class StampedLineReader:
         self._saved_timeout: float | None = None
         self._timer: gevent.Timeout | None = None
         self.timed_out = False
+        # self-check: how many reads, and how late the read loop got to bytes the kernel already had
+        self.reads = 1  # the read that brought the headers (and maybe the first lines), stamped just above
+        self.lag_max = 0.0
+        self.lag_sum = 0.0
 
     def __enter__(self) -> StampedLineReader:
         if self._sock is not None:
@@ -112,8 +116,17 @@ class StampedLineReader:
                 raise ConnectionError("connection closed before the response ended")
             try:
                 data, ancdata, _, _ = sock.recvmsg(_BLOCK, _ANC_SPACE)
-                self.stamp = kernel_time(ancdata) or time.time()
+                read_at = time.time()
+                stamp = kernel_time(ancdata) or read_at
+                self.stamp = stamp
+                self.reads += 1
+                lag = read_at - stamp
+                self.lag_sum += lag
+                if lag > self.lag_max:
+                    self.lag_max = lag
                 response.feed(data)
+                if not data and not response.message_complete:  # EOF inside the body
+                    raise ConnectionError("connection closed before the response ended")
             except BaseException:
                 response.release()
                 raise

@@ -14,13 +14,16 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from loraxkit import wire
-from loraxkit.loadtest.metrics import RequestRecord
+from loraxkit.loadtest.metrics import CUT_AT_STOP, RequestRecord
 
 # Client-side error types (LoRAX's own come from the server's `error_type`).
 ERR_CONNECTION = "connection"
 ERR_INCOMPLETE_STREAM = "incomplete_stream"
 ERR_BAD_RESPONSE = "bad_response"
 ERR_TIMEOUT = "timeout"
+ERR_LOST_MID_STREAM = "lost_mid_stream"  # the connection failed inside the body: reset, EOF in a chunk
+ERR_CANCELLED_AT_STOP = CUT_AT_STOP  # still in flight when the run stopped (the harness cut it)
+ERR_STALLED = "stalled"  # cut at stop after nothing had arrived for --stall-timeout seconds
 
 _TIMING_HEADERS = {
     wire.H_TIME_TO_FIRST_TOKEN: "time_to_first_token_ms",

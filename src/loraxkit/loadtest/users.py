@@ -3,10 +3,16 @@
 Each User sends one request at a time (closed loop), or takes the next arrival of the open-loop schedule and
 waits for its intended time. Locust's own stats row gets the E2E time (not the time to headers it would record
 for a stream) and the output token count as the response length.
+
+No request is lost: a transport failure inside a stream is a failed request (`lost_mid_stream`, with the
+tokens received so far), a request cut off when the run stops is recorded (`cancelled_at_stop`, or `stalled`
+when nothing had arrived for `--stall-timeout`), and a refused connection makes the user back off.
 """
 
 from __future__ import annotations
 
+import random
+from http.client import HTTPException
 from typing import Any, ClassVar
 
 import gevent
@@ -15,11 +21,23 @@ from locust import FastHttpUser, task
 
 from loraxkit import wire
 from loraxkit.loadtest.apis import STREAMING, encode_body, request_body
+from loraxkit.loadtest.backoff import JITTER, backoff_after
 from loraxkit.loadtest.harness import Harness, harness_of
 from loraxkit.loadtest.metrics import RequestRecord, now
 from loraxkit.loadtest.sockstamp import StampedLineReader
-from loraxkit.loadtest.stream import ERR_CONNECTION, ERR_TIMEOUT, read_error_body, read_generate, read_sse
+from loraxkit.loadtest.stream import (
+    ERR_CANCELLED_AT_STOP,
+    ERR_CONNECTION,
+    ERR_LOST_MID_STREAM,
+    ERR_STALLED,
+    ERR_TIMEOUT,
+    read_error_body,
+    read_generate,
+    read_sse,
+)
 from loraxkit.loadtest.workload import PlannedRequest
+
+_RESTARTS_CONNECTION = frozenset({ERR_CONNECTION, ERR_LOST_MID_STREAM, ERR_TIMEOUT})
 
 
 def _think_time(user: FastHttpUser) -> float:
@@ -42,6 +60,23 @@ class LoraxUser(FastHttpUser):
         if options is not None and getattr(options, "request_timeout", None):
             self.network_timeout = float(options.request_timeout)  # read by FastHttpUser.__init__
         super().__init__(environment)
+        self.index = harness_of(environment).new_user_index()
+        self._backoff = 0.0
+        self._jitter = random.Random(self.index)
+        self._socket: Any = None  # the connection the last request used (identity only)
+        self._connection: str | None = None
+        self._new_connection = True  # the next request opens a connection (its TTFT holds the connect)
+
+    def on_start(self) -> None:
+        if harness_of(self.environment).options.preconnect:
+            self._preconnect()
+
+    def _preconnect(self) -> None:
+        """Open this user's connection before its first timed request (`--preconnect`): GET /health."""
+        with self.client.request("GET", wire.ROUTE_HEALTH, name="(preconnect)", catch_response=True) as r:
+            if r.status_code:
+                self._new_connection = False
+                r.success()
 
     @task
     def one_request(self) -> None:
@@ -55,22 +90,22 @@ class LoraxUser(FastHttpUser):
             delay = intended - now()
             if delay > 0:
                 gevent.sleep(delay)
+        record = self.new_record(harness, request, intended)
         harness.in_flight += 1
         try:
-            record = self.send(harness, request, intended)
-        except GreenletExit:  # Locust stopping this user mid-request
-            harness.cancelled += 1
+            self.send(harness, request, record)
+        except GreenletExit:  # Locust stopping this user mid-request: recorded, never dropped
+            self._cut_at_stop(record, harness.options.stall_timeout)
+            harness.add(record)
             raise
         finally:
             harness.in_flight -= 1
         harness.add(record)
+        self._after(record)
 
-    def send(self, harness: Harness, req: PlannedRequest, intended: float | None) -> RequestRecord:
-        streaming = self.route in STREAMING
-        body = encode_body(request_body(self.route, req, harness.options.base_model_id))
-        rid = harness.request_id(req.index)
-        record = RequestRecord(
-            request_id=rid,
+    def new_record(self, harness: Harness, req: PlannedRequest, intended: float | None) -> RequestRecord:
+        return RequestRecord(
+            request_id=harness.request_id(req.index),
             route=self.route,
             adapter=req.adapter,
             sent=0.0,
@@ -78,7 +113,14 @@ class LoraxUser(FastHttpUser):
             intended=intended,
             prompt_tokens=req.prompt.tokens,
             max_new_tokens=req.max_new_tokens,
+            user=self.index,
+            first_on_connection=self._new_connection,
         )
+
+    def send(self, harness: Harness, req: PlannedRequest, record: RequestRecord) -> None:
+        streaming = self.route in STREAMING
+        body = encode_body(request_body(self.route, req, harness.options.base_model_id))
+        rid = record.request_id
         headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", wire.H_REQUEST_ID: rid}
         name = self.route if harness.options.stats_by == "route" else f"{self.route} [{record.adapter_label}]"
         record.sent = now()
@@ -86,13 +128,14 @@ class LoraxUser(FastHttpUser):
             "POST", self.route, data=body, headers=headers, stream=streaming, catch_response=True, name=name
         ) as resp:
             record.headers = now()
+            record.response_id = (resp.headers or {}).get(wire.H_REQUEST_ID) if resp.status_code else None
             options = harness.options
             self._read(resp, record, streaming, not options.user_space_stamps, options.request_timeout)
             self._settle(resp, record)
-        return record
 
-    @staticmethod
-    def _read(resp: Any, record: RequestRecord, streaming: bool, kernel_stamps: bool, timeout: float) -> None:
+    def _read(
+        self, resp: Any, record: RequestRecord, streaming: bool, kernel_stamps: bool, timeout: float
+    ) -> None:
         status = resp.status_code or 0
         if status == 0:
             record.error_type, record.error = ERR_CONNECTION, str(getattr(resp, "error", ""))[:300]
@@ -102,20 +145,72 @@ class LoraxUser(FastHttpUser):
             record.end = now()
         elif streaming:
             record.status = 200
-            if kernel_stamps:
-                # geventhttpclient's response object; one timer for the whole stream
-                with StampedLineReader(resp._response, timeout) as reader:
-                    read_sse(reader.readline, record, lambda: reader.stamp)
-                if reader.timed_out:
-                    record.error_type, record.error = ERR_TIMEOUT, f"no complete response in {timeout:g} s"
-                    record.end = now()
-            else:
-                raw = resp._response
-                read_sse(lambda: raw.readline(b"\n"), record)
+            try:
+                self._read_stream(resp, record, kernel_stamps, timeout)
+            except (OSError, HTTPException) as exc:  # reset, EOF inside the chunked body, ...
+                record.end = now()
+                record.error_type = ERR_LOST_MID_STREAM
+                record.error = (
+                    f"connection lost after {record.stream_tokens} token events: {type(exc).__name__}: {exc}"
+                )[:300]
         else:
             record.status = 200
             record.end = record.headers
             read_generate(resp.content or b"", resp.headers or {}, record)
+
+    def _read_stream(self, resp: Any, record: RequestRecord, kernel_stamps: bool, timeout: float) -> None:
+        raw = resp._response  # geventhttpclient's response object (guarded at start-up: harness)
+        self._note_connection(raw._sock, record)
+        if not kernel_stamps:
+            read_sse(lambda: raw.readline(b"\n"), record)
+            return
+        reader = StampedLineReader(raw, timeout)
+        try:
+            with reader:  # one timer for the whole stream
+                read_sse(reader.readline, record, lambda: reader.stamp)
+        finally:
+            record.reads, record.read_lag_max = reader.reads, reader.lag_max
+            record.read_lag_sum = reader.lag_sum
+        if reader.timed_out:
+            record.error_type, record.error = ERR_TIMEOUT, f"no complete response in {timeout:g} s"
+            record.end = now()
+
+    def _note_connection(self, sock: Any, record: RequestRecord) -> None:
+        """Which TCP connection carried the request, and whether it was opened for it."""
+        if sock is None:
+            return
+        if sock is not self._socket:
+            self._socket = sock
+            record.first_on_connection = True
+            try:
+                host, port = sock.getsockname()[:2]
+                self._connection = f"{host}:{port}"
+            except OSError:
+                self._connection = None
+        record.connection = self._connection
+
+    def _after(self, record: RequestRecord) -> None:
+        """Pace the next request: back off after a failed connection; note when the next one reconnects."""
+        self._new_connection = record.error_type in _RESTARTS_CONNECTION
+        if record.error_type == ERR_CONNECTION:
+            self._backoff = backoff_after(self._backoff)
+            gevent.sleep(self._backoff * self._jitter.uniform(1 - JITTER, 1 + JITTER))
+        else:
+            self._backoff = 0.0
+
+    @staticmethod
+    def _cut_at_stop(record: RequestRecord, stall_timeout: float) -> None:
+        """A request still in flight when the run stopped: `stalled` when nothing had arrived for
+        stall_timeout seconds (a failure), else `cancelled_at_stop` (counted, not the server's fault)."""
+        record.end = now()
+        last = record.token_times[-1] if record.token_times else (record.headers or record.sent)
+        quiet = record.end - last if record.sent else 0.0
+        stalled = record.sent > 0 and quiet >= stall_timeout
+        record.error_type = ERR_STALLED if stalled else ERR_CANCELLED_AT_STOP
+        record.error = (
+            f"still in flight when the run stopped, {record.end - record.sent:.1f} s after it was sent, "
+            f"{record.stream_tokens} token events, nothing received for {quiet:.1f} s"
+        )
 
     @staticmethod
     def _settle(resp: Any, record: RequestRecord) -> None:

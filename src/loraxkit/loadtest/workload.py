@@ -115,6 +115,16 @@ class Workload:
                 self._source = JsonlPrompts(self.prompts, self.tokenizer)
         return self._source
 
+    def reuse_source(self, other: Workload | None) -> None:
+        """Take `other`'s loaded prompts and tokenizer when they are the same files (tests of one session)."""
+        if (
+            other is not None
+            and other._source is not None
+            and self._source is None
+            and (other.prompts, other.tokenizer) == (self.prompts, self.tokenizer)
+        ):
+            self._source = other._source
+
     def request(self, index: int) -> PlannedRequest:
         """Request number `index` of this seeded sequence."""
         rng = random.Random(self.seed * 1_000_003 + index)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
+import random
 import time
 import uuid
 from collections.abc import Callable
@@ -16,7 +18,9 @@ from typing import Any, TypeVar
 from loraxkit import wire
 from loraxkit.sim.engine import Engine, EngineConfig, Sequence
 from loraxkit.sim.http import Connection, Request, chunk
+from loraxkit.sim.jsongen import sample
 from loraxkit.sim.metrics import Registry, render_json
+from loraxkit.sim.openapi import openapi_document, swagger_page
 from loraxkit.sim.profiles import Profile
 from loraxkit.sim.pump import Pump
 from loraxkit.sim.render import (
@@ -27,9 +31,10 @@ from loraxkit.sim.render import (
     STARTUP,
     VERSION,
     Renderer,
+    logprob,
     timing_headers,
 )
-from loraxkit.sim.tokens import Vocabulary, expected_token_ids, natural_length
+from loraxkit.sim.tokens import Vocabulary, expected_token_ids, natural_length, output_seed
 from loraxkit.sim.trace import TraceWriter
 
 log = logging.getLogger("loraxkit.sim")
@@ -65,6 +70,7 @@ class SimConfig:
     adapter_load_ms: float | None = None
     adapter_cycle_s: float = 2.0
     step_jitter: float = 0.0
+    eager_prefill: bool = True
     keep_alive_s: float = wire.DEFAULT_KEEP_ALIVE_S
     drain_timeout_s: float = 30.0
     default_adapter_source: str = "hub"
@@ -91,6 +97,16 @@ class Job:
     idle_mark: int = -1
     prompt_ids: list[int] | None = None  # kept only when decoder_input_details asks for the prefill tokens
     final_chunk: bytes | None = None  # a stream's last event, built at admission
+    alternatives: int = 0  # return_k_alternatives
+    grammar: tuple[str, Any] | None = None  # ("tools", functions) or ("schema", schema): constrained output
+    using_tools: bool = False  # chat: parse each answer into a tool call
+    slots: int = 1  # concurrency permits held: one per sequence (best_of runs best_of generations)
+    seqs: list[Sequence] = field(default_factory=list)  # every sequence of a best-of request
+    seeds: dict[int, int | None] = field(default_factory=dict)  # id(sequence) → its reported seed
+    seqs_done: int = 0
+
+    def seed_of(self, seq: Sequence) -> int | None:
+        return self.seeds.get(id(seq), self.seed)
 
     def on_token(self, seq: Sequence, index: int, last: bool) -> float:
         if last:
@@ -101,7 +117,8 @@ class Job:
             data = self.cache.get(token_id)
             if data is None:
                 assert self.sim is not None
-                data = self.cache[token_id] = self.sim.render.token_chunk(self.kind, token_id)
+                data = self.sim.render.token_chunk(self.kind, token_id, self.alternatives)
+                self.cache[token_id] = data
             conn = self.conn
             handed = _now()  # the trace's stamp: when the bytes go to the socket, not after the write returns
             if not conn.closed:
@@ -137,6 +154,7 @@ class Simulator:
                 unloadable_adapters=config.unloadable_adapters,
                 step_jitter=config.step_jitter,
                 seed=config.seed,
+                eager_prefill=config.eager_prefill,
             ),
             self.metrics,
         )
@@ -165,6 +183,9 @@ class Simulator:
             ("GET", wire.ROUTE_INFO): self.info,
             ("GET", wire.ROUTE_METRICS): self.metrics_route,
             ("POST", wire.ROUTE_TOKENIZE): self.tokenize,
+            ("GET", wire.ROUTE_DOCS): self.docs_redirect,
+            ("GET", wire.ROUTE_DOCS + "/"): self.docs_page,
+            ("GET", wire.ROUTE_OPENAPI): self.openapi,
             ("GET", SIM_STATE_ROUTE): self.sim_state,
         }
         self._known_paths = {path for _, path in self._routes}
@@ -200,6 +221,11 @@ class Simulator:
 
     # ------------------------------------------------------------------ dispatch
     def handle(self, conn: Connection, req: Request) -> None:
+        if req.method == "OPTIONS":
+            # tower-http's CorsLayer answers every OPTIONS request itself, on any path (cors/mod.rs:679-690
+            # @tower-http-0.6.1): 200, no body, no content-type
+            conn.send(200, b"", None, wire.CORS_PREFLIGHT_HEADERS)
+            return
         route = self._routes.get((req.method, req.path))
         if route is not None:
             route(conn, req)
@@ -221,6 +247,16 @@ class Simulator:
     # ------------------------------------------------------------------ simple routes
     def health(self, conn: Connection, req: Request) -> None:
         conn.send(200, b"", "text/plain; charset=utf-8")
+
+    def docs_redirect(self, conn: Connection, req: Request) -> None:
+        # utoipa-swagger-ui 6.0.0 src/axum.rs:48-53: `/docs` → axum `Redirect::to("/docs/")` (303)
+        conn.send(303, b"", None, {"location": wire.ROUTE_DOCS + "/"})
+
+    def docs_page(self, conn: Connection, req: Request) -> None:
+        conn.send(200, swagger_page().encode(), "text/html")
+
+    def openapi(self, conn: Connection, req: Request) -> None:
+        self._send_json(conn, 200, openapi_document(self.config.model_id))
 
     @property
     def docker_label(self) -> str:
@@ -352,26 +388,29 @@ class Simulator:
         lenient = self.config.lenient
         if route in (wire.ROUTE_COMPAT, wire.ROUTE_INVOCATIONS):
             inputs, params, stream = wire.parse_generate_body(body, lenient=lenient)
-            return (NATIVE if stream else COMPAT_LIST), inputs, params, stream, None
+            return (NATIVE if stream else COMPAT_LIST), inputs, params, stream, None, None
         if route == wire.ROUTE_GENERATE:
             inputs, params, _ = wire.parse_generate_body(body, lenient=lenient)
-            return NATIVE, inputs, params, False, None
+            return NATIVE, inputs, params, False, None, None
         if route == wire.ROUTE_GENERATE_STREAM:
             inputs, params, _ = wire.parse_generate_body(body, lenient=lenient)
-            return NATIVE, inputs, params, True, None
+            return NATIVE, inputs, params, True, None, None
         if route == wire.ROUTE_COMPLETIONS:
             prompt, params, stream = wire.parse_completion_body(body, self.config.model_id, lenient=lenient)
-            return COMPLETION, prompt, params, stream, None
-        messages, params, stream = wire.parse_chat_body(body, self.config.model_id, lenient=lenient)
-        return CHAT, "\n".join(m.content for m in messages), params, stream, messages
+            return COMPLETION, prompt, params, stream, None, None
+        chat = wire.parse_chat_request(body, self.config.model_id, lenient=lenient)
+        inputs = "\n".join(m.content for m in chat.messages)
+        return CHAT, inputs, chat.params, chat.stream, chat.messages, chat
 
     def _response_headers(self, job: Job) -> dict[str, str]:
         headers = {wire.H_COMPUTE_TYPE: wire.COMPUTE_TYPE, wire.H_COMPUTE_CHARACTERS: str(len(job.inputs))}
         if job.stream:
             headers[wire.H_ACCEL_BUFFERING] = "no"
         headers[wire.H_MODEL_ID] = self.config.model_id
-        if job.params.adapter_id:
-            headers[wire.H_ADAPTER_ID] = job.params.adapter_id
+        # server.rs:831-843 / 1001-1013 @a7394ba3: every id of the (merged) adapter, joined by ","
+        adapter_ids = wire.adapter_header_id(job.params)
+        if adapter_ids:
+            headers[wire.H_ADAPTER_ID] = adapter_ids
             headers[wire.H_ADAPTER_SOURCE] = job.params.adapter_source or self.config.default_adapter_source
         return headers
 
@@ -386,6 +425,19 @@ class Simulator:
         if messages is None:
             self._start(conn, req, route, parsed, None)
             return
+        chat = parsed[5]
+        assert isinstance(chat, wire.ChatRequest)
+        try:
+            # `try_into_generate` runs before any streaming starts: its errors are plain 422s on every route
+            plan = wire.plan_tools(chat)
+        except wire.LoraxError as err:
+            self._send_error(conn, err)
+            return
+        if plan.prompt_suffix is not None and messages:
+            # infer.rs:109-129: the tools and the tool prompt go at the end of the last message
+            last = messages[-1]
+            messages = [*messages[:-1], wire.ChatMessageIn(last.role, last.content + plan.prompt_suffix)]
+        parsed = (*parsed[:4], messages, plan.functions)  # from here on: the tool grammar's functions
         size = sum(len(m.content) for m in messages)
         self._tokenize_then(size, lambda: self.vocab.chat_prompt_ids(messages),
                             lambda get: self._templated(conn, req, route, parsed, get))  # fmt: skip
@@ -410,10 +462,8 @@ class Simulator:
     def _start(
         self, conn: Connection, req: Request, route: str, parsed: Parsed, prompt_ids: list[int] | None
     ) -> None:
-        kind, inputs, params, stream, _ = parsed
-        seed = params.seed
-        if seed is None and params.do_sample:
-            seed = uuid.uuid4().int & (2**64 - 1)
+        kind, inputs, params, stream, _, functions = parsed
+        alternatives = params.return_k_alternatives or 0
         job = Job(
             kind=kind,
             stream=stream,
@@ -422,10 +472,17 @@ class Simulator:
             inputs=inputs,
             arrival=req.arrival,
             headers={},
-            seed=seed if params.do_sample else None,
+            seed=self._seed(params),
             sim=self,
-            cache=self.render.chunk_caches.get(kind, {}),
+            # alternatives make a token's event differ per request: such a job keeps its own chunk cache
+            cache={} if alternatives > 0 else self.render.chunk_caches.get(kind, {}),
+            alternatives=max(alternatives, 0),
         )
+        if functions is not None:
+            job.grammar, job.using_tools = ("tools", functions), True
+        elif params.response_format is not None and params.response_format.get("schema") is not None:
+            # validation.rs:369-373: a response_format's schema constrains the output (outlines)
+            job.grammar = ("schema", params.response_format["schema"])
         job.headers = self._response_headers(job)
         self.metrics.inc("lorax_request_count")
         if stream:
@@ -438,19 +495,31 @@ class Simulator:
             log.exception("request failed")
             self._reject(job, route, req, wire.LoraxError(wire.ERROR_INCOMPLETE, wire.MSG_INCOMPLETE))
 
+    @staticmethod
+    def _seed(params: wire.GenerateParams) -> int | None:
+        """The seed `details` reports: the request's, else a random one (validation.rs:360-369 @a7394ba3),
+        shown only when the shard samples (`wire.samples`)."""
+        if not wire.samples(params):
+            return None
+        return params.seed if params.seed is not None else uuid.uuid4().int & (2**64 - 1)
+
     def _admit(self, job: Job, route: str, req: Request, prompt_ids: list[int] | None) -> None:
         """Concurrency slot, validation and tokenization (LoRAX order), then hand over to the engine."""
         cfg, params = self.config, job.params
         # generate_stream_with_callback refuses these before it asks for a concurrency permit
-        if job.stream and (params.best_of or 1) != 1:
+        if job.stream and (params.best_of if params.best_of is not None else 1) != 1:
             raise wire.validation_error("`best_of` != 1 is not supported when streaming tokens")
         if job.stream and params.decoder_input_details:
             raise wire.validation_error(
                 "`decoder_input_details` == true is not supported when streaming tokens"
             )
-        if self.in_flight >= cfg.max_concurrent_requests:
+        if params.best_of is not None and params.best_of > 1 and not job.stream:
+            # server.rs:689-694 → infer.rs:1000-1019: best_of generations, each with its own permit
+            # (validate_best_of runs first, in validate_params below)
+            job.slots = params.best_of if params.best_of <= cfg.limits.max_best_of else 1
+        if self.in_flight + job.slots > cfg.max_concurrent_requests:
             raise wire.overloaded_error()
-        self.in_flight += 1
+        self.in_flight += job.slots
         job.slot_held = True
         self._jobs[id(job)] = job
         job.conn.on_close = lambda: self._client_gone(job)
@@ -491,40 +560,82 @@ class Simulator:
         self.metrics.observe("lorax_request_max_new_tokens", float(max_new))
         if params.truncate is not None:
             ids = self.vocab.truncate_left(ids, params.truncate)
-        token_ids, finish = self._plan_output(job, max_new)
-        seq = Sequence(
-            request_id=req.headers.get(wire.H_REQUEST_ID) or uuid.uuid4().hex,
-            route=route,
-            adapter_id=params.adapter_id or None,
-            input_length=len(ids),
-            max_new_tokens=max_new,
-            token_ids=token_ids,
-            finish_reason=finish,
-            sink=job,
-            arrival=job.arrival,
-        )
-        job.seq = seq
+        request_id = req.headers.get(wire.H_REQUEST_ID) or uuid.uuid4().hex
+        for variant in range(job.slots):
+            if variant:  # each generation of a best-of request is validated again (and counted)
+                self.metrics.observe("lorax_request_input_length", float(len(ids)))
+                self.metrics.observe("lorax_request_max_new_tokens", float(max_new))
+            token_ids, finish = self._plan_output(job, max_new, variant)
+            seq = Sequence(
+                request_id=request_id,
+                route=route,
+                adapter_id=wire.adapter_key(params),
+                input_length=len(ids),
+                max_new_tokens=max_new,
+                token_ids=token_ids,
+                finish_reason=finish,
+                sink=job,
+                arrival=job.arrival,
+                adapter_source=params.adapter_source or cfg.default_adapter_source,
+            )
+            job.seqs.append(seq)
+            if variant:  # the extra generations sample with seeds of their own
+                job.seeds[id(seq)] = self._seed(wire.GenerateParams(do_sample=True))
+        job.seq = job.seqs[0]
         if job.stream:
-            job.final_chunk = self.render.final_chunk(job, seq)
-        job.conn.on_close = lambda: self._client_gone(job, seq)
-        self.engine.submit(seq)
+            job.final_chunk = self.render.final_chunk(job, job.seq)
+        job.conn.on_close = lambda: self._client_gone(job, job.seq)
+        for seq in job.seqs:
+            self.engine.submit(seq)
 
-    def _plan_output(self, job: Job, max_new: int) -> tuple[list[int], str]:
-        """The tokens this request will produce: fixed length if max_new_tokens was given (or EOS ignored),
-        else a natural EOS-terminated length; then cut at the first stop sequence."""
-        params, adapter = job.params, job.params.adapter_id or None
-        natural = natural_length(self.config.seed, adapter, job.inputs)
-        if params.max_new_tokens is None and not params.ignore_eos_token and natural < max_new:
-            ids = expected_token_ids(self.vocab, self.config.seed, adapter, job.inputs, natural - 1)
-            return [*ids, self.vocab.eos_id], wire.FINISH_EOS
-        ids = expected_token_ids(self.vocab, self.config.seed, adapter, job.inputs, max_new)
-        if params.stop:
-            text = ""
-            for i, tid in enumerate(ids):
+    def _plan_output(self, job: Job, max_new: int, variant: int = 0) -> tuple[list[int], str]:
+        """The tokens this request will produce, then LoRAX's stopping rule applied to them."""
+        params = job.params
+        adapter = wire.adapter_header_id(params) or None
+        eos = self.vocab.eos_id
+        if job.grammar is not None:
+            # grammar-constrained: the JSON text's tokens, then EOS (outlines allows nothing else after it)
+            ids = [*self.vocab.encode(self._grammar_text(job, adapter, variant), False), eos]
+            if params.ignore_eos_token and len(ids) < max_new:
+                ids += [eos] * (max_new - len(ids))
+        else:
+            natural = natural_length(self.config.seed, adapter, job.inputs, variant)
+            if params.max_new_tokens is None and not params.ignore_eos_token and natural < max_new:
+                ids = [*expected_token_ids(self.vocab, self.config.seed, adapter, job.inputs, natural - 1,
+                                           variant), eos]  # fmt: skip
+            else:
+                ids = expected_token_ids(self.vocab, self.config.seed, adapter, job.inputs, max_new, variant)
+        return self._stopping(ids, max_new, params)
+
+    def _stopping(self, ids: list[int], max_new: int, params: wire.GenerateParams) -> tuple[list[int], str]:
+        """`StoppingCriteria.__call__` (server/lorax_server/utils/tokens.py:190-211 @a7394ba3), per token in
+        this order: the length limit, then EOS (unless ignored), then the stop sequences on the text so far
+        (`.*{stop}$`, tokens.py:151-158) — so a stop sequence on the last allowed token reports `length`."""
+        eos = self.vocab.eos_id
+        text = ""
+        for i, tid in enumerate(ids):
+            if i + 1 >= max_new:
+                return ids[: i + 1], wire.FINISH_LENGTH
+            if tid == eos and not params.ignore_eos_token:
+                return ids[: i + 1], wire.FINISH_EOS
+            if params.stop:
                 text += self.vocab.token_text(tid)
-                if any(text.endswith(s) for s in params.stop if s):
+                if any(s == "" or text.endswith(s) or text.endswith(s + "\n") for s in params.stop):
                     return ids[: i + 1], wire.FINISH_STOP
         return ids, wire.FINISH_LENGTH
+
+    def _grammar_text(self, job: Job, adapter: str | None, variant: int) -> str:
+        """The JSON a constrained answer holds: a tool call `{"function": {"_name": …, …}}` (the grammar of
+        tool_grammar.rs:104-117 @a7394ba3: one of the allowed functions), or a value of the schema."""
+        assert job.grammar is not None
+        rng = random.Random(output_seed(self.config.seed, adapter, job.inputs, variant))
+        kind, spec = job.grammar
+        if kind == "tools":
+            function = rng.choice(spec)["function"]
+            value: Any = {"function": sample(wire.grammar_schema(function), rng)}
+        else:
+            value = sample(spec, rng)
+        return json.dumps(value, ensure_ascii=True)
 
     def _reject(self, job: Job, route: str, req: Request, err: wire.LoraxError) -> None:
         self.metrics.inc("lorax_request_failure", err=wire.FAILURE_LABEL.get(err.error_type, "bad_request"))
@@ -545,14 +656,15 @@ class Simulator:
         self._jobs.pop(id(job), None)
         if job.slot_held:
             job.slot_held = False
-            self.in_flight -= 1
+            self.in_flight -= job.slots
 
     def _client_gone(self, job: Job, seq: Sequence | None = None) -> None:
         if job.finished:
             return
         self.metrics.inc("lorax_request_failure", err="dropped")
+        for other in job.seqs:
+            self.engine.cancel(other)
         if seq is not None:
-            self.engine.cancel(seq)
             seq.end = time.time()
             self._write_trace(seq.request_id, seq.route, job, seq, 200 if job.stream else 499, "dropped")
         self._release(job)
@@ -563,6 +675,9 @@ class Simulator:
             return
         self.metrics.inc("lorax_request_failure", err=wire.FAILURE_LABEL.get(err.error_type, "bad_request"))
         self._release(job)
+        for other in job.seqs:  # best_of: try_join_all drops the other generations on the first error
+            if other is not seq:
+                self.engine.cancel(other)
         if job.stream:
             job.conn.end_stream(chunk(wire.sse_error(err)))
         else:
@@ -576,6 +691,12 @@ class Simulator:
         """The last token: write the final event (stream) or the whole response, then account for it."""
         if job.finished:  # the client went away
             return _now()
+        others: list[Sequence] | None = None
+        if len(job.seqs) > 1:
+            job.seqs_done += 1
+            if job.seqs_done < len(job.seqs):
+                return _now()  # best_of: the response waits for every generation
+            seq, others = self._best_first(job.seqs)
         now = time.time()
         # `sent` is taken just before the bytes go to the socket (the trace contract), not after the write
         if job.stream:
@@ -584,7 +705,14 @@ class Simulator:
             sent = time.time()
             job.conn.end_stream(final)
         else:
-            body = self.render.full_response(job, seq, now)
+            try:
+                body = self.render.full_response(job, seq, now, others)
+            except wire.LoraxError as err:  # a tool call that did not parse (e.g. cut by max_tokens)
+                self._release(job)
+                sent = time.time()
+                self._send_error(job.conn, err)
+                self.pump.defer(self._account, seq, job, sent, err)
+                return sent
             self._release(job)
             if job.kind == STARTUP:
                 sent = time.time()
@@ -597,7 +725,18 @@ class Simulator:
         self.pump.defer(self._account, seq, job, sent)
         return sent
 
-    def _account(self, seq: Sequence, job: Job, end: float) -> None:
+    @staticmethod
+    def _best_first(seqs: list[Sequence]) -> tuple[Sequence, list[Sequence]]:
+        """infer.rs:1021-1041 @a7394ba3: the sequence with the highest mean token logprob (the first on a
+        tie) is the answer; the others follow in their original order."""
+        best, best_score = 0, -math.inf
+        for i, seq in enumerate(seqs):
+            score = sum(logprob(t) for t in seq.token_ids) / max(len(seq.token_ids), 1)
+            if score > best_score:
+                best, best_score = i, score
+        return seqs[best], [s for i, s in enumerate(seqs) if i != best]
+
+    def _account(self, seq: Sequence, job: Job, end: float, err: wire.LoraxError | None = None) -> None:
         admitted = seq.admitted or seq.queued
         inference = end - admitted
         m = self.metrics
@@ -609,8 +748,10 @@ class Simulator:
         m.observe("lorax_request_mean_time_per_token_duration", inference / max(len(seq.token_ids), 1))
         m.observe("lorax_request_generated_tokens", float(len(seq.token_ids)))
         seq.end = end
-        # Deferred: the engine has appended the last token's time by now.
-        self._write_trace(seq.request_id, seq.route, job, seq, 200, None, end_override=end)
+        # Deferred: the engine has appended the last token's time by now. A chat answer whose tool call did
+        # not parse counted as a success above (generate() succeeded) but reached the client as a 422.
+        status, error_type = (err.status, err.error_type) if err is not None else (200, None)
+        self._write_trace(seq.request_id, seq.route, job, seq, status, error_type, end_override=end)
 
     def _write_trace(
         self,
@@ -629,11 +770,12 @@ class Simulator:
             {
                 "request_id": request_id,
                 "route": route,
-                "adapter_id": job.params.adapter_id or None,
+                "adapter_id": wire.adapter_header_id(job.params) or None,
                 "arrival": job.arrival,
                 "admitted": seq.admitted if seq is not None else None,
                 "first_token": token_times[0] if token_times else None,
                 "token_times": token_times,
+                "token_steps": list(seq.token_steps) if seq is not None else [],
                 "end": end_override if end_override is not None else time.time(),
                 "status": status,
                 "error_type": error_type,
@@ -651,4 +793,6 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not valid JSON")
 
 
-Parsed = tuple[str, str, wire.GenerateParams, bool, list[wire.ChatMessageIn] | None]
+# (kind, inputs, params, stream, chat messages, extra): `extra` is the ChatRequest as parsed, then the tool
+# grammar's functions (None: no tool call) once `generation` has planned the tools.
+Parsed = tuple[str, str, wire.GenerateParams, bool, list[wire.ChatMessageIn] | None, Any]

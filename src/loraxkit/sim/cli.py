@@ -8,6 +8,7 @@ import logging
 import sys
 from typing import TYPE_CHECKING
 
+from loraxkit.sim.engine import BLOCK_SIZE, kv_blocks, kv_capacity_blocks
 from loraxkit.sim.profiles import DEFAULT_PROFILE, PROFILES, Profile, get_profile
 from loraxkit.wire import DEFAULT_KEEP_ALIVE_S, DEFAULT_MODEL_ID, Limits
 
@@ -76,15 +77,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "--adapter-load-ms",
         type=float,
         metavar="MS",
-        help="time to download+load an adapter on first use (default: the profile's)",
+        help="time to download an adapter on first use (default: the profile's); adapters download one at "
+        "a time, as LoRAX's single loader task runs them; a reload after an offload is from local disk "
+        "and not timed",
     )
     p.add_argument(
         "--adapter-cycle-time",
         type=float,
         default=2.0,
         metavar="SECONDS",
-        help="when adapters wait for a slot, an adapter active this long takes no new work and is swapped "
-        "out once its running requests finish (LoRAX --adapter-cycle-time-s, default 2)",
+        help="when adapters wait for a slot, the adapter active longest is swapped out once it is active "
+        "this long and none of its requests runs (its queued ones wait for it to return); until then "
+        "adapters active for less get their requests served first (LoRAX --adapter-cycle-time-s, "
+        "default 2; LoRAX takes whole seconds)",
+    )
+    p.add_argument(
+        "--eager-prefill",
+        choices=("true", "false"),
+        default="true",
+        help="while a batch runs, keep adding new batches before the next decode step as long as one "
+        "forms (LoRAX --eager-prefill, default true)",
     )
     p.add_argument(
         "--max-input-length", type=int, default=4095, metavar="N", help="LoRAX limit (default 4095)"
@@ -207,6 +219,17 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
             f"--max-batch-total-tokens ({args.max_batch_total_tokens}) must be >= --max-total-tokens "
             f"({args.max_total_tokens}): lower --max-total-tokens or raise --max-batch-total-tokens"
         )
+    if args.max_batch_total_tokens is not None:
+        # LoRAX's KV cache holds max_batch_total_tokens / 16 blocks less one reserved; a request of
+        # max_total_tokens that needs more would wait for ever (block_allocator.rs, scheduler.rs:370-374)
+        have, need = kv_capacity_blocks(args.max_batch_total_tokens), kv_blocks(args.max_total_tokens, 0)
+        if have < need:
+            raise SystemExit(
+                f"--max-batch-total-tokens ({args.max_batch_total_tokens}) holds {have} KV blocks of "
+                f"{BLOCK_SIZE} tokens (one is reserved), but a request of --max-total-tokens "
+                f"({args.max_total_tokens}) needs {need}: LoRAX would never schedule it; raise "
+                f"--max-batch-total-tokens to at least {(need + 1) * BLOCK_SIZE}"
+            )
     if args.trace:
         try:
             with open(args.trace, "a", encoding="utf-8"):
@@ -240,6 +263,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         adapter_load_ms=args.adapter_load_ms,
         adapter_cycle_s=args.adapter_cycle_time,
         step_jitter=args.step_jitter,
+        eager_prefill=args.eager_prefill == "true",
         keep_alive_s=args.keep_alive,
         drain_timeout_s=args.drain_timeout,
     )

@@ -15,13 +15,14 @@ import fnmatch
 import math
 import random
 import time
-from collections import OrderedDict, deque
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from loraxkit.sim.adapters import BASE, DOWNLOADED, READY, AdapterQueues
 from loraxkit.sim.metrics import Registry
 from loraxkit.sim.profiles import Profile
-from loraxkit.wire import LoraxError, generation_error
+from loraxkit.wire import LoraxError, adapter_source_error, generation_error
 
 # How far the event loop may lag the simulated GPU timeline before the timeline is reset to "now".
 CATCH_UP_S = 0.25
@@ -59,6 +60,10 @@ class Sequence:
     cancelled: bool = False
     done: bool = False
     error_type: str | None = None
+    adapter_source: str = "hub"  # where the adapter loads from, if this request is the one that loads it
+    # the simulated GPU step's end (epoch seconds) of each token: token_times[i] - token_steps[i] is how
+    # late the bytes went out after their step ended (the event loop's lag plus the place in the burst)
+    token_steps: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -73,86 +78,22 @@ class EngineConfig:
     unloadable_adapters: tuple[str, ...] = ()
     step_jitter: float = 0.0
     seed: int = 0
+    eager_prefill: bool = True  # LoRAX's --eager-prefill (default true on HEAD)
 
 
-class AdapterTable:
-    """Which adapters are on the GPU, which are loading, which wait for a slot.
+# router/src/block_allocator.rs @a7394ba3: the KV cache is max_batch_total_tokens / BLOCK_SIZE blocks, block
+# 0 reserved for health checks (SimpleAllocator::new); a request holds ceil((input + max_new_tokens - 1) /
+# BLOCK_SIZE) blocks (scheduler.rs:370-374, speculate 0) from admission until it ends. BLOCK_SIZE is 16 with
+# the default fa2 backend (server/lorax_server/utils/state.py:34-38; 1 with flashinfer).
+BLOCK_SIZE = 16
 
-    Beyond `max_active`, the least recently used adapter with nothing queued or running is offloaded first;
-    failing that, one with only queued work that has been active for `cycle_s` (LoRAX's
-    `--adapter-cycle-time-s`) is swapped out so that other adapters get a turn (its work waits to reload)."""
 
-    def __init__(self, max_active: int, cycle_s: float = 2.0) -> None:
-        self.max_active = max_active
-        self.cycle_s = cycle_s
-        self.active: OrderedDict[str, float] = OrderedDict()  # adapter → monotonic time it became active
-        self.loading: set[str] = set()
-        self.pending: deque[str] = deque()
-        self.loads = 0
-        self.evictions = 0
+def kv_blocks(input_length: int, max_new_tokens: int) -> int:
+    return -(-(input_length + max_new_tokens - 1) // BLOCK_SIZE)
 
-    def ready(self, adapter_id: str | None) -> bool:
-        return adapter_id is None or adapter_id in self.active
 
-    def touch(self, adapter_id: str) -> None:
-        self.active.move_to_end(adapter_id)
-
-    def admitting(self, adapter_id: str | None, now: float) -> bool:
-        """Loaded and not at the end of its turn: once other adapters wait for a slot, an adapter active for
-        `cycle_s` takes no new work, so its running work drains and it can be swapped out."""
-        if adapter_id is None:
-            return True
-        since = self.active.get(adapter_id)
-        if since is None:
-            return False
-        return not (self.pending and now - since >= self.cycle_s)
-
-    def wants(self, adapter_id: str) -> bool:
-        """Returns True if a load should start now; otherwise the adapter is active, loading or queued."""
-        if adapter_id in self.active or adapter_id in self.loading:
-            return False
-        if len(self.active) + len(self.loading) < self.max_active:
-            self.loading.add(adapter_id)
-            self.loads += 1
-            return True
-        if adapter_id not in self.pending:
-            self.pending.append(adapter_id)
-        return False
-
-    def _victim(self, running: set[str], waiting: set[str], now: float) -> tuple[str | None, bool]:
-        """(adapter to offload, whether its queued work must reload it later)."""
-        for adapter_id in self.active:
-            if adapter_id not in running and adapter_id not in waiting:
-                return adapter_id, False
-        for adapter_id, since in self.active.items():
-            if adapter_id not in running and now - since >= self.cycle_s:
-                return adapter_id, True
-        return None, False
-
-    def evict_for_pending(self, running: set[str], waiting: set[str], now: float) -> list[str]:
-        """Offload adapters so pending ones can load. Returns the adapters whose load starts now."""
-        to_load: list[str] = []
-        for _ in range(len(self.pending)):
-            if len(self.active) + len(self.loading) >= self.max_active:
-                victim, requeue = self._victim(running, waiting, now)
-                if victim is None:
-                    break
-                del self.active[victim]
-                self.evictions += 1
-                if requeue:
-                    self.pending.append(victim)
-            adapter_id = self.pending.popleft()
-            self.loading.add(adapter_id)
-            self.loads += 1
-            to_load.append(adapter_id)
-        return to_load
-
-    def loaded(self, adapter_id: str) -> None:
-        self.loading.discard(adapter_id)
-        self.active[adapter_id] = time.monotonic()
-
-    def failed(self, adapter_id: str) -> None:
-        self.loading.discard(adapter_id)
+def kv_capacity_blocks(max_batch_total_tokens: int) -> int:
+    return max_batch_total_tokens // BLOCK_SIZE - 1
 
 
 class Engine:
@@ -160,10 +101,13 @@ class Engine:
         self.profile = profile
         self.config = config
         self.metrics = metrics
-        self.waiting: deque[Sequence] = deque()
+        self.queues = AdapterQueues(config.max_active_adapters, config.adapter_cycle_s)
         self.running: list[Sequence] = []
         self.prefilling = 0  # sequences in the prefill step under way (neither waiting nor running)
-        self.adapters = AdapterTable(config.max_active_adapters, config.adapter_cycle_s)
+        self.free_blocks = kv_capacity_blocks(config.max_batch_total_tokens)
+        self._blocks: dict[int, int] = {}  # id(sequence) → KV blocks it holds
+        self._loader: deque[tuple[str, str]] = deque()  # (download|load|offload, adapter): one at a time
+        self._loader_busy = False
         self._rng = random.Random(config.seed)
         self._wake = asyncio.Event()
         self._waiting_steps = 0
@@ -173,6 +117,11 @@ class Engine:
         self.late_steps = 0  # steps whose wake-up came > 2 ms after their deadline (CPU starvation)
         self.lateness_max = 0.0
         self._lateness: list[float] = []
+        self._sources: dict[str, str] = {}  # adapter → the source its queue was created with
+        # per step that emitted tokens: seconds from the first to the last write of the step's burst
+        self.spread = SpreadStats()
+        self._step_end = 0.0  # epoch time of the current step's simulated end (see token_steps)
+        self._epoch_offset = time.time() - time.monotonic()
 
     # ------------------------------------------------------------------ public
     def start(self) -> None:
@@ -184,12 +133,21 @@ class Engine:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
 
+    @property
+    def waiting(self) -> list[Sequence]:
+        """Every queued request, over all adapter queues."""
+        return self.queues.entries()
+
     def submit(self, seq: Sequence) -> None:
         seq.queued = time.time()
-        self.waiting.append(seq)
-        if seq.adapter_id is not None:
-            self._request_adapter(seq.adapter_id)
-        self.metrics.set("lorax_queue_length", len(self.waiting))
+        key = seq.adapter_id or BASE
+        if key not in self.queues.queues:
+            # LoRAX keys adapter queues by index (adapter.rs:62-66 @a7394ba3): the first request's source
+            # is the one the download uses; later requests join that queue whatever source they name
+            self._sources[key] = seq.adapter_source
+        if self.queues.append(key, seq):
+            self._request_adapter(key)
+        self.metrics.set("lorax_queue_length", self.queues.size)
         self._wake.set()
 
     def cancel(self, seq: Sequence) -> None:
@@ -201,76 +159,133 @@ class Engine:
         return any(fnmatch.fnmatchcase(adapter_id, pattern) for pattern in self.config.unloadable_adapters)
 
     def _request_adapter(self, adapter_id: str) -> None:
-        if self.adapters.ready(adapter_id):
+        """A new adapter queue: its download joins the loader's queue (scheduler.rs:231-244)."""
+        self._loader_push("download", adapter_id)
+
+    def _loader_push(self, kind: str, adapter_id: str) -> None:
+        self._loader.append((kind, adapter_id))
+        self._loader_next()
+
+    def _loader_next(self) -> None:
+        """loader.rs:118-282: one background task runs the commands in order, each to completion."""
+        if self._loader_busy or not self._loader:
             return
-        if self.adapters.wants(adapter_id):
+        kind, adapter_id = self._loader.popleft()
+        self._loader_busy = True
+        if kind == "download":
             self._start_load(adapter_id)
+        else:  # loading onto / offloading from the GPU: not timed (the weights are on local disk by then)
+            asyncio.get_running_loop().call_soon(self._loader_done, kind, adapter_id)
 
     def _start_load(self, adapter_id: str) -> None:
         loop = asyncio.get_running_loop()
+        if adapter_id == BASE or self._source_error(adapter_id) is not None:
+            # nothing to download for the base model (adapter.py:199-202); a bad source is refused by the
+            # router's client before any download (client.rs:251-270 @a7394ba3)
+            loop.call_soon(self._load_done, adapter_id)
+            return
         loop.call_later(self.config.adapter_load_ms / 1000.0, self._load_done, adapter_id)
 
-    def _load_done(self, adapter_id: str) -> None:
-        if self._unloadable(adapter_id):
-            self.adapters.failed(adapter_id)
-            self.metrics.inc("lorax_request_failure", err="download_adapter")
+    def _source_error(self, adapter_id: str) -> LoraxError | None:
+        return adapter_source_error(self._sources.get(adapter_id, "hub"), adapter_id.split("|")[0])
+
+    def _load_error(self, adapter_id: str) -> LoraxError | None:
+        if adapter_id == BASE:
+            return None
+        err = self._source_error(adapter_id)
+        if err is None and any(self._unloadable(part) for part in adapter_id.split("|")[0].split(",")):
             err = generation_error(
-                f"Server error: failed to download or load adapter {adapter_id!r} "
+                f"Server error: failed to download or load adapter {adapter_id.split('|')[0]!r} "
                 "(simulated: it matches --unloadable-adapter)"
             )
-            for seq in [s for s in self.waiting if s.adapter_id == adapter_id]:
-                self.waiting.remove(seq)
-                self._fail(seq, err)
-            self.metrics.set("lorax_queue_length", len(self.waiting))
-        else:
-            self.adapters.loaded(adapter_id)
-        self._wake.set()
+        return err
 
-    def _service_adapters(self) -> None:
-        if not self.adapters.pending:
-            return
-        running = {s.adapter_id for s in self.running if s.adapter_id is not None}
-        waiting = {s.adapter_id for s in self.waiting if s.adapter_id is not None and not s.cancelled}
-        for adapter_id in self.adapters.evict_for_pending(running, waiting, time.monotonic()):
-            self._start_load(adapter_id)
+    def _load_done(self, adapter_id: str) -> None:
+        self._loader_done("download", adapter_id)
+
+    def _loader_done(self, kind: str, adapter_id: str) -> None:
+        self._loader_busy = False
+        if kind == "download":
+            err = self._load_error(adapter_id)
+            if err is not None:
+                # loader.rs:161-171 → 258-281: the adapter errors, its queue is terminated and every waiting
+                # request gets the error; the next request starts over (with its own source)
+                self._sources.pop(adapter_id, None)
+                self.metrics.inc("lorax_request_failure", err="download_adapter")
+                for seq in self.queues.terminate(adapter_id):
+                    self._fail(seq, err)
+                self.metrics.set("lorax_queue_length", self.queues.size)
+            else:
+                self.queues.downloaded_ok(adapter_id)
+        elif kind == "load":
+            self.queues.set_status(adapter_id, READY)
+        else:
+            self.queues.set_status(adapter_id, DOWNLOADED)
+        self._wake.set()
+        self._loader_next()
+
+    def _update_adapters(self) -> None:
+        """scheduler.rs:533-559: offload and load adapters before a batch is formed."""
+        in_use = {s.adapter_id or BASE for s in self.running}
+        offload, load = self.queues.update(in_use)
+        for adapter_id in offload:
+            self._loader_push("offload", adapter_id)
+        for adapter_id in load:
+            self._loader_push("load", adapter_id)
 
     # ------------------------------------------------------------------ scheduling
     def _drop_cancelled(self) -> None:
         if any(s.cancelled for s in self.running):
+            self._retire([s for s in self.running if s.cancelled])
             self.running = [s for s in self.running if not s.cancelled]
-        if any(s.cancelled for s in self.waiting):
-            self.waiting = deque(s for s in self.waiting if not s.cancelled)
-            self.metrics.set("lorax_queue_length", len(self.waiting))
+        self.queues.drop_cancelled()
 
-    def _next_batch(self) -> list[Sequence]:
-        if not self.waiting:
+    def _retire(self, seqs: list[Sequence]) -> None:
+        """Finished or dropped sequences give their KV blocks back (BlockAllocation's Drop)."""
+        for seq in seqs:
+            self.free_blocks += self._blocks.pop(id(seq), 0)
+
+    def _min_size(self) -> int | None:
+        """infer.rs:1107-1120: while a batch runs, a new one must hold floor(batch x waiting_served_ratio)
+        requests, unless no one joined for max_waiting_tokens steps; with nothing running, any size."""
+        if not self.running or self._waiting_steps >= self.config.max_waiting_tokens:
+            return None
+        return math.floor(len(self.running) * self.config.waiting_served_ratio)
+
+    def _next_batch(self, min_size: int | None = None) -> list[Sequence]:
+        """scheduler.rs:281-529 `next_batch`: requests in `next_entry` order while their prompt fits the
+        prefill budget and their KV blocks fit the free blocks; the first that does not fit stays first."""
+        self.metrics.set("lorax_queue_length", self.queues.size)
+        if self.queues.size == 0 or (min_size is not None and self.queues.size < min_size):
             return []
-        batch_size = len(self.running)
-        backpressure = batch_size > 0 and self._waiting_steps < self.config.max_waiting_tokens
-        min_size = math.floor(batch_size * self.config.waiting_served_ratio) if backpressure else 1
-        token_budget = self.config.max_batch_total_tokens - sum(
-            s.input_length + s.max_new_tokens for s in self.running
-        )
+        self._update_adapters()
         prefill_budget = self.config.max_batch_prefill_tokens
-        chosen: list[Sequence] = []
+        free = self.free_blocks
+        chosen: list[tuple[str, Sequence, int]] = []
         now = time.monotonic()
-        for seq in self.waiting:
-            if not self.adapters.admitting(seq.adapter_id, now):
+        while (key := self.queues.next_key(now)) is not None:
+            seq = self.queues.pop(key)
+            if seq.cancelled:
                 continue
-            need = seq.input_length + seq.max_new_tokens
-            if seq.input_length > prefill_budget or need > token_budget:
+            need = kv_blocks(seq.input_length, seq.max_new_tokens)
+            if need > free or seq.input_length > prefill_budget:
+                self.queues.push_front(key, seq)
                 break
+            free -= need
             prefill_budget -= seq.input_length
-            token_budget -= need
-            chosen.append(seq)
-        if len(chosen) < max(min_size, 1):
+            chosen.append((key, seq, need))
+        if not chosen or (min_size is not None and len(chosen) < min_size):
+            for key, seq, _ in reversed(chosen):
+                self.queues.push_front(key, seq)
             return []
-        chosen_ids = {id(s) for s in chosen}
-        self.waiting = deque(s for s in self.waiting if id(s) not in chosen_ids)
-        self.metrics.set("lorax_queue_length", len(self.waiting))
-        if batch_size:  # joins the running batch (infer.rs counts why it was let in)
-            self.metrics.inc("lorax_batch_concat", reason="backpressure" if backpressure else "wait_exceeded")
-        return chosen
+        self.free_blocks = free
+        for _, seq, need in chosen:
+            self._blocks[id(seq)] = need
+        self.metrics.set("lorax_queue_length", self.queues.size)
+        if self.running:  # joins the running batch (infer.rs:1139-1149 counts why it was let in)
+            reason = "backpressure" if min_size is not None else "wait_exceeded"
+            self.metrics.inc("lorax_batch_concat", reason=reason)
+        return [seq for _, seq, _ in chosen]
 
     def _jitter(self, seconds: float) -> float:
         if self.config.step_jitter <= 0:
@@ -290,6 +305,7 @@ class Engine:
         # unless the event loop fell more than CATCH_UP_S behind (then the timeline restarts from now).
         start = self._deadline if now - self._deadline < CATCH_UP_S else now
         deadline = self._deadline = start + seconds
+        self._step_end = deadline + self._epoch_offset
         delay = deadline - now
         if delay <= 0:
             await asyncio.sleep(0)  # catching up: the step's end has passed; still let I/O run between steps
@@ -306,22 +322,30 @@ class Engine:
             self._lateness.append(late)
 
     async def _run(self) -> None:
+        """infer.rs:1051-1243 `batching_task`: form a batch, prefill it, then per step try to add a new
+        batch (eagerly: again with the same minimum size until none forms) and decode."""
         while True:
             self._drop_cancelled()
-            self._service_adapters()
-            new = self._next_batch()
-            if new:
-                await self._prefill(new)
-            elif self.running:
-                await self._decode()
-            else:
+            if not self.running:
+                new = self._next_batch(None)
+                if new:
+                    await self._prefill(new)
+                    continue
                 self._wake.clear()
                 self._deadline = 0.0
-                if self.adapters.pending:  # queued work waits for an adapter slot: re-check after a cycle
+                if self.queues.pending:  # queued work waits for an adapter slot: re-check after a cycle
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.adapters.cycle_s)
+                        await asyncio.wait_for(self._wake.wait(), self.queues.cycle_s)
                 else:
                     await self._wake.wait()
+                continue
+            min_size = self._min_size()
+            while self.running and (new := self._next_batch(min_size)):
+                await self._prefill(new)
+                if not self.config.eager_prefill:
+                    break
+            if self.running:
+                await self._decode()
 
     def _adapters_in(self, seqs: list[Sequence]) -> int:
         return len({s.adapter_id for s in seqs if s.adapter_id is not None})
@@ -330,8 +354,6 @@ class Engine:
         now = time.time()
         for seq in new:
             seq.admitted = now
-            if seq.adapter_id is not None:
-                self.adapters.touch(seq.adapter_id)
         self.metrics.observe("lorax_batch_next_size", float(len(new)))
         seconds = self._jitter(
             self.profile.prefill_step_ms(sum(s.input_length for s in new), self._adapters_in(new)) / 1000.0
@@ -342,9 +364,8 @@ class Engine:
         finally:
             self.prefilling = 0
         self._waiting_steps = 1  # infer.rs: waiting_tokens = 1 after a prefill, +1 per decode step
-        for seq in new:
-            if not seq.cancelled:
-                self._emit(seq)
+        self._emit_all([seq for seq in new if not seq.cancelled], measure=False)
+        self._retire([s for s in new if s.done or s.cancelled])
         self.running.extend(s for s in new if not s.done and not s.cancelled)
         self._set_batch_gauges()
 
@@ -356,9 +377,8 @@ class Engine:
         )
         await self._timed_step("decode", seconds)
         self._waiting_steps += 1
-        for seq in batch:
-            if not seq.cancelled and not seq.done:
-                self._emit(seq)
+        self._emit_all([seq for seq in batch if not seq.cancelled and not seq.done])
+        self._retire([s for s in self.running if s.done or s.cancelled])
         self.running = [s for s in self.running if not s.done and not s.cancelled]
         self._set_batch_gauges()
 
@@ -371,11 +391,24 @@ class Engine:
 
     def _set_batch_gauges(self) -> None:
         self.metrics.set("lorax_batch_current_size", len(self.running))
-        self.metrics.set(
-            "lorax_batch_current_max_tokens", sum(s.input_length + s.max_new_tokens for s in self.running)
-        )
+        # the shard's CachedBatch.max_tokens: the batch's KV blocks x BLOCK_SIZE (flash_causal_lm.py:158)
+        blocks = sum(self._blocks.get(id(s), 0) for s in self.running)
+        self.metrics.set("lorax_batch_current_max_tokens", blocks * BLOCK_SIZE)
 
-    def _emit(self, seq: Sequence) -> None:
+    def _emit_all(self, seqs: list[Sequence], measure: bool = True) -> None:
+        """One step's burst: a token to every sequence, then, for a decode step (the whole running batch's
+        burst), the write spread (the first write's stamp to the return of the last write)."""
+        if not seqs:
+            return
+        first = None
+        for seq in seqs:
+            sent = self._emit(seq)
+            if first is None:
+                first = sent
+        if measure and first is not None:
+            self.spread.add(time.time() - first, len(seqs))
+
+    def _emit(self, seq: Sequence) -> float | None:
         index = seq.generated
         last = index + 1 >= len(seq.token_ids)
         try:
@@ -383,14 +416,16 @@ class Engine:
         except Exception as exc:  # a sink failure must never stop the batch
             seq.done = True
             self._fail(seq, LoraxError("incomplete_generation", f"Incomplete generation ({exc})"))
-            return
+            return None
         seq.generated += 1
         seq.token_times.append(sent)
+        seq.token_steps.append(self._step_end)
         if index == 0:
             seq.first_token = sent
         if last:
             seq.done = True
             seq.end = sent
+        return sent
 
     def _fail(self, seq: Sequence, err: LoraxError) -> None:
         seq.done = True
@@ -401,18 +436,52 @@ class Engine:
     # ------------------------------------------------------------------ introspection
     def state(self) -> dict[str, object]:
         return {
-            "waiting": len(self.waiting),
+            "waiting": self.queues.size,
             "prefilling": self.prefilling,
             "running": len(self.running),
-            "active_adapters": list(self.adapters.active),
-            "loading_adapters": sorted(self.adapters.loading),
-            "pending_adapters": list(self.adapters.pending),
-            "adapter_loads": self.adapters.loads,
-            "adapter_evictions": self.adapters.evictions,
+            "kv_free_blocks": self.free_blocks,
+            **self.queues.state(),
             "steps": self.steps,
             "late_steps": self.late_steps,
             "lateness_max_ms": round(self.lateness_max * 1000, 3),
             "lateness_p99_ms": round(_p99(self._lateness) * 1000, 3),
+            "write_spread": self.spread.summary(),
+        }
+
+
+class SpreadStats:
+    """Per-step write spread: how long one step's burst of token writes takes, first write to last.
+    Kept for the last 100,000 steps (p50/p99 over those), with the batch size of the widest step."""
+
+    LIMIT = 100_000
+
+    def __init__(self) -> None:
+        self.values: deque[float] = deque(maxlen=self.LIMIT)
+        self.steps = 0
+        self.max = 0.0
+        self.max_writes = 0
+        self.writes = 0
+
+    def add(self, seconds: float, writes: int) -> None:
+        self.values.append(seconds)
+        self.steps += 1
+        self.writes += writes
+        if seconds > self.max:
+            self.max, self.max_writes = seconds, writes
+
+    def summary(self) -> dict[str, float | int]:
+        ordered = sorted(self.values)
+
+        def pct(q: float) -> float:
+            return round(ordered[min(int(q * len(ordered)), len(ordered) - 1)] * 1000, 3) if ordered else 0.0
+
+        return {
+            "steps": self.steps,
+            "writes": self.writes,
+            "p50_ms": pct(0.5),
+            "p99_ms": pct(0.99),
+            "max_ms": round(self.max * 1000, 3),
+            "max_step_writes": self.max_writes,
         }
 
 

@@ -15,7 +15,7 @@ from typing import cast
 
 import httptools
 
-from loraxkit.wire import MAX_BODY_BYTES
+from loraxkit.wire import CORS_HEADERS, MAX_BODY_BYTES
 
 log = logging.getLogger("loraxkit.sim")
 
@@ -189,16 +189,18 @@ class Connection(asyncio.Protocol):
     _streaming = False
 
     def _head(
-        self, status: int, content_type: str, headers: dict[str, str] | None, length: int | None
+        self, status: int, content_type: str | None, headers: dict[str, str] | None, length: int | None
     ) -> bytes:
-        lines = [f"HTTP/1.1 {status} {_reason(status)}", f"content-type: {content_type}"]
+        lines = [f"HTTP/1.1 {status} {_reason(status)}"]
+        if content_type is not None:
+            lines.append(f"content-type: {content_type}")
         if length is None:
             lines.append("transfer-encoding: chunked")
         else:
             lines.append(f"content-length: {length}")
-        if headers:
-            lines.extend(f"{k}: {v}" for k, v in headers.items())
-        lines.append("access-control-allow-origin: *")
+        # LoRAX's CorsLayer wraps every route and the fallback: these go on every response (wire.py)
+        merged = {**CORS_HEADERS, **headers} if headers else CORS_HEADERS
+        lines.extend(f"{k}: {v}" for k, v in merged.items())
         lines.append(f"date: {_http_date()}")
         if not self._keep_alive or self.draining:
             lines.append("connection: close")
@@ -208,7 +210,7 @@ class Connection(asyncio.Protocol):
         self,
         status: int,
         body: bytes,
-        content_type: str = "application/json",
+        content_type: str | None = "application/json",
         headers: dict[str, str] | None = None,
         keep_alive: bool | None = None,
     ) -> None:

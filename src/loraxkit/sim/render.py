@@ -37,29 +37,45 @@ class Renderer:
             CHAT: {},
         }
 
-    def token_chunk(self, kind: str, token_id: int) -> bytes:
-        """The framed SSE chunk of one intermediate token event (cached per kind and token id)."""
+    def token_chunk(self, kind: str, token_id: int, alternatives: int = 0) -> bytes:
+        """The framed SSE chunk of one intermediate token event (cached per kind and token id; with
+        `alternatives` the caller keeps its own cache)."""
+        if alternatives:
+            return chunk(self._token_event(kind, token_id, alternatives))
         cache = self.chunk_caches[kind]
         data = cache.get(token_id)
         if data is None:
             data = cache[token_id] = chunk(self._token_event(kind, token_id))
         return data
 
-    def _token_event(self, kind: str, token_id: int) -> bytes:
+    def _token_event(self, kind: str, token_id: int, alternatives: int = 0) -> bytes:
         text = self.vocab.token_text(token_id)
         if kind == COMPLETION:
             return wire.sse_event(wire.completion_chunk(text))
         if kind == CHAT:
             return wire.sse_event(wire.chat_chunk(text))
-        return wire.sse_event(wire.stream_response(self.token(token_id)))
+        return wire.sse_event(wire.stream_response(self.token(token_id, alternatives)))
 
-    def token(self, token_id: int) -> dict[str, Any]:
+    def token(self, token_id: int, alternatives: int = 0) -> dict[str, Any]:
         return wire.token_json(
             token_id,
             self.vocab.token_text(token_id),
             logprob(token_id),
             special=token_id == self.vocab.eos_id,
+            alternative_tokens=self.alternative_tokens(token_id, alternatives) if alternatives else None,
         )
+
+    def alternative_tokens(self, token_id: int, k: int) -> list[dict[str, Any]]:
+        """`return_k_alternatives`: the k most likely tokens, most likely first (the shard sorts the step's
+        log-softmax, flash_causal_lm.py:1701-1704 and 1980-2000 @a7394ba3); the greedy choice is the first.
+        The others are stable stand-ins with lower logprobs."""
+        words = self.vocab.word_ids
+        top = logprob(token_id)
+        out = [{"id": token_id, "text": self.vocab.token_text(token_id), "logprob": top}]
+        for j in range(1, k):
+            alt = words[(token_id * 7919 + j * 104729) % len(words)]
+            out.append({"id": alt, "text": self.vocab.token_text(alt), "logprob": round(top - 0.35 * j, 4)})
+        return out
 
     def prefill_tokens(self, ids: list[int] | None) -> list[dict[str, Any]]:
         # LoRAX's first prefill token has no logprob (NaN, serialized as null).
@@ -69,11 +85,10 @@ class Renderer:
         ]
 
     def generated_text(self, seq: Sequence, job: Job) -> str:
-        ids = seq.token_ids
-        if ids and ids[-1] == self.vocab.eos_id:
-            ids = ids[:-1]  # LoRAX leaves the EOS token out of generated_text
+        eos = self.vocab.eos_id
         texts = self.vocab.texts
-        text = "".join([texts[t] for t in ids])
+        # LoRAX decodes with skip_special_tokens: EOS never shows in generated_text
+        text = "".join([texts[t] for t in seq.token_ids if t != eos])
         if job.params.return_full_text:
             text = job.inputs + text
         return text
@@ -89,7 +104,7 @@ class Renderer:
             if job.params.details:
                 details = wire.stream_details(seq.finish_reason, seq.input_length, generated, job.seed)
             text = self.generated_text(seq, job)
-            final = wire.sse_event(wire.stream_response(self.token(last_id), text, details))
+            final = wire.sse_event(wire.stream_response(self.token(last_id, job.alternatives), text, details))
         elif job.kind == COMPLETION:
             final = wire.sse_event(
                 wire.completion_chunk(last_text, seq.finish_reason, seq.input_length, generated)
@@ -100,13 +115,17 @@ class Renderer:
             final += wire.DONE_EVENT
         return chunk(final)
 
-    def full_response(self, job: Job, seq: Sequence, now: float) -> Any:
-        """The JSON body of a non-streaming response."""
+    def full_response(self, job: Job, seq: Sequence, now: float, others: list[Sequence] | None = None) -> Any:
+        """The JSON body of a non-streaming response. `others` are the other sequences of a best-of request
+        (`seq` is the best), in the order LoRAX lists them."""
         text = self.generated_text(seq, job)
         generated = len(seq.token_ids)
         if job.kind == COMPLETION:
             return wire.completion_response(text, seq.finish_reason, seq.input_length, generated)
         if job.kind == CHAT:
+            texts = [text] + [self.generated_text(o, job) for o in others or []]
+            # server.rs:323-397: with tools, each text is parsed into a tool call (or no_tool's content)
+            choices = [wire.tool_calls_from_text(t) if job.using_tools else (None, t) for t in texts]
             return wire.chat_response(
                 text,
                 seq.finish_reason,
@@ -115,15 +134,30 @@ class Renderer:
                 self.model_id,
                 int(now),
                 self.system_fingerprint,
+                choices=choices,
             )
         details = None
         if job.params.details or job.params.decoder_input_details:
+            prefill = self.prefill_tokens(job.prompt_ids) if job.params.decoder_input_details else None
+            best_of = None
+            if others is not None:
+                best_of = [
+                    wire.best_of_sequence(
+                        self.generated_text(o, job),
+                        o.finish_reason,
+                        [self.token(t, job.alternatives) for t in o.token_ids],
+                        job.seed_of(o),
+                        prefill,
+                    )
+                    for o in others
+                ]
             details = wire.generate_details(
                 seq.finish_reason,
                 seq.input_length,
-                [self.token(t) for t in seq.token_ids],
-                job.seed,
-                prefill=self.prefill_tokens(job.prompt_ids) if job.params.decoder_input_details else None,
+                [self.token(t, job.alternatives) for t in seq.token_ids],
+                job.seed_of(seq),
+                prefill=prefill,
+                best_of_sequences=best_of,
             )
         response = wire.generate_response(text, details)
         return [response] if job.kind == COMPAT_LIST else response

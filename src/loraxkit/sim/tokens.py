@@ -145,19 +145,22 @@ class Vocabulary:
             raise template_error(str(exc)) from exc
 
 
-def output_seed(sim_seed: int, adapter_id: str | None, prompt: str) -> int:
-    digest = hashlib.blake2b(f"{sim_seed}\x00{adapter_id or ''}\x00{prompt}".encode(), digest_size=8).digest()
+def output_seed(sim_seed: int, adapter_id: str | None, prompt: str, variant: int = 0) -> int:
+    """The seed of one answer. `variant` numbers the sequences of a best-of request (0 = the plain answer)."""
+    key = f"{sim_seed}\x00{adapter_id or ''}\x00{prompt}" + (f"\x00{variant}" if variant else "")
+    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
     return int.from_bytes(digest, "little")
 
 
-def natural_length(sim_seed: int, adapter_id: str | None, prompt: str) -> int:
-    rng = random.Random(output_seed(sim_seed, adapter_id, prompt) ^ 0x5EED)
+def natural_length(sim_seed: int, adapter_id: str | None, prompt: str, variant: int = 0) -> int:
+    rng = random.Random(output_seed(sim_seed, adapter_id, prompt, variant) ^ 0x5EED)
     return rng.randint(NATURAL_MIN_TOKENS, NATURAL_MAX_TOKENS)
 
 
 def expected_token_ids(
-    vocab: Vocabulary, sim_seed: int, adapter_id: str | None, prompt: str, count: int
+    vocab: Vocabulary, sim_seed: int, adapter_id: str | None, prompt: str, count: int, variant: int = 0
 ) -> list[int]:
-    """The first `count` tokens the simulator generates for (adapter, prompt) under `sim_seed`."""
-    rng = random.Random(output_seed(sim_seed, adapter_id, prompt))
+    """The first `count` tokens the simulator generates for (adapter, prompt) under `sim_seed`; `variant`
+    is the sequence's number in a best-of request (0 otherwise)."""
+    rng = random.Random(output_seed(sim_seed, adapter_id, prompt, variant))
     return rng.choices(vocab.word_ids, k=count)

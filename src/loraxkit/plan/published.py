@@ -1,0 +1,213 @@
+"""Published launcher figures the planner is checked against (TGI, LoRAX's parent, and LoRAX users).
+
+Each case is what a user pasted into a public issue: the model, GPU, shards, limits and version, and either
+the `max_batch_total_tokens` the launcher inferred or the warm-up memory failure it reported. Where the
+thread leaves a value out, the case says what was assumed. `tests/plan/test_published.py` runs the planner
+on each; `docs/plan.md` tabulates its error.
+"""
+
+from __future__ import annotations
+
+import statistics
+from dataclasses import dataclass, replace
+
+from loraxkit.plan import activation
+from loraxkit.plan.adapters import AdapterSpec
+from loraxkit.plan.constants import TGI_1_0, TGI_2_0, TGI_2_4, EngineConstants
+from loraxkit.plan.engine import Budget, Limits, PlanInput, PlanRefused, _budget, make_plan
+from loraxkit.plan.gpus import for_gpu
+from loraxkit.plan.models import BUILTIN, ModelConfig
+from loraxkit.plan.quant import weight_format
+
+OOM = -1  # the launcher reported a memory failure at warm-up
+
+
+@dataclass(frozen=True)
+class Case:
+    key: str
+    url: str
+    version: str
+    model: ModelConfig
+    gpu: str
+    shards: int
+    limits: Limits
+    engine: EngineConstants
+    observed: int  # inferred max_batch_total_tokens, or OOM
+    quantize: str | None = None
+    bits: int = 4
+    group_size: int = 128
+    assumed: str = ""
+    # TGI <= 0.9.3 did not infer: it tried to allocate this many tokens of KV and failed if it could not.
+    required_total: int | None = None
+
+    def with_engine(self, engine: EngineConstants) -> Case:
+        return replace(self, engine=engine)
+
+    def plan_input(self) -> PlanInput:
+        return PlanInput(
+            model=self.model,
+            weights=weight_format(
+                None if self.quantize else "float16", self.quantize, self.bits, self.group_size
+            ),
+            placement=for_gpu(self.gpu, self.shards),
+            shards=self.shards,
+            limits=self.limits,
+            adapters=AdapterSpec(0, 16),
+            adapter_fraction=self.engine.default_adapter_fraction,
+            engine=self.engine,
+        )
+
+
+def _limits(max_input: int, max_total: int, max_prefill: int) -> Limits:
+    return Limits(max_input, max_total, max_prefill, max_input, max_total - max_input)
+
+
+_TGI = "https://github.com/huggingface/text-generation-inference"
+# A Mistral-7B with no sliding window (the #1831 user served 8,512-token contexts from a local copy; TGI 2.0
+# did not refuse that): Mistral-7B-v0.1's shapes, which every Mistral-7B version shares but v0.3's vocabulary.
+_MISTRAL_NO_WINDOW = replace(BUILTIN["mistralai/Mistral-7B-v0.1"], sliding_window=None)
+
+CASES: tuple[Case, ...] = (
+    Case(
+        "tgi-1831-mistral7b-a100x1",
+        f"{_TGI}/issues/1831",
+        "TGI 2.0.0",
+        _MISTRAL_NO_WINDOW,
+        "a100-80gb",
+        1,
+        _limits(8000, 8512, 32768),
+        TGI_2_0,
+        425_472,
+        assumed="Mistral-7B shapes (a local 'mistral7b-free' copy)",
+    ),
+    Case(
+        "tgi-653-llama2-7b-a10g",
+        f"{_TGI}/issues/653",
+        "TGI main, 2023-07-19 (0.9.x)",
+        BUILTIN["meta-llama/Llama-2-7b-hf"],
+        "a10g",
+        1,
+        _limits(4095, 4096, 4096),
+        TGI_1_0,
+        16_224,
+        assumed="v1.0 constants (the inference code landed on main before 0.9.4)",
+    ),
+    Case(
+        "tgi-832-llama2-70b-a100x4",
+        f"{_TGI}/issues/832",
+        "TGI 1.0",
+        BUILTIN["meta-llama/Llama-2-70b-chat-hf"],
+        "a100-80gb",
+        4,
+        _limits(1024, 2048, 4096),
+        TGI_1_0,
+        406_560,
+        assumed="limits not given: TGI 1.0's defaults (input 1024, total 2048, prefill 4096)",
+    ),
+    Case(
+        "tgi-2744-llama31-70b-a100x2",
+        f"{_TGI}/issues/2744",
+        "TGI 2.4",
+        BUILTIN["meta-llama/Llama-3.1-70B-Instruct"],
+        "a100-80gb",
+        2,
+        _limits(9999, 10000, 10049),
+        TGI_2_4,
+        30_816,
+        assumed="max input 9,999 from the logged prefill default 10,049 (= input + 50); total 10,000",
+    ),
+    Case(
+        "tgi-710-llama2-70b-a10g-x8",
+        f"{_TGI}/issues/710",
+        "TGI 0.9.x (2023-07-27), g5.48xlarge",
+        BUILTIN["meta-llama/Llama-2-70b-chat-hf"],
+        "a10g",
+        8,
+        _limits(3072, 4096, 4096),
+        TGI_1_0,
+        OOM,
+        required_total=16_000,
+        assumed="the model at /opt/ml/model is Llama-2-70b (the user asks for Llama2-70b values)",
+    ),
+    Case(
+        "tgi-pr648-llama2-70b-gptq-a10g-x4",
+        f"{_TGI}/pull/648#issuecomment",
+        "TGI main, 2023-07-19 (0.9.x)",
+        BUILTIN["meta-llama/Llama-2-70b-chat-hf"],
+        "a10g",
+        4,
+        _limits(1024, 2048, 4096),
+        TGI_1_0,
+        OOM,
+        quantize="gptq",
+        group_size=-1,
+        required_total=16_000,
+        assumed="TheBloke/Llama-2-70B-chat-GPTQ main branch: 4-bit, no groups; total tokens per request 2048",
+    ),
+)
+
+# The cases with an inferred figure and every limit known: what the activation terms are fitted on.
+CALIBRATION = tuple(c for c in CASES if c.observed != OOM and "limits not given" not in c.assumed)
+
+
+def budget(case: Case) -> Budget:
+    return _budget(case.plan_input(), 0.0)
+
+
+def residual_bytes(case: Case) -> float:
+    """Warm-up bytes the observed figure implies beyond the code-derived terms (logits, MLP layer, NCCL)."""
+    b = budget(case)
+    kv_free = (case.observed / b.block_size - b.warmup_kv_blocks) * b.bytes_per_block / b.wiggle_room
+    used = b.usable - b.weights - b.warmup_kv_blocks * b.bytes_per_block - kv_free
+    nccl = activation.NCCL_BYTES if case.shards > 1 else 0
+    return used - b.warmup.logits_bytes - b.warmup.layer_bytes - nccl
+
+
+def _hidden_bytes(case: Case) -> float:
+    return case.limits.max_prefill * case.model.hidden_size * 2
+
+
+def fit_activation(cases: tuple[Case, ...] = CALIBRATION) -> tuple[float, float]:
+    """Least-squares (hidden copies, fixed bytes) of residual = fixed + copies x prefill x hidden x 2 B."""
+    xs = [_hidden_bytes(c) for c in cases]
+    ys = [residual_bytes(c) for c in cases]
+    slope, intercept = statistics.linear_regression(xs, ys)
+    return slope, intercept
+
+
+@dataclass(frozen=True)
+class Outcome:
+    case: Case
+    predicted: int | None  # max_batch_total_tokens, None when the planner says it does not fit
+    verdict: str  # "fits" / "does not fit: <why>"
+
+    @property
+    def error(self) -> float | None:
+        if self.case.observed == OOM or self.predicted is None:
+            return None
+        return (self.predicted - self.case.observed) / self.case.observed
+
+    @property
+    def agrees(self) -> bool:
+        if self.case.observed == OOM:
+            return self.predicted is None or self.predicted < (self.case.required_total or 0)
+        return self.predicted is not None
+
+
+def run(case: Case, hidden_copies: float | None = None, fixed_bytes: float | None = None) -> Outcome:
+    """Plan `case` (optionally with other activation constants, e.g. a leave-one-out fit)."""
+    terms = (hidden_copies, fixed_bytes) if hidden_copies is not None and fixed_bytes is not None else None
+    try:
+        plan = make_plan(replace(case.plan_input(), activation_terms=terms))
+    except PlanRefused as refused:
+        return Outcome(case, None, "does not fit: " + "; ".join(r.reason for r in refused.refusals))
+    total = plan.max_batch_total_tokens
+    if case.required_total and total < case.required_total:
+        return Outcome(case, total, f"does not fit: {total:,} < the {case.required_total:,} tokens required")
+    return Outcome(case, total, "fits")
+
+
+def leave_one_out(case: Case) -> Outcome:
+    """The planner on `case` with the activation terms fitted on the other calibration cases only."""
+    others = tuple(c for c in CALIBRATION if c is not case)
+    return run(case, *fit_activation(others)) if len(others) >= 2 else run(case)

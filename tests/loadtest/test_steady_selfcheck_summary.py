@@ -1,0 +1,94 @@
+"""Steady-state selection, the self-check's arithmetic, the exit code and the terminal summary, on hand-made
+records (no server)."""
+
+from __future__ import annotations
+
+from array import array
+
+import numpy as np
+
+from loraxkit.loadtest.analysis import analyse, in_steady_state
+from loraxkit.loadtest.metrics import RequestRecord, Slos, summarize
+from loraxkit.loadtest.selfcheck import merged_bounds, self_check
+from loraxkit.loadtest.slo import NO_RESULT_EXIT_CODE, SLO_EXIT_CODE, evaluate_run, exit_code
+from loraxkit.loadtest.summary import terminal_summary
+
+
+def rec(
+    sent: float, stamps: list[float], first: bool = False, error_type: str | None = None
+) -> RequestRecord:
+    return RequestRecord(
+        request_id=f"r{sent}",
+        route="/generate_stream",
+        adapter="a",
+        sent=sent,
+        status=200,
+        error_type=error_type,
+        token_times=array("d", stamps),
+        first_on_connection=first,
+        reads=len(stamps),
+    )
+
+
+def test_steady_state_leaves_out_the_warm_up_the_cool_down_and_each_connect() -> None:
+    connect = rec(10.0, [10.5], first=True)  # its TTFT holds the TCP connect
+    early, late = rec(1.0, [1.1]), rec(19.5, [19.6])
+    steady = [rec(t, [t + 0.1, t + 0.12]) for t in (10.2, 12.0, 15.0)]
+    assert [in_steady_state(r, 10.0, 19.0) for r in (connect, early, late)] == [False, False, False]
+    assert all(in_steady_state(r, 10.0, 19.0) for r in steady)
+    report = analyse([connect, early, late, *steady], Slos(), steady=(10.0, 19.0))
+    assert report["steady"]["overall"]["requests"] == 3
+    assert report["steady"]["left_out"] == {
+        "before_warmup_end": 1,
+        "after_cooldown_start": 1,
+        "opened_a_connection": 1,
+    }
+    assert abs(report["steady"]["overall"]["ttft_ms"]["p99"] - 100.0) < 1e-6
+    assert report["overall"]["ttft_ms"]["max"] == 500.0  # the whole run keeps the connect
+
+
+def test_merged_stamps_and_their_error_bound() -> None:
+    assert merged_bounds(np.array([1.0, 1.02, 1.04])) == (0, False, [])
+    # events 1 and 2 were read together at 1.06: event 1 arrived somewhere in (1.02, 1.06]
+    count, first, bounds = merged_bounds(np.array([1.0, 1.02, 1.06, 1.06, 1.08]))
+    assert (count, first) == (1, False) and np.allclose(bounds, [0.04])
+    count, first, _ = merged_bounds(np.array([2.0, 2.0, 2.02]))
+    assert (count, first) == (1, True)
+
+
+def test_self_check_verdicts_say_how_much() -> None:
+    clean = [rec(0.0, [0.1, 0.12, 0.14])]
+    check = self_check(clean, [0.0001] * 50)
+    assert check["receive"]["merged_token_events"] == 0
+    assert [v.split(":")[0] for v in check["verdicts"]] == ["receive side ok", "send side ok"]
+    merged = [rec(0.0, [0.1, 0.14, 0.14])]
+    busy = self_check(merged, [0.02] * 50)
+    assert busy["receive"]["merged_token_events"] == 1
+    assert busy["verdicts"][0].startswith("receive side UNRELIABLE") and "40.00 ms" in busy["verdicts"][0]
+    assert busy["verdicts"][1].startswith("send side UNRELIABLE")
+
+
+def test_exit_code_no_result_and_error_ceiling() -> None:
+    nothing = {"overall": summarize([rec(0.0, [], error_type="cancelled_at_stop")])}
+    assert exit_code(nothing, []) == NO_RESULT_EXIT_CODE
+    whole = summarize([rec(0.0, [0.1]), rec(0.0, [], error_type="lost_mid_stream")])
+    results = evaluate_run({"max_error_rate": 0.01}, whole, whole=whole)
+    assert exit_code({"overall": whole}, results) == SLO_EXIT_CODE
+    # the harness's own cut at stop is counted but not in the error rate
+    cut = summarize([rec(0.0, [0.1]), rec(0.0, [], error_type="cancelled_at_stop")])
+    assert cut["failed"] == 1 and cut["cut_at_stop"] == 1 and cut["error_rate"] == 0.0
+    assert exit_code({"overall": cut}, evaluate_run({"max_error_rate": 0.01}, cut, whole=cut)) == 0
+
+
+def test_terminal_summary_shows_steady_and_whole_rows_and_the_verdict() -> None:
+    records = [rec(10.0, [10.5], first=True), *(rec(t, [t + 0.1, t + 0.12]) for t in (11.0, 12.0))]
+    report = analyse(records, Slos(), steady=(10.0, 20.0))
+    report["self_check"] = self_check(records, [])
+    results = evaluate_run(
+        {"max_error_rate": 0.01, "slo_ttft_p99": 200.0}, report["steady"]["overall"], whole=report["overall"]
+    )
+    text = terminal_summary(report, results)
+    rows = {tuple(line.split()[:3]) for line in text.splitlines()}
+    assert ("ALL", "steady", "2") in rows and ("whole", "3", "0") in rows
+    assert "ok: slo-ttft-p99 [overall] = 100.000" in text  # judged on the steady state (connect left out)
+    assert "passed (exit 0)" in text and "receive side ok" in text
