@@ -107,3 +107,15 @@ def test_one_token_requests_alone_have_no_inter_token_gaps() -> None:
     s = summarize([_record([2.0], status=200, server_tokens=1), _record([3.0], status=200, server_tokens=1)])
     assert s["itl_ms"] == {"count": 0} and s["tpot_ms"] == {"count": 0}
     assert s["ttft_ms"]["count"] == 2
+
+
+def test_client_overhead_needs_both_an_e2e_and_the_servers_total_time() -> None:
+    timed = _record([], status=200, server_tokens=1, end=1.25, server_timing={"total_time_ms": 200.0})
+    untotalled = _record([], status=200, server_tokens=1, end=1.5, server_timing={"queue_time_ms": 3.0})
+    unended = _record([], status=200, server_tokens=1, server_timing={"total_time_ms": 100.0})
+    s = summarize([timed, untotalled, unended])
+    assert s["client_overhead_ms"]["count"] == 1
+    assert s["client_overhead_ms"]["p50"] == 50.0  # 250 ms E2E - 200 ms in the server
+    assert s["server_timing_ms"]["total_time_ms"]["count"] == 2
+    assert s["server_timing_ms"]["queue_time_ms"]["count"] == 1
+    assert "client_overhead_ms" not in summarize([untotalled, unended])
