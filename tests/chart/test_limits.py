@@ -1,7 +1,6 @@
 """Both sides of every limit `templates/validate.yaml` enforces: values at the limit render, values just past
 it fail with the message that names the key. The token rules mirror the LoRAX launcher's start-up checks
-(launcher/src/main.rs@v0.12.1, through charts/lorax/files/launcher-contract.yaml); the rest are combinations
-a schema cannot express."""
+(launcher/src/main.rs @a7394ba3); the rest are combinations a schema cannot express."""
 
 from __future__ import annotations
 
@@ -9,14 +8,25 @@ from typing import Any
 
 import helm_python as helm
 import pytest
-from chart_helpers import find, render
+from chart_helpers import SERVICE_MONITOR_API, find, render
 
 PVC = "persistentVolumeClaim"
 
 
+def _keda_ready(values: dict[str, Any]) -> dict[str, Any]:
+    """KEDA's default query reads the chart's ServiceMonitor series: switch it on beside KEDA."""
+    if (values.get("keda") or {}).get("enabled"):
+        return {**values, "metrics": {"serviceMonitor": {"enabled": True}}}
+    return values
+
+
+def _render(values: dict[str, Any]) -> list[dict[str, Any]]:
+    return render(_keda_ready(values), api_versions=[SERVICE_MONITOR_API])
+
+
 def _refusal(values: dict[str, Any]) -> str:
     with pytest.raises(helm.HelmReleaseError) as caught:
-        render(values)
+        _render(values)
     return str(caught.value)
 
 
@@ -63,16 +73,16 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
         "server.sharded is false but gpu.count is 2",
     ),
     (
-        "cuda graphs on one GPU",
+        "cuda graphs sharded",
         {"server": {"cudaGraphs": True}, "gpu": {"count": 1}},
         {"server": {"cudaGraphs": True}, "gpu": {"count": 2}},
-        "server.cudaGraphs is true with gpu.count 2, but LoRAX 0.12.1 refuses CUDA graphs (--compile)",
+        "server.cudaGraphs is true with gpu.count 2, but LoRAX 0.12.1 refuses CUDA graphs",
     ),
     (
-        "the contract's tag only",
+        "image tag of the contract",
         {"image": {"tag": "0.12.1"}},
-        {"image": {"tag": "v0.12.1"}},
-        "the registry tag has no leading v",
+        {"image": {"tag": "0.13.0"}},
+        "image.tag is 0.13.0, but this chart's launcher contract",
     ),
     (
         "hpa min == max",
@@ -86,7 +96,6 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
             "keda": {
                 "enabled": True,
                 "serverAddress": "http://p:9090",
-                "query": "sum(q)",
                 "minReplicaCount": 3,
                 "maxReplicaCount": 3,
             }
@@ -95,7 +104,6 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
             "keda": {
                 "enabled": True,
                 "serverAddress": "http://p:9090",
-                "query": "sum(q)",
                 "minReplicaCount": 4,
                 "maxReplicaCount": 3,
             }
@@ -104,26 +112,12 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     ),
     (
         "keda min 1",
-        {
-            "keda": {
-                "enabled": True,
-                "serverAddress": "http://p:9090",
-                "query": "sum(q)",
-                "minReplicaCount": 1,
-            }
-        },
-        {
-            "keda": {
-                "enabled": True,
-                "serverAddress": "http://p:9090",
-                "query": "sum(q)",
-                "minReplicaCount": 0,
-            }
-        },
+        {"keda": {"enabled": True, "serverAddress": "http://p:9090", "minReplicaCount": 1}},
+        {"keda": {"enabled": True, "serverAddress": "http://p:9090", "minReplicaCount": 0}},
         "keda.minReplicaCount is 0",
     ),
     (
-        "grace >= preStop + drain",
+        "grace >= preStop + 90 s",
         {"terminationGracePeriodSeconds": 120, "preStopSleepSeconds": 30},
         {"terminationGracePeriodSeconds": 119, "preStopSleepSeconds": 30},
         "terminationGracePeriodSeconds (119) is shorter than preStopSleepSeconds (30) + the 90 s",
@@ -156,21 +150,11 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
     (
         "pdb min of keda",
         {
-            "keda": {
-                "enabled": True,
-                "serverAddress": "http://p:9090",
-                "query": "sum(q)",
-                "minReplicaCount": 3,
-            },
+            "keda": {"enabled": True, "serverAddress": "http://p:9090", "minReplicaCount": 3},
             "podDisruptionBudget": {"enabled": True, "minAvailable": "66%"},
         },
         {
-            "keda": {
-                "enabled": True,
-                "serverAddress": "http://p:9090",
-                "query": "sum(q)",
-                "minReplicaCount": 3,
-            },
+            "keda": {"enabled": True, "serverAddress": "http://p:9090", "minReplicaCount": 3},
             "replicaCount": 9,
             "podDisruptionBudget": {"enabled": True, "minAvailable": "67%"},
         },
@@ -231,26 +215,26 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
         "loadBalancer.scheme is internet-facing with no loadBalancer.sourceRanges",
     ),
     (
-        "extra arg once",
-        {"server": {"extraArgs": ["--max-waiting-tokens=10"]}},
-        {"server": {"extraArgs": ["--max-waiting-tokens=10", "--max-waiting-tokens", "11"]}},
-        "--max-waiting-tokens is given twice",
+        "extra arg from values",
+        {"server": {"extraArgs": ["--max-stop-sequences=6"]}},
+        {"server": {"extraArgs": ["--max-input-length=10"]}},
+        "--max-input-length is not taken from server.extraArgs: set server.maxInputLength instead",
     ),
     (
-        "extra repeatable vs owned",
-        {"server": {"extraArgs": ["--cors-allow-origin", "a", "--cors-allow-origin", "b"]}},
-        {"server": {"extraArgs": ["--num-shard", "1"]}},
-        "--num-shard is not taken from server.extraArgs: set gpu.count instead",
+        "extra preloaded ids",
+        {"adapters": {"preloaded": ["a/b"]}, "server": {"extraArgs": ["--speculative-tokens", "2"]}},
+        {"server": {"extraArgs": ["--preloaded-adapter-ids", "c/d"]}},
+        "--preloaded-adapter-ids is not taken from server.extraArgs: set adapters.preloaded instead",
     ),
     (
         "extra json-output",
-        {"server": {"jsonLogs": False}},
+        {"server": {"jsonLogs": False, "extraArgs": ["--validation-workers", "4"]}},
         {"server": {"jsonLogs": False, "extraArgs": ["--json-output"]}},
         "--json-output is not taken from server.extraArgs: set server.jsonLogs instead",
     ),
     (
         "extra port",
-        {"server": {"extraArgs": ["-e"]}},
+        {"server": {"extraArgs": ["--max-best-of", "3"]}},
         {"server": {"extraArgs": ["-p", "9000"]}},
         "-p (--port) is not taken from server.extraArgs",
     ),
@@ -261,7 +245,7 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
 def test_a_value_at_the_limit_renders_and_one_past_it_fails(
     rule: str, at_limit: dict[str, Any], past_limit: dict[str, Any], words: str
 ) -> None:
-    render(at_limit)
+    _render(at_limit)
     assert words in _refusal(past_limit)
 
 
@@ -269,7 +253,7 @@ def test_a_value_at_the_limit_renders_and_one_past_it_fails(
 SECOND_POD = [
     ({"replicaCount": 2}, "replicaCount is 2"),
     ({"autoscaling": {"enabled": True}}, "autoscaling.enabled is true"),
-    ({"keda": {"enabled": True, "serverAddress": "http://p:9090", "query": "q"}}, "keda.enabled is true"),
+    ({"keda": {"enabled": True, "serverAddress": "http://p:9090"}}, "keda.enabled is true"),
     (
         {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 1}}},
         "updateStrategy is a RollingUpdate with maxSurge 1",
