@@ -166,6 +166,7 @@ def build(name: str, *, log: Path | None = None) -> Path:
 
 def _build_into(spec: ToolSpec, go: str, target: Path, log: Path | None) -> None:
     staging = Path(tempfile.mkdtemp(prefix=target.name + ".tmp-", dir=target.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the finished build is for every user of the cache
     try:
         command = [go, "build", "-trimpath", "-mod=readonly", "-buildvcs=false"]
         if spec.ldflags:
