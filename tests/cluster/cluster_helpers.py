@@ -41,7 +41,7 @@ def install(
 
 
 def eks_check_verdict(values: Path) -> tuple[bool, str]:
-    """`loraxkit eks check --values FILE`: (the profile fits, its output) from the profile's own line."""
+    """`loraxkit eks check --values FILE`: (the profile fits, warnings aside; its output)."""
     run = subprocess.run(
         [sys.executable, "-m", "loraxkit.cli", "eks", "check", "--values", str(values)],
         cwd=REPO,
@@ -53,7 +53,8 @@ def eks_check_verdict(values: Path) -> tuple[bool, str]:
     assert line is not None, (
         f"loraxkit eks check printed no verdict for {values.name}:\n{run.stdout}{run.stderr}"
     )
-    return line.endswith(": ok"), run.stdout
+    verdict = line.split(":", 1)[1].strip()  # "ok", "ok, 2 warning(s)" or "3 problem(s)"
+    return verdict.startswith("ok"), run.stdout
 
 
 def describe(placements: list[Placement]) -> str:
