@@ -161,3 +161,12 @@ def test_name_overrides_that_are_not_dns_labels_are_refused_by_the_schema() -> N
         with pytest.raises(helm.HelmValuesError, match=f"/{key}"):
             render({key: value})
     render({"nameOverride": "my-model", "fullnameOverride": "a" * 62 + "b"})
+
+
+def test_a_name_override_ending_in_a_hyphen_loses_it() -> None:
+    # the schema lets a trailing '-' through; the helpers trim it, so no label value or name ends in '-'
+    objects = _objects({**ALL_OBJECTS, "nameOverride": "my-model-", "fullnameOverride": "a" * 62 + "-"}, "rel")
+    for doc in objects:
+        assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "my-model", doc["kind"]
+        assert not _name(doc).endswith("-"), doc["kind"]
+    assert _name(find(objects, "Deployment")) == "a" * 62
