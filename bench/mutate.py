@@ -246,7 +246,7 @@ def make_mutants(target: Target) -> list[Any]:
 
 
 def run_mutants(
-    target: Target, selected: list[int] | None, jobs: int, verbose: bool
+    target: Target, selected: list[int] | None, jobs: int, verbose: bool, on_outcome: Any = None
 ) -> tuple[list[Outcome], float]:
     source_path = REPO / target.path
     source = source_path.read_text()
@@ -287,6 +287,7 @@ def run_mutants(
                 equivalent,
                 work,
                 verbose,
+                on_outcome,
             )
         finally:
             for w in workers:
@@ -307,6 +308,7 @@ def _dispatch(
     equivalent: dict[str, str],
     work: Path,
     verbose: bool,
+    on_outcome: Any = None,
 ) -> list[Outcome]:
     """Run mutants on the workers (threads: each waits on its own fork server)."""
     import threading
@@ -330,6 +332,8 @@ def _dispatch(
                     kills[outcome.killed_by] = kills.get(outcome.killed_by, 0) + 1
                 outcomes.append(outcome)
                 _print_outcome(outcome, verbose)
+                if on_outcome is not None:
+                    on_outcome(sorted(outcomes, key=lambda o: o.id))
 
     threads = [threading.Thread(target=loop, args=(w,)) for w in workers]
     for t in threads:
@@ -450,12 +454,14 @@ def report() -> None:
             if why is not None and o.status in ("survived", "uncovered"):
                 o.status, o.reason = "equivalent", why
         data["summary_sample_of"] = data["summary"].get("sample_of")
+        data["summary_partial"] = data["summary"].get("partial")
         data["mutants"], data["summary"] = [asdict(o) for o in outcomes], score(outcomes)
     for data in saved:
         s = data["summary"]
         killed = s.get("killed", 0) + s.get("timeout", 0)
         alive = s.get("survived", 0) + s.get("uncovered", 0)
         sampled = f" (a sample of {data['summary_sample_of']})" if data.get("summary_sample_of") else ""
+        sampled += f" (stopped: {data['summary_partial']})" if data.get("summary_partial") else ""
         print(
             f"| {data['module']} | `{data['path']}` | {s['mutants']}{sampled} | {killed} | {alive} | "
             f"{s.get('equivalent', 0)} | {s['score']:.0%} |"
@@ -520,34 +526,38 @@ def main(argv: list[str] | None = None) -> int:
         total = len(make_mutants(target))
         only = sorted(random.Random(args.seed).sample(range(total), min(args.sample, total)))
         print(f"{target.name}: a sample of {len(only)} of {total} mutants (seed {args.seed})", flush=True)
-    outcomes, seconds = run_mutants(target, only, args.jobs, args.verbose)
     digest = hashlib.sha256((REPO / target.path).read_bytes()).hexdigest()[:16]
     RESULTS.mkdir(parents=True, exist_ok=True)
     result_file = RESULTS / f"{target.name}.json"
-    if (
-        args.only and not args.sample and result_file.exists()
-    ):  # re-run of some mutants: merge into the full run of this source
-        saved = json.loads(result_file.read_text())
-        if saved.get("source_sha256") == digest:
+    saved = json.loads(result_file.read_text()) if result_file.exists() else {}
+    merge = bool(args.only) and not args.sample and saved.get("source_sha256") == digest
+    planned = len(only) if only else len(make_mutants(target))
+    started = time.monotonic()
+
+    def save(outcomes: list[Outcome], final: bool) -> dict[str, Any]:
+        """Written after every mutant, so an interrupted run still leaves what it measured."""
+        if merge:  # re-run of some mutants: merged into the full run of this same source
             rerun = {o.id for o in outcomes}
-            outcomes = sorted(
-                [*(Outcome(**m) for m in saved["mutants"] if m["id"] not in rerun), *outcomes],
-                key=lambda o: o.id,
-            )
-    summary = score(outcomes)
-    result_file.write_text(
-        json.dumps(
-            {
-                "module": target.name,
-                "path": target.path,
-                "source_sha256": digest,
-                "summary": summary,
-                "seconds": seconds,
-                "mutants": [asdict(o) for o in outcomes],
-            },
-            indent=1,
-        )
-    )
+            kept = [Outcome(**m) for m in saved["mutants"] if m["id"] not in rerun]
+            outcomes = sorted([*kept, *outcomes], key=lambda o: o.id)
+        summary = score(outcomes)
+        if args.sample:
+            summary["sample_of"] = len(make_mutants(target))
+        if not final:
+            summary["partial"] = f"{len(outcomes)} of {planned} planned mutants run"
+        data = {
+            "module": target.name,
+            "path": target.path,
+            "source_sha256": digest,
+            "summary": summary,
+            "seconds": time.monotonic() - started,
+            "mutants": [asdict(o) for o in outcomes],
+        }
+        result_file.write_text(json.dumps(data, indent=1))
+        return summary
+
+    outcomes, seconds = run_mutants(target, only, args.jobs, args.verbose, lambda o: save(o, final=False))
+    summary = save(outcomes, final=True)
     print(f"{target.name}: {summary}  ({seconds:.0f} s; load {os.getloadavg()[0]:.1f}; {result_file})")
     return 0
 

@@ -20,7 +20,6 @@ KUBE_MINORS = ["1.31", "1.32", "1.33", "1.34", "1.35"]
 SERVICE_MONITOR_API = "monitoring.coreos.com/v1/ServiceMonitor"
 
 
-
 def _memoized(function: Callable[..., Any]) -> Callable[..., Any]:
     """Render each (values, files, options) once per session: many tests read the same render. Failures are
     not cached (each test sees Helm's exception); every caller gets its own deep copy to change freely."""

@@ -55,6 +55,13 @@ def test_chart_claims_the_minor_the_schema_comes_from() -> None:
          "/updateStrategy/rollingUpdate/maxSurge"),
         ({"autoscaling": {"metrics": [{"type": "Pods", "pod": {}}]}}, "/autoscaling/metrics/0"),
         ({"nodeSelector": {"gpu": True}}, "/nodeSelector/gpu"),
+        ({"server": {"extraEnv": [{"name": "1BAD", "value": "x"}]}}, "/server/extraEnv/0/name"),
+        ({"extraVolumes": [{"name": "Scratch_1", "emptyDir": {}}]}, "/extraVolumes/0/name"),
+        ({"topologySpreadConstraints": [{"maxSkew": 0, "topologyKey": "zone",
+                                         "whenUnsatisfiable": "ScheduleAnyway"}]},
+         "/topologySpreadConstraints/0/maxSkew"),
+        ({"topologySpreadConstraints": [{"maxSkew": 1, "topologyKey": "zone", "whenUnsatisfiable": "Never"}]},
+         "/topologySpreadConstraints/0/whenUnsatisfiable"),
         ({"podLabels": {"tier": 1}}, "/podLabels/tier"),
     ],
 )  # fmt: skip

@@ -8,14 +8,25 @@ from typing import Any
 
 import helm_python as helm
 import pytest
-from chart_helpers import find, render
+from chart_helpers import SERVICE_MONITOR_API, find, render
 
 PVC = "persistentVolumeClaim"
 
 
+def _keda_ready(values: dict[str, Any]) -> dict[str, Any]:
+    """KEDA's default query reads the chart's ServiceMonitor series: switch it on beside KEDA."""
+    if (values.get("keda") or {}).get("enabled"):
+        return {**values, "metrics": {"serviceMonitor": {"enabled": True}}}
+    return values
+
+
+def _render(values: dict[str, Any]) -> list[dict[str, Any]]:
+    return render(_keda_ready(values), api_versions=[SERVICE_MONITOR_API])
+
+
 def _refusal(values: dict[str, Any]) -> str:
     with pytest.raises(helm.HelmReleaseError) as caught:
-        render(values)
+        _render(values)
     return str(caught.value)
 
 
@@ -29,25 +40,25 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
         "input < total",
         _server(maxInputLength=4095, maxTotalTokens=4096),
         _server(maxInputLength=4096, maxTotalTokens=4096),
-        "server.maxInputLength (4096) must be < server.maxTotalTokens (4096)",
+        "server.maxInputLength is 4096 and server.maxTotalTokens is 4096",
     ),
     (
         "prefill <= batch total",
         _server(maxBatchPrefillTokens=8192, maxBatchTotalTokens=8192),
         _server(maxBatchPrefillTokens=8193, maxBatchTotalTokens=8192),
-        "server.maxBatchPrefillTokens (8193) must be <= server.maxBatchTotalTokens (8192)",
+        "server.maxBatchPrefillTokens is 8193 and server.maxBatchTotalTokens is 8192",
     ),
     (
         "total <= batch total",
         _server(maxTotalTokens=8192, maxBatchTotalTokens=8192),
         _server(maxTotalTokens=8193, maxBatchTotalTokens=8192),
-        "server.maxTotalTokens (8193) must be <= server.maxBatchTotalTokens (8192)",
+        "server.maxTotalTokens is 8193 and server.maxBatchTotalTokens is 8192",
     ),
     (
         "prefill >= input",
         _server(maxInputLength=2000, maxBatchPrefillTokens=2000),
         _server(maxInputLength=2000, maxBatchPrefillTokens=1999),
-        "server.maxBatchPrefillTokens (1999) is below server.maxInputLength (2000)",
+        "server.maxBatchPrefillTokens is 1999, server.maxInputLength is 2000",
     ),
     (
         "sharded needs 2 GPUs",
@@ -62,16 +73,16 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
         "server.sharded is false but gpu.count is 2",
     ),
     (
-        "cuda graphs sharded on 0.13",
-        {"server": {"cudaGraphs": True}, "gpu": {"count": 2}, "image": {"tag": "0.13.0"}},
-        {"server": {"cudaGraphs": True}, "gpu": {"count": 2}, "image": {"tag": "0.12.1"}},
+        "cuda graphs sharded",
+        {"server": {"cudaGraphs": True}, "gpu": {"count": 1}},
+        {"server": {"cudaGraphs": True}, "gpu": {"count": 2}},
         "server.cudaGraphs is true with gpu.count 2, but LoRAX 0.12.1 refuses CUDA graphs",
     ),
     (
-        "cuda graphs on one GPU",
-        {"server": {"cudaGraphs": True}, "gpu": {"count": 1}, "image": {"tag": "v0.9"}},
-        {"server": {"cudaGraphs": True}, "gpu": {"count": 2}, "image": {"tag": "v0.9"}},
-        "but LoRAX v0.9 refuses CUDA graphs (--compile) when sharded",
+        "image tag of the contract",
+        {"image": {"tag": "0.12.1"}},
+        {"image": {"tag": "0.13.0"}},
+        "image.tag is 0.13.0, but this chart's launcher contract",
     ),
     (
         "hpa min == max",
@@ -106,10 +117,10 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
         "keda.minReplicaCount is 0",
     ),
     (
-        "grace > preStop",
-        {"terminationGracePeriodSeconds": 31, "preStopSleepSeconds": 30},
-        {"terminationGracePeriodSeconds": 30, "preStopSleepSeconds": 30},
-        "terminationGracePeriodSeconds must exceed preStopSleepSeconds",
+        "grace >= preStop + 90 s",
+        {"terminationGracePeriodSeconds": 120, "preStopSleepSeconds": 30},
+        {"terminationGracePeriodSeconds": 119, "preStopSleepSeconds": 30},
+        "terminationGracePeriodSeconds (119) is shorter than preStopSleepSeconds (30) + the 90 s",
     ),
     (
         "pdb min below replicas",
@@ -204,28 +215,28 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
         "loadBalancer.scheme is internet-facing with no loadBalancer.sourceRanges",
     ),
     (
-        "extra arg not rendered",
+        "extra arg from values",
+        {"server": {"extraArgs": ["--max-stop-sequences=6"]}},
         {"server": {"extraArgs": ["--max-input-length=10"]}},
-        {"server": {"maxInputLength": 10, "maxTotalTokens": 20, "extraArgs": ["--max-input-length=10"]}},
-        "server.extraArgs repeats --max-input-length",
+        "--max-input-length is not taken from server.extraArgs: set server.maxInputLength instead",
     ),
     (
         "extra preloaded ids",
-        {"adapters": {"preloaded": ["a/b"]}, "server": {"extraArgs": ["--preloaded-adapter-ids", "c/d"]}},
-        {"server": {"extraArgs": ["--num-shard", "1"]}},
-        "server.extraArgs repeats --num-shard",
+        {"adapters": {"preloaded": ["a/b"]}, "server": {"extraArgs": ["--speculative-tokens", "2"]}},
+        {"server": {"extraArgs": ["--preloaded-adapter-ids", "c/d"]}},
+        "--preloaded-adapter-ids is not taken from server.extraArgs: set adapters.preloaded instead",
     ),
     (
         "extra json-output",
+        {"server": {"jsonLogs": False, "extraArgs": ["--validation-workers", "4"]}},
         {"server": {"jsonLogs": False, "extraArgs": ["--json-output"]}},
-        {"server": {"jsonLogs": True, "extraArgs": ["--json-output"]}},
-        "server.extraArgs repeats --json-output",
+        "--json-output is not taken from server.extraArgs: set server.jsonLogs instead",
     ),
     (
         "extra port",
-        {"server": {"extraArgs": ["--portal"]}},
+        {"server": {"extraArgs": ["--max-best-of", "3"]}},
         {"server": {"extraArgs": ["-p", "9000"]}},
-        "server.extraArgs sets --port",
+        "-p (--port) is not taken from server.extraArgs",
     ),
 ]
 
@@ -234,7 +245,7 @@ LIMITS: list[tuple[str, dict[str, Any], dict[str, Any], str]] = [
 def test_a_value_at_the_limit_renders_and_one_past_it_fails(
     rule: str, at_limit: dict[str, Any], past_limit: dict[str, Any], words: str
 ) -> None:
-    render(at_limit)
+    _render(at_limit)
     assert words in _refusal(past_limit)
 
 

@@ -1,9 +1,13 @@
-"""Opt-in live-cluster suite: needs a kubeconfig, otherwise every test skips with one line.
+"""The live suite: on a real cluster when asked for, otherwise on the loopback control plane.
 
-Run it:  pytest tests/e2e --kubeconfig ~/.kube/config [--lorax-values values/<profile>.yaml]
+Run it on a real cluster:  pytest tests/e2e --kubeconfig ~/.kube/config [--lorax-values values/<profile>.yaml]
 or export KUBECONFIG and run `pytest tests/e2e -m e2e`. Name tests/e2e on the command line: pytest reads this
 file's --lorax-* options only then. A KUBECONFIG that merely happens to be exported does not make a plain
 `pytest` install a GPU release into that cluster: the run has to ask for the live suite.
+
+Without that, the suite runs on the loopback Kubernetes control plane (loraxkit.testcluster): the release is
+installed, scheduled onto a fake GPU node and made Running/Ready by KWOK; the checks that need a running
+container (HTTP calls, `helm test`) skip with that reason, since no kubelet runs there.
 """
 
 from __future__ import annotations
@@ -14,6 +18,13 @@ from typing import Any
 
 import pytest
 from live_release import DEFAULT_PROFILE
+
+from loraxkit.testcluster import pytest_plugin as loopback
+
+NO_CONTAINER = (
+    "e2e on the loopback control plane: needs a running container (no kubelet there); "
+    "run on a real cluster with --kubeconfig FILE"
+)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -60,7 +71,7 @@ def _kubeconfig(config: pytest.Config) -> str:
 
 
 def e2e_skip_reason(config: pytest.Config) -> str | None:
-    """Why the live suite cannot run, or None when it should."""
+    """Why the live suite cannot run on a real cluster, or None when it should (else: loopback)."""
     if not _kubeconfig(config):
         return "e2e: no cluster; pass --kubeconfig FILE (or export KUBECONFIG and add -m e2e) to run it"
     asked = bool(config.getoption("kubeconfig", default=None))
@@ -72,13 +83,30 @@ def e2e_skip_reason(config: pytest.Config) -> str | None:
     return None
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if e2e_skip_reason(config) is None:
+        return
+    for item in items:  # not asked for a real cluster: the suite needs the loopback control plane
+        if item.get_closest_marker("e2e"):
+            item.add_marker(loopback.MARKER)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    # Runs before any fixture of the test is set up, so pytest-helm-charts' kube_cluster (which ERRORS without
-    # a kubeconfig) is never requested; skipping from here folds the whole suite into one report line.
-    reason = e2e_skip_reason(item.config)
-    if reason and item.get_closest_marker("e2e"):
-        pytest.skip(reason)
+    # Runs before any fixture of the test is set up; skipping from here folds the skips into one report line.
+    if e2e_skip_reason(item.config) is None or not item.get_closest_marker("e2e"):
+        return
+    loopback.require_cluster()  # no tools and no Go: the plugin's one skip line
+    if item.get_closest_marker("needs_container"):
+        pytest.skip(NO_CONTAINER)
+
+
+@pytest.fixture(scope="module")
+def kube_config(request: pytest.FixtureRequest) -> str:
+    """pytest-helm-charts' kubeconfig: the real cluster's when asked for, else the loopback plane's."""
+    if e2e_skip_reason(request.config) is None:
+        return _kubeconfig(request.config)
+    return str(request.getfixturevalue(loopback.FIXTURE).kubeconfig)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -23,10 +23,15 @@ current-context: x
 """
 
 
-def _run_live_suite(*args: str, kubeconfig: str | None = None) -> subprocess.CompletedProcess[str]:
+def _run_live_suite(
+    *args: str, kubeconfig: str | None = None, without_tools: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "KUBECONFIG"}
     if kubeconfig:
         env["KUBECONFIG"] = kubeconfig
+    if without_tools is not None:  # a user without Go and without built tools
+        env["LORAXKIT_TOOLS_CACHE"] = str(without_tools)
+        env["PATH"] = os.path.dirname(sys.executable) + os.pathsep + "/usr/bin:/bin"
     return subprocess.run(
         [sys.executable, "-m", "pytest", str(LIVE_SUITE), "-q", "-rs", *args],
         cwd=REPO,
@@ -41,20 +46,22 @@ def _skip_lines(output: str) -> list[str]:
     return [line for line in output.splitlines() if line.startswith("SKIPPED")]
 
 
-def test_without_a_kubeconfig_the_suite_skips_with_one_line() -> None:
-    run = _run_live_suite()
+def test_without_a_cluster_or_tools_the_suite_skips_with_one_line(tmp_path: Path) -> None:
+    run = _run_live_suite(without_tools=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "5 skipped" in run.stdout and "error" not in run.stdout.lower()
+    assert "6 skipped" in run.stdout and "error" not in run.stdout.lower(), run.stdout
     lines = _skip_lines(run.stdout)
-    assert len(lines) == 1 and "pass --kubeconfig" in lines[0], run.stdout
+    assert len(lines) == 1 and "loraxkit tools build" in lines[0], run.stdout
 
 
 def test_an_exported_kubeconfig_alone_does_not_install(tmp_path: Path) -> None:
+    # Not asked for the live suite: the loopback control plane, never the exported cluster (127.0.0.1:1 here).
     kubeconfig = tmp_path / "config"
     kubeconfig.write_text(KUBECONFIG)
-    run = _run_live_suite(kubeconfig=str(kubeconfig))
+    run = _run_live_suite(kubeconfig=str(kubeconfig), without_tools=tmp_path / "tools")
     lines = _skip_lines(run.stdout)
-    assert run.returncode == 0 and len(lines) == 1 and "-m e2e" in lines[0], run.stdout
+    assert run.returncode == 0 and len(lines) == 1 and "loraxkit tools build" in lines[0], run.stdout
+    assert "127.0.0.1:1" not in run.stdout
 
 
 def test_asking_for_the_suite_runs_it(tmp_path: Path) -> None:

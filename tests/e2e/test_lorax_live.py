@@ -54,16 +54,30 @@ def _generate(release: LoraxRelease, adapter: str | None = None) -> tuple[Any, d
     return result.json(), result.headers
 
 
+def test_release_runs_on_the_node_group_it_selects(lorax_release: LoraxRelease) -> None:
+    """Scheduled onto a node carrying every label of the values' nodeSelector, Running and Ready."""
+    selector = lorax_release.effective_values.get("nodeSelector") or {}
+    pods = lorax_release.pods()
+    assert pods, "the release has no pod"
+    for pod in pods:
+        node = lorax_release.core.read_node(pod.spec.node_name)
+        assert selector.items() <= (node.metadata.labels or {}).items(), (pod.spec.node_name, selector)
+        assert any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
+
+
+@pytest.mark.needs_container
 def test_health_answers_200(lorax_release: LoraxRelease) -> None:
     result = lorax_release.request("GET", "/health")
     assert result.status == 200, result.body[:500]
 
 
+@pytest.mark.needs_container
 def test_info_names_the_configured_model(lorax_release: LoraxRelease) -> None:
     info = lorax_release.request("GET", "/info").json()
     assert info["model_id"] == lorax_release.model_id
 
 
+@pytest.mark.needs_container
 def test_generate_with_the_base_model(lorax_release: LoraxRelease) -> None:
     body, headers = _generate(lorax_release)
     assert isinstance(body["generated_text"], str)
@@ -71,6 +85,7 @@ def test_generate_with_the_base_model(lorax_release: LoraxRelease) -> None:
     assert "x-adapter-id" not in headers
 
 
+@pytest.mark.needs_container
 def test_generate_with_an_adapter(lorax_release: LoraxRelease) -> None:
     adapter = lorax_release.adapter
     if adapter is None:
@@ -80,6 +95,7 @@ def test_generate_with_an_adapter(lorax_release: LoraxRelease) -> None:
     assert headers.get("x-adapter-id") == adapter
 
 
+@pytest.mark.needs_container
 def test_helm_test_hook_passes(lorax_release: LoraxRelease) -> None:
     try:
         lorax_release.run_helm_test()

@@ -229,10 +229,10 @@ MUTATIONS: tuple[Mutation, ...] = (
     ),
     Mutation(
         "W5",
-        "g6e /dev/shm 48Gi (requests 20Gi)",
+        "g6e /dev/shm 48Gi (requests 20Gi, limit 60Gi)",
         "works",
         "scheduler counts requests only (component-helpers PodRequests)",
-        _values({"shm": {"sizeLimit": "48Gi"}}),
+        _values({"shm": {"sizeLimit": "48Gi"}, "resources": {"limits": {"memory": "60Gi"}}}),
     ),
     Mutation(
         "W6", "p5 profile requests 191.4 CPU", "works", "191.45 allocatable", _values(_p5_cpu("191.4")), P5

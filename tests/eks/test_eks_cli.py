@@ -11,6 +11,7 @@ from eks_helpers import CLUSTER_YAML, node_group, shipped_doc
 from loraxkit.cli import main
 
 G5_PROFILE = CLUSTER_YAML.parents[1] / "values" / "g5-a10g-mistral-7b-instruct-gptq.yaml"
+G6E_PROFILE = CLUSTER_YAML.parents[1] / "values" / "g6e-l40s-mistral-7b-instruct-bf16.yaml"
 
 
 def test_check_passes_on_the_shipped_files(capsys: pytest.CaptureFixture[str]) -> None:
@@ -20,6 +21,21 @@ def test_check_passes_on_the_shipped_files(capsys: pytest.CaptureFixture[str]) -
     assert "errors:" not in out
     # the zone advice is a warning: printed apart, and the command still passes
     assert "warnings:\n" in out and "describe-instance-type-offerings" in out.split("warnings:\n")[1]
+
+
+def test_profile_verdict_line_is_ok_even_with_warnings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    profile = tmp_path / "big-shm.yaml"
+    values = yaml.safe_load(G6E_PROFILE.read_text())
+    values["shm"] = {"sizeLimit": "48Gi"}  # request + shm above what the node holds: a warning, not an error
+    values["resources"]["limits"]["memory"] = "60Gi"  # the chart refuses a /dev/shm above the memory limit
+    profile.write_text(yaml.safe_dump(values))
+    assert main(["eks", "check", "--values", str(profile)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    verdict = next(line for line in lines if line.startswith("profile big-shm.yaml:"))
+    assert verdict == "profile big-shm.yaml: ok"
+    assert any("/dev/shm" in line for line in lines)
 
 
 def test_eksctl_rejection_is_an_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from array import array
 
-from loraxkit.loadtest.metrics import RequestRecord, distribution, error_breakdown, summarize, window
+from loraxkit.loadtest.metrics import RequestRecord, Slos, distribution, error_breakdown, summarize, window
 
 
 def _record(stamps: list[float], **fields: object) -> RequestRecord:
@@ -82,3 +82,40 @@ def test_a_failure_without_an_error_type_or_an_end_still_counts() -> None:
     assert window([unanswered]) == (1.0, 1.0)
     assert window([unanswered, _record([3.0], status=200)]) == (1.0, 3.0)
     assert summarize([unanswered])["failed"] == 1
+
+
+def test_the_summary_of_nothing_is_zeros_not_errors() -> None:
+    s = summarize([], Slos(ttft=1.0))
+    assert (s["requests"], s["failed"], s["error_rate"], s["duration_s"]) == (0, 0, 0.0, 0.0)
+    assert (s["output_tokens_per_s"], s["requests_per_s"], s["token_count_mismatches"]) == (0.0, 0.0, 0)
+    assert s["goodput"] == {"requests_meeting_slos": 0, "fraction": 0.0, "requests_per_s": 0.0}
+    assert s["ttft_ms"] == s["itl_ms"] == {"count": 0}
+
+
+def test_rates_over_a_zero_and_a_sub_second_span() -> None:
+    instant = _record([], status=200, server_tokens=4, end=1.0)  # answered in the second it was sent
+    s = summarize([instant], Slos(e2e=1.0))
+    assert (s["duration_s"], s["output_tokens_per_s"], s["requests_per_s"]) == (0.0, 0.0, 0.0)
+    assert s["goodput"] == {"requests_meeting_slos": 1, "fraction": 1.0, "requests_per_s": 0.0}
+    half = _record([], status=200, server_tokens=4, end=1.5)
+    s = summarize([half], Slos(e2e=1.0))
+    assert (s["duration_s"], s["output_tokens_per_s"], s["requests_per_s"]) == (0.5, 8.0, 2.0)
+    assert s["goodput"]["requests_per_s"] == 2.0
+
+
+def test_one_token_requests_alone_have_no_inter_token_gaps() -> None:
+    s = summarize([_record([2.0], status=200, server_tokens=1), _record([3.0], status=200, server_tokens=1)])
+    assert s["itl_ms"] == {"count": 0} and s["tpot_ms"] == {"count": 0}
+    assert s["ttft_ms"]["count"] == 2
+
+
+def test_client_overhead_needs_both_an_e2e_and_the_servers_total_time() -> None:
+    timed = _record([], status=200, server_tokens=1, end=1.25, server_timing={"total_time_ms": 200.0})
+    untotalled = _record([], status=200, server_tokens=1, end=1.5, server_timing={"queue_time_ms": 3.0})
+    unended = _record([], status=200, server_tokens=1, server_timing={"total_time_ms": 100.0})
+    s = summarize([timed, untotalled, unended])
+    assert s["client_overhead_ms"]["count"] == 1
+    assert s["client_overhead_ms"]["p50"] == 50.0  # 250 ms E2E - 200 ms in the server
+    assert s["server_timing_ms"]["total_time_ms"]["count"] == 2
+    assert s["server_timing_ms"]["queue_time_ms"]["count"] == 1
+    assert "client_overhead_ms" not in summarize([untotalled, unended])

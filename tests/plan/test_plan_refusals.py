@@ -72,3 +72,21 @@ def test_fp8_needs_an_fp8_gpu_and_fp8_kv_is_not_modelled() -> None:
     assert "compute capability 8.6" in found["--quantize"]
     plan(request(instance="g6e.2xlarge", quantize="fp8"))  # L40S: 8.9
     assert "FlashInfer" in _refusals(quantize="fp8-kv")["--quantize"]
+
+
+def test_memory_fractions_that_leave_no_kv_cache() -> None:
+    found = _refusals(adapter_memory_fraction=0.5, cuda_memory_fraction=0.5)
+    assert "adapter_memory_fraction < cuda_memory_fraction" in found["--adapter-memory-fraction"]
+    assert "dist.py" in found["--adapter-memory-fraction"]  # the contract's source
+
+
+def test_kv_cache_smaller_than_one_full_length_request() -> None:
+    """Llama-3.1-8B on one A10G: LoRAX's warm-up allocates KV for its two requests decoding to 64k tokens
+    (2 x 8 GiB) first, so it runs out of memory; TGI 1.0's (2 new tokens) passes and infers too few tokens."""
+    long = dict(
+        model="meta-llama/Llama-3.1-8B-Instruct", instance="g5.2xlarge", adapters="0x16", cuda_graphs="off",
+        max_total_tokens=65536, max_input_length=1024,
+    )  # fmt: skip
+    assert "the warm-up batch's KV (16.0 GiB" in _refusals(**long)["--max-batch-prefill-tokens"]
+    found = _refusals(**long, engine="tgi-1.0")
+    assert "less than one request of --max-total-tokens 65,536" in found["--max-total-tokens"]

@@ -106,7 +106,7 @@ def test_adapters_load_on_first_use_and_are_evicted_beyond_max_active(tmp_path: 
         waits = [r["admitted"] - r["arrival"] for r in records]
         # a first use cannot be admitted before the download completes (less 1 ms of timer resolution)
         assert all(w >= load_ms / 1000 - 0.002 for w in (waits[0], waits[2])), waits
-        assert waits[3] < load_ms / 1000  # no second download
+        # the reload of the offloaded a is no second download (adapter_downloads above), so it is not timed
 
 
 def test_port_is_closed_during_the_startup_delay() -> None:

@@ -38,22 +38,12 @@ def _f(record: dict[str, object], key: str) -> float:
 def test_adapter_load_time_on_first_use_and_one_download_at_a_time() -> None:
     load_ms = 300
     with SimulatorProcess(*QUIET, "--decode-ms", "2", "--adapter-load-ms", str(load_ms), trace=True) as proc:
-        # the base model's queue, created by a first request (its "download" is a no-op, adapter.py:199-202)
-        assert (
-            httpx.post(
-                proc.base_url + "/generate",
-                content=_body("w", 1),
-                headers={"content-type": "application/json"},
-            ).status_code
-            == 200
-        )
-        ids = ["a0", "a1", "b0", "b1", "base0"]
+        ids = ["a0", "a1", "b0", "b1"]
         bodies = [
             _body("p", 4, "org/a"),
             _body("q", 4, "org/a"),
             _body("p", 4, "org/b"),
             _body("q", 4, "org/b"),
-            _body("p", 4),
         ]
         replies = read_replies(send_now(proc.port, bodies, ids))
         assert all(r.startswith(b"HTTP/1.1 200") for r in replies)
@@ -70,18 +60,12 @@ def test_adapter_load_time_on_first_use_and_one_download_at_a_time() -> None:
         state = sim_state(proc.base_url)
         records = _by_id(wait_trace(proc.trace_path, request_ids={*ids, "a-warm"}))
     first = min(_f(r, "arrival") for r in records.values())
-    # the first use of an adapter waits for its download; loader.rs runs downloads one after the other, so
-    # b's (queued second, scheduler.rs:231-244) ends a whole load time after a's
-    assert all(_f(records[i], "admitted") - first >= load_ms / 1000 - 0.002 for i in ("a0", "a1"))
-    assert all(_f(records[i], "admitted") - first >= 2 * load_ms / 1000 - 0.002 for i in ("b0", "b1"))
-    assert (
-        min(queue_ms["a0"], queue_ms["a1"]) >= load_ms - 2
-        and min(queue_ms["b0"], queue_ms["b1"]) >= 2 * load_ms - 2
-    )
-    # queue.rs:326-346: while a and b are pending, the idle base model leaves the active list, so base0 queues
-    # behind them in `pending`, and a pending adapter whose download is not done blocks those behind it
-    # (queue.rs:364-371): base0 starts only after b's download
-    assert _f(records["base0"], "admitted") - first >= 2 * load_ms / 1000 - 0.002
+    # the first use of an adapter waits for its download; loader.rs:118-282 runs the downloads one after
+    # the other (queued as each adapter's queue is created, scheduler.rs:231-244): the second adapter to
+    # download is ready a whole load time after the first
+    starts = sorted(min(_f(records[f"{a}{i}"], "admitted") for i in range(2)) - first for a in "ab")
+    assert starts[0] >= load_ms / 1000 - 0.002 and starts[1] >= 2 * load_ms / 1000 - 0.002
+    assert sorted(queue_ms.values())[0] >= load_ms - 2 and sorted(queue_ms.values())[2] >= 2 * load_ms - 2
     # a second use is warm: no new download
     assert state["adapter_downloads"] == 2
 
@@ -145,13 +129,14 @@ def test_adapter_cycle_time_swaps_a_busy_adapter_out_between_its_requests(
     assert (b_first < a_last) is b_between_a
 
 
-@pytest.mark.parametrize(("budget", "most_at_once"), [(80, 2), (16 * 33, 8)])
-def test_max_batch_total_tokens_caps_concurrency_by_kv_blocks(budget: int, most_at_once: int) -> None:
-    # each request holds ceil((~4 prompt + 20 new - 1) / 16) = 2 blocks; 80 tokens = 5 blocks, one reserved
+@pytest.mark.parametrize(("budget", "capped"), [(112, True), (400, False)])
+def test_max_batch_total_tokens_caps_concurrency_by_kv_blocks(budget: int, capped: bool) -> None:
+    # each request holds ceil((~4 prompt + 40 new - 1) / 16) = 3 blocks; 112 tokens = 7 blocks, one reserved:
+    # two at a time; 400 tokens = 24 usable blocks: all eight could run together
     with SimulatorProcess(
         *QUIET,
         "--decode-ms",
-        "3",
+        "5",
         "--max-input-length",
         "30",
         "--max-total-tokens",
@@ -161,18 +146,21 @@ def test_max_batch_total_tokens_caps_concurrency_by_kv_blocks(budget: int, most_
         trace=True,
     ) as proc:
         ids = [f"k{i}" for i in range(8)]
-        replies = read_replies(send_now(proc.port, [_body(f"kv {i}", 20) for i in range(8)], ids))
+        replies = read_replies(send_now(proc.port, [_body(f"kv {i}", 40) for i in range(8)], ids))
         assert all(r.startswith(b"HTTP/1.1 200") for r in replies)
         text = httpx.get(proc.base_url + "/metrics").text
         records = list(_by_id(wait_trace(proc.trace_path, request_ids=set(ids))).values())
     # concurrency on the simulated timeline: requests whose token steps overlap
     spans = [(min(r["token_steps"]), max(r["token_steps"])) for r in records]  # type: ignore[type-var]
     peak = max(sum(1 for s, e in spans if s <= t <= e) for t, _ in spans)
-    assert peak == most_at_once
-    # /metrics: every new batch LoRAX formed held at most that many (scheduler.rs:523 lorax_batch_next_size)
     batches = metric(text, "lorax_batch_next_size_count")
-    assert metric(text, f'lorax_batch_next_size_bucket{{le="{most_at_once}"}}') == batches
     assert metric(text, "lorax_batch_next_size_sum") == 8
+    if capped:
+        assert peak == 2
+        # /metrics: every new batch held at most two (scheduler.rs:523 lorax_batch_next_size)
+        assert metric(text, 'lorax_batch_next_size_bucket{le="2"}') == batches
+    else:
+        assert peak > 2  # the arrivals may spread over a few steps on a busy machine, so not always all 8
 
 
 def _join_step(proc: SimulatorProcess, newcomers: int) -> tuple[int, int, float, float]:

@@ -284,3 +284,30 @@ def test_a_body_of_exactly_2_mib_is_read_and_one_byte_more_is_refused(sim: Simul
         sim.base_url + "/generate", content=_padded_body(wire.MAX_BODY_BYTES + 1), headers=headers
     )
     assert (big.status_code, big.text) == (413, "Failed to buffer the request body: length limit exceeded")
+
+
+# server.rs:1736-1748 `impl From<InferError> for (StatusCode, ...)` with infer.rs:1733-1745 `error_type()`,
+# plus the health check (server.rs:604-609) and /tokenize without a fast tokenizer (server.rs:2072-2077).
+LORAX_ERROR_STATUS = {
+    "generation": 424,
+    "overloaded": 429,
+    "validation": 422,
+    "incomplete_generation": 500,
+    "template_error": 422,
+    "embedding_failure": 500,
+    "classification_failure": 500,
+    "tool_error": 422,
+    "missing_template_variable": 422,
+    "healthcheck": 503,
+    "no fast tokenizer": 404,
+}
+
+
+@pytest.mark.parametrize(("error_type", "status"), sorted(LORAX_ERROR_STATUS.items()))
+def test_every_lorax_error_type_has_loraxs_status(error_type: str, status: int) -> None:
+    assert wire.LoraxError(error_type, "x").status == status
+    assert wire.ERROR_STATUS[error_type] == status
+
+
+def test_an_unknown_error_type_is_a_500() -> None:
+    assert wire.LoraxError("something_new", "x").status == 500

@@ -47,11 +47,16 @@ KUBE_TYPED: dict[str, tuple[str, str]] = {
     "service.annotations": ("annotations", ""),
     "loadBalancer.annotations": ("annotations", ""),
     "metrics.serviceMonitor.labels": ("labels", ""),
+    "metrics.prometheusRule.labels": ("labels", ""),
+    "metrics.grafanaDashboard.labels": ("labels", ""),
+    "metrics.grafanaDashboard.annotations": ("annotations", ""),
 }
 # What Kubernetes' OpenAPI leaves out but its API server enforces, added on top (each with its source):
 # a quantity must parse (k8s.io/apimachinery pkg/api/resource/quantity.go ParseQuantity: sign, digits,
 # optional decimal part, then a binary/decimal SI suffix or an exponent), and a toleration's operator and
-# effect are closed sets (pkg/apis/core/validation/validation.go validateTolerations).
+# effect are closed sets (pkg/apis/core/validation/validation.go validateTolerations), env names follow
+# IsEnvVarName in 1.31 (validateEnvVarName), volume names are DNS-1123 labels (validateVolumes), a topology
+# spread constraint has maxSkew >= 1 and a closed whenUnsatisfiable (validateTopologySpreadConstraints).
 QUANTITY_PATTERN = r"^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)(Ki|Mi|Gi|Ti|Pi|Ei|m|k|M|G|T|P|E|[eE][+-]?[0-9]+)?$"
 OVERLAYS: dict[str, dict[str, Any]] = {
     "io.k8s.apimachinery.pkg.api.resource.Quantity": {
@@ -61,6 +66,11 @@ OVERLAYS: dict[str, dict[str, Any]] = {
 PROPERTY_OVERLAYS: dict[tuple[str, str], dict[str, Any]] = {
     (CORE + "Toleration", "operator"): {"enum": ["Exists", "Equal", "", None]},
     (CORE + "Toleration", "effect"): {"enum": ["NoSchedule", "PreferNoSchedule", "NoExecute", "", None]},
+    (CORE + "EnvVar", "name"): {"pattern": r"^[-._a-zA-Z][-._a-zA-Z0-9]*$"},
+    (CORE + "Volume", "name"): {"pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
+    (CORE + "VolumeMount", "name"): {"pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
+    (CORE + "TopologySpreadConstraint", "maxSkew"): {"minimum": 1},
+    (CORE + "TopologySpreadConstraint", "whenUnsatisfiable"): {"enum": ["DoNotSchedule", "ScheduleAnyway"]},
 }
 # Label and annotation syntax the API server checks (k8s.io/apimachinery pkg/util/validation/validation.go:
 # IsQualifiedName for keys, IsValidLabelValue for label values); OpenAPI types them as plain strings.

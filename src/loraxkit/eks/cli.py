@@ -140,11 +140,11 @@ def _profile_report(
                 error("cluster", str(exc))
             ]  # a cluster-side error, the same for every profile: report it once
         found = [Problem(f.severity, "scheduler", f"{profile.name}: {f}") for f in findings]
+        # "profile NAME: ok" exactly when it schedules (tests/cluster parse it); warnings on their own line
         n_err, n_warn = len(errors(found)), len(warnings(found))
-        print(
-            f"profile {profile.name}: {'ok' if not n_err else f'{n_err} error(s)'}"
-            + (f", {n_warn} warning(s)" if n_warn else "")
-        )
+        print(f"profile {profile.name}: {'ok' if not n_err else f'{n_err} error(s)'}")
+        if n_warn:
+            print(f"  {n_warn} warning(s), listed below")
         problems += found
     return problems
 

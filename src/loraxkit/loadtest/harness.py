@@ -27,6 +27,7 @@ from locust.contrib.fasthttp import FastResponse
 from locust.env import Environment
 from locust.runners import STATE_INIT, STATE_STOPPED, MasterRunner, WorkerRunner
 
+from loraxkit.loadtest import alerts
 from loraxkit.loadtest.analysis import analyse
 from loraxkit.loadtest.metrics import CUT_AT_STOP, RequestRecord, Slos, now, summarize
 from loraxkit.loadtest.options import add_arguments, option_names, parse_rates, workload_from_options
@@ -450,6 +451,8 @@ class Harness:
         report["self_check"] = self_check(self.records, self.loop_lags)
         report["gates_judge"] = "the steady state" if o.gate_on == "steady" else "the whole run"
         report["started"] = min((r.sent for r in self.records), default=None)
+        if getattr(o, "prometheus_url", ""):
+            report["alerts"] = alerts.report_entry(o.prometheus_url, self.t0)
         return report
 
     def _stages(self) -> tuple[list[Stage] | None, list[tuple[float, float]] | None]:

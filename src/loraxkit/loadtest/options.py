@@ -261,6 +261,12 @@ def _report_arguments(g: Any) -> None:
         help="sample the server's /metrics during the run (queue length, batch size) into the report",
     )
     g.add_argument("--metrics-url", default="", help="Prometheus endpoint to sample (default <host>/metrics)")
+    g.add_argument(
+        "--prometheus-url",
+        default="",
+        help="Prometheus server scraping LoRAX (e.g. http://127.0.0.1:9090): the report lists the LoRAX "
+        "alerts that fired during the run",
+    )
     g.add_argument("--scrape-interval", type=float, default=2.0, help="seconds between /metrics samples")
     g.add_argument(
         "--progress-interval", type=float, default=10.0, help="seconds between progress lines (0 = none)"

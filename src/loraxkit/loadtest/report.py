@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from loraxkit.loadtest import alerts
 from loraxkit.loadtest.slo import GateResult
 
 LAG_WARNING_MS = 10.0
@@ -249,6 +250,8 @@ def _sections(report: dict[str, Any], gates: list[GateResult]) -> list[tuple[str
     check = report.get("self_check")
     if check:
         sections.append(("Self-check of the measurement", "\n".join(f"- {v}" for v in check["verdicts"])))
+    if report.get("alerts"):
+        sections.append(("Alerts during the run", alerts.section(report["alerts"])))
     if gates:
         sections.append(("SLO gates", "\n".join(f"- {g.describe()}" for g in gates)))
     sections.append(("Definitions", "\n".join(f"- **{k}**: {v}" for k, v in report["definitions"].items())))

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from loraxkit.plan.models import ModelConfig
 
 MIB = 1024**2
-# Fitted on published.CALIBRATION (tests/plan/test_published.py refits and compares).
+# Fitted on published.CALIBRATION (tests/plan/test_plan_published.py refits and compares).
 HIDDEN_COPIES = 12.78
 FIXED_BYTES = 545 * MIB
 NCCL_BYTES = 400 * MIB

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from loraxkit.plan.launcher import launcher_defaults
+
 LORAX = "https://github.com/predibase/lorax/blob/v0.12.1"
 TGI = "https://github.com/huggingface/text-generation-inference/blob"
 
@@ -31,7 +33,7 @@ class EngineConstants:
 LORAX_0_12_1 = EngineConstants(
     name="lorax-0.12.1",
     wiggle_room=0.95,  # server/lorax_server/utils/dist.py l.14 (MEMORY_WIGGLE_ROOM)
-    default_adapter_fraction=0.1,  # launcher/src/main.rs l.527
+    default_adapter_fraction=launcher_defaults().adapter_memory_fraction,  # the chart's launcher contract
     graph_memory_subtracted=True,  # models/flash_causal_lm.py l.1320-1352 (only with --compile)
     warmup_decodes=True,  # models/flash_causal_lm.py l.1300
     block_size=16,  # utils/state.py l.34-38

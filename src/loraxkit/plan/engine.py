@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from loraxkit.plan import activation
 from loraxkit.plan.adapters import AdapterSpec, adapters_that_fit, fraction_for
-from loraxkit.plan.constants import LORAX, LORAX_0_12_1, EngineConstants
+from loraxkit.plan.constants import LORAX_0_12_1, EngineConstants
 from loraxkit.plan.gpus import Placement
 from loraxkit.plan.launcher import launcher_defaults
 from loraxkit.plan.models import ModelConfig
@@ -219,8 +219,8 @@ def refusals(inp: PlanInput) -> list[Refusal]:
         found.append(
             Refusal(
                 "--cuda-graphs",
-                f"CUDA graphs with {w} shards: LoRAX 0.12.1 raises 'Cannot enable `--compile` when sharding' "
-                f"({LORAX}/server/lorax_server/models/flash_causal_lm.py#L1321).",
+                f"CUDA graphs with {w} shards: the shard refuses them at warm-up, "
+                f"{launcher_defaults().compile_not_sharded}.",
                 "use --cuda-graphs off, or one shard",
             )
         )
@@ -244,6 +244,16 @@ def make_plan(inp: PlanInput) -> Plan:
     else:
         fraction = inp.adapter_fraction
     # A zero fraction means no reservation and no limit (adapter.py l.215, l.229-231): nothing to refuse.
+    if not 0 < inp.cuda_memory_fraction <= 1 or fraction >= inp.cuda_memory_fraction:
+        found.append(
+            Refusal(
+                "--adapter-memory-fraction",
+                f"{fraction} with --cuda-memory-fraction {inp.cuda_memory_fraction} leaves no KV cache: "
+                f"{launcher_defaults().memory_fractions}.",
+                "keep 0 < cuda fraction <= 1 and the adapter fraction below it",
+            )
+        )
+        raise PlanRefused(found)
     if adapter_bytes and 0 < fraction * total < adapter_bytes:
         found.append(
             Refusal(
@@ -314,18 +324,21 @@ def _memory_refusals(inp: PlanInput, b: Budget) -> list[Refusal]:
                 "the warm-up would run out of memory ('Not enough memory to handle "
                 f"{inp.limits.max_prefill} "
                 f"prefill tokens'): weights {b.weights / gib:.1f} GiB + warm-up peak "
-                f"{b.warmup.peak_bytes / gib:.1f} GiB (estimated) + adapters"
-                f" {b.adapter_reservation / gib:.1f} GiB "
-                f"+ graphs {b.graphs / gib:.1f} GiB exceed {per_gpu}.",
-                "lower --max-batch-prefill-tokens / --max-input-length, the adapter fraction, or add GPUs",
+                f"{b.warmup.peak_bytes / gib:.1f} GiB (estimated) + the warm-up batch's KV "
+                f"({b.warmup_kv_blocks * b.bytes_per_block / gib:.1f} GiB: it decodes to --max-total-tokens)"
+                f" + adapters {b.adapter_reservation / gib:.1f} GiB + graphs {b.graphs / gib:.1f} GiB exceed"
+                f" {per_gpu}.",
+                "lower --max-batch-prefill-tokens, --max-input-length or --max-total-tokens, the adapter"
+                " fraction, or add GPUs",
             )
         ]
+    # Unreachable with LoRAX's decode-to-total warm-up (its batch holds a full request); TGI 1.0 can get here.
     if b.max_batch_total_tokens < inp.limits.max_total:
         return [
             Refusal(
                 "--max-total-tokens",
-                f"LoRAX would infer max_batch_total_tokens = {b.max_batch_total_tokens:,}, less than one "
-                f"request of --max-total-tokens {inp.limits.max_total:,}.",
+                f"{inp.engine.name} would infer max_batch_total_tokens = {b.max_batch_total_tokens:,}, less"
+                f" than one request of --max-total-tokens {inp.limits.max_total:,}.",
                 "lower --max-total-tokens or the adapter fraction, or add GPUs",
             )
         ]

@@ -2,8 +2,8 @@
 
 Each case is what a user pasted into a public issue: the model, GPU, shards, limits and version, and either
 the `max_batch_total_tokens` the launcher inferred or the warm-up memory failure it reported. Where the
-thread leaves a value out, the case says what was assumed. `tests/plan/test_published.py` runs the planner
-on each; `docs/plan.md` tabulates its error.
+thread leaves a value out, the case says what was assumed. `tests/plan/test_plan_published.py` runs the
+planner on each; `docs/plan.md` tabulates its error.
 """
 
 from __future__ import annotations

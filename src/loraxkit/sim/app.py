@@ -17,6 +17,8 @@ from typing import Any, TypeVar
 
 from loraxkit import wire
 from loraxkit.sim.engine import Engine, EngineConfig, Sequence
+from loraxkit.sim.faults import FAULTS_ROUTE, Faults, FaultSpec
+from loraxkit.sim.faults import route as faults_route
 from loraxkit.sim.http import Connection, Request, chunk
 from loraxkit.sim.jsongen import sample
 from loraxkit.sim.metrics import Registry, render_json
@@ -74,6 +76,7 @@ class SimConfig:
     keep_alive_s: float = wire.DEFAULT_KEEP_ALIVE_S
     drain_timeout_s: float = 30.0
     default_adapter_source: str = "hub"
+    faults: FaultSpec | None = None  # fault injection at start (sim/faults.py)
 
 
 @dataclass(eq=False, slots=True)
@@ -137,6 +140,7 @@ class Simulator:
         self.vocab = vocab or Vocabulary()
         profile = config.profile
         self.metrics = Registry(config.limits.max_input_length, config.limits.max_total_tokens)
+        self.faults = Faults(config.faults, config.seed)
         self.engine = Engine(
             profile,
             EngineConfig(
@@ -157,6 +161,7 @@ class Simulator:
                 eager_prefill=config.eager_prefill,
             ),
             self.metrics,
+            self.faults,
         )
         self.pump = Pump()
         self.trace = TraceWriter(config.trace_path, self.pump.defer) if config.trace_path else None
@@ -187,12 +192,14 @@ class Simulator:
             ("GET", wire.ROUTE_DOCS + "/"): self.docs_page,
             ("GET", wire.ROUTE_OPENAPI): self.openapi,
             ("GET", SIM_STATE_ROUTE): self.sim_state,
+            **{(m, FAULTS_ROUTE): self._faults_route for m in ("GET", "POST", "DELETE")},
         }
         self._known_paths = {path for _, path in self._routes}
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> None:
         self.engine.start()
+        self.faults.start()
         self._schedule_keepalive()
 
     async def stop(self) -> None:
@@ -305,8 +312,12 @@ class Simulator:
             "open_streams": sum(1 for j in self._jobs.values() if j.stream),
             "connections": len(self.connections),
             **self.engine.state(),
+            "faults": self.faults.spec.as_json(),
         }
         self._send_json(conn, 200, state)
+
+    def _faults_route(self, conn: Connection, req: Request) -> None:
+        faults_route(self.faults, conn, req)
 
     def tokenize(self, conn: Connection, req: Request) -> None:
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import logging
 import sys
 from typing import TYPE_CHECKING
@@ -14,6 +15,7 @@ from loraxkit.wire import DEFAULT_KEEP_ALIVE_S, DEFAULT_MODEL_ID, Limits
 
 if TYPE_CHECKING:
     from loraxkit.sim.app import SimConfig
+    from loraxkit.sim.faults import FaultSpec
 
 
 def _profiles_help() -> str:
@@ -172,6 +174,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
         "`stop`, `ignore_eos`, `max_completion_tokens`, a missing JSON content-type",
     )
     p.add_argument(
+        "--faults",
+        metavar="JSON",
+        help="inject faults from the start, e.g. '{\"decode_factor\": 4}' or '{\"hang\": true}'; the same "
+        "object POST /sim/faults takes at run time (keys: hang, fail_ratio, fail_after_tokens, adapter_fail, "
+        "adapter_slow, adapter_slow_ms, decode_factor, exit_code, exit_after_s; docs/observability.md)",
+    )
+    p.add_argument(
         "--log-level",
         default="INFO",
         type=str.upper,
@@ -239,6 +248,7 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
                 f"--trace {args.trace}: cannot write ({exc.strerror}); pick a writable path"
             ) from None
     return SimConfig(
+        faults=_faults_from_args(args.faults),
         profile=_profile_from_args(args),
         host=args.host,
         port=args.port,
@@ -267,6 +277,19 @@ def config_from_args(args: argparse.Namespace) -> SimConfig:
         keep_alive_s=args.keep_alive,
         drain_timeout_s=args.drain_timeout,
     )
+
+
+def _faults_from_args(text: str | None) -> FaultSpec | None:
+    from loraxkit.sim.faults import FaultError, parse
+
+    if text is None:
+        return None
+    try:
+        return parse(json.loads(text))
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"--faults: not JSON ({exc}); e.g. --faults '{{\"decode_factor\": 4}}'") from None
+    except FaultError as exc:
+        raise SystemExit(f"--faults: {exc}") from None
 
 
 def run_sim(args: argparse.Namespace) -> int:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 from loraxkit.sim.adapters import BASE, DOWNLOADED, READY, AdapterQueues
+from loraxkit.sim.faults import FAIL_DETAIL, Faults
 from loraxkit.sim.metrics import Registry
 from loraxkit.sim.profiles import Profile
 from loraxkit.wire import LoraxError, adapter_source_error, generation_error
@@ -60,6 +61,7 @@ class Sequence:
     cancelled: bool = False
     done: bool = False
     error_type: str | None = None
+    fail_at: int | None = None  # fault injection: the token index at which this request fails
     adapter_source: str = "hub"  # where the adapter loads from, if this request is the one that loads it
     # the simulated GPU step's end (epoch seconds) of each token: token_times[i] - token_steps[i] is how
     # late the bytes went out after their step ended (the event loop's lag plus the place in the burst)
@@ -97,7 +99,10 @@ def kv_capacity_blocks(max_batch_total_tokens: int) -> int:
 
 
 class Engine:
-    def __init__(self, profile: Profile, config: EngineConfig, metrics: Registry) -> None:
+    def __init__(
+        self, profile: Profile, config: EngineConfig, metrics: Registry, faults: Faults | None = None
+    ) -> None:
+        self.faults = faults or Faults()
         self.profile = profile
         self.config = config
         self.metrics = metrics
@@ -140,6 +145,7 @@ class Engine:
 
     def submit(self, seq: Sequence) -> None:
         seq.queued = time.time()
+        seq.fail_at = self.faults.doom()
         key = seq.adapter_id or BASE
         if key not in self.queues.queues:
             # LoRAX keys adapter queues by index (adapter.rs:62-66 @a7394ba3): the first request's source
@@ -156,7 +162,9 @@ class Engine:
 
     # ------------------------------------------------------------------ adapters
     def _unloadable(self, adapter_id: str) -> bool:
-        return any(fnmatch.fnmatchcase(adapter_id, pattern) for pattern in self.config.unloadable_adapters)
+        return self.faults.adapter_fails(adapter_id) or any(
+            fnmatch.fnmatchcase(adapter_id, pattern) for pattern in self.config.unloadable_adapters
+        )
 
     def _request_adapter(self, adapter_id: str) -> None:
         """A new adapter queue: its download joins the loader's queue (scheduler.rs:231-244)."""
@@ -184,7 +192,8 @@ class Engine:
             # router's client before any download (client.rs:251-270 @a7394ba3)
             loop.call_soon(self._load_done, adapter_id)
             return
-        loop.call_later(self.config.adapter_load_ms / 1000.0, self._load_done, adapter_id)
+        load_ms = self.faults.adapter_load_ms(adapter_id, self.config.adapter_load_ms)
+        loop.call_later(load_ms / 1000.0, self._load_done, adapter_id)
 
     def _source_error(self, adapter_id: str) -> LoraxError | None:
         return adapter_source_error(self._sources.get(adapter_id, "hub"), adapter_id.split("|")[0])
@@ -372,8 +381,9 @@ class Engine:
     async def _decode(self) -> None:
         batch = self.running
         context = sum(s.input_length + s.generated for s in batch)
-        seconds = self._jitter(
-            self.profile.decode_step_ms(len(batch), self._adapters_in(batch), context) / 1000.0
+        seconds = (
+            self._jitter(self.profile.decode_step_ms(len(batch), self._adapters_in(batch), context) / 1000.0)
+            * self.faults.decode_factor
         )
         await self._timed_step("decode", seconds)
         self._waiting_steps += 1
@@ -384,6 +394,8 @@ class Engine:
 
     async def _timed_step(self, method: str, seconds: float) -> None:
         self.metrics.inc("lorax_batch_inference_count", method=method)
+        if self.faults.hung:  # a stuck shard call: counted as started, never succeeds until healed
+            await self.faults.wait_unhung()
         await self._sleep_step(seconds)
         self.steps += 1
         self.metrics.inc("lorax_batch_inference_success", method=method)
@@ -410,6 +422,9 @@ class Engine:
 
     def _emit(self, seq: Sequence) -> float | None:
         index = seq.generated
+        if seq.fail_at is not None and index >= seq.fail_at:
+            self._fail(seq, generation_error(FAIL_DETAIL))
+            return None
         last = index + 1 >= len(seq.token_ids)
         try:
             sent = seq.sink.on_token(seq, index, last)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import shlex
 from pathlib import Path
 
-from plan_helpers import ACCEPTANCE_PROFILE
+import pytest
+from plan_helpers import ACCEPTANCE_PROFILE, PROFILES
 
+from loraxkit.chart.launcher import parse_args, start_checks
 from loraxkit.chart.render import render
 from loraxkit.cli import build_parser, main
 from loraxkit.plan.api import plan
@@ -42,6 +44,12 @@ def test_acceptance_command_prints_the_budget_and_writes_values_that_render(tmp_
     assert _flag(args, "--max-active-adapters") == "24"
     assert "--compile" in args
     assert "--max-batch-total-tokens" not in args  # left to LoRAX's warm-up
+    # The launcher contract: clap would accept the list and the launcher's start checks pass.
+    parsed = parse_args(args)
+    assert (
+        start_checks(parsed, max_position_embeddings=result.model.max_position_embeddings, visible_devices=1)
+        == []
+    )
     # The profile renders the same planned flags.
     profile_args = _args(render(value_files=[ACCEPTANCE_PROFILE]))
     planned = ("--max-input-length", "--max-total-tokens", "--max-batch-prefill-tokens")
@@ -98,3 +106,15 @@ def test_json_output_carries_the_same_figures(capsys) -> None:
     assert data["max_batch_total_tokens"] == result.plan.max_batch_total_tokens
     assert data["values"]["adapters"]["maxActive"] == 24
     assert data["decode"]["profile"] == "l40s-8b-bf16"
+
+
+@pytest.mark.parametrize("profile", PROFILES, ids=[p.stem for p in PROFILES])
+def test_every_planned_profile_passes_the_launcher_contract(profile: Path) -> None:
+    result = result_for_profile(profile)
+    parsed = parse_args(_args(render(value_files=[profile])))
+    checks = start_checks(
+        parsed,
+        max_position_embeddings=result.model.max_position_embeddings,
+        visible_devices=result.inputs.shards,
+    )
+    assert checks == [], checks
