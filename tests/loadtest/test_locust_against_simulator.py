@@ -81,8 +81,11 @@ def assert_agrees_with_trace(
     # The request's send stamp precedes the server reading it: TTFT is never shorter than the server's.
     assert min(check.ttft_error_ms) > -0.01
     # Requests that opened their connection carry the TCP connect (left out of the steady state).
-    steady = compare([r for r in records if not r.first_on_connection], trace)
-    assert np.percentile(steady.ttft_error_ms, 50) < TTFT_P50_TOLERANCE_MS
+    reused = [r for r in records if not r.first_on_connection]
+    # (on a very busy machine a short run may give each user just its first request)
+    if reused:
+        steady = compare(reused, trace)
+        assert np.percentile(steady.ttft_error_ms, 50) < TTFT_P50_TOLERANCE_MS
     assert np.percentile(np.abs(check.tpot_error_ms), 50) < 0.1
     by_id = {t["request_id"]: t for t in trace}
     for adapter, summary in report["by_adapter"].items():
