@@ -19,7 +19,15 @@ from typing import Any
 
 import pytest
 
-from loraxkit.loadtest.analysis import analyse, saturation_point, stage_table, timeline, tokens_in_window
+from loraxkit.loadtest.analysis import (
+    analyse,
+    in_steady_state,
+    saturation_point,
+    stage_table,
+    steady_state,
+    timeline,
+    tokens_in_window,
+)
 from loraxkit.loadtest.metrics import RequestRecord, Slos, summarize
 from loraxkit.loadtest.stages import Stage
 from loraxkit.loadtest.stream import ERR_INCOMPLETE_STREAM
@@ -346,3 +354,17 @@ def test_timeline_ttft_is_grouped_by_the_second_a_request_was_sent() -> None:
     t = timeline([a, k], bucket=0.5)
     assert t["t"] == [0.0, 0.5]
     assert (t["ttft_p50_ms"], t["ttft_p95_ms"]) == ([250.0, 125.0], [250.0, 125.0])
+
+
+def test_steady_state_window_is_half_open_and_leaves_out_connection_openers() -> None:
+    run = _run()  # sent: A 100.0, B 100.5, C 101.0, D 101.0, E 101.25, F 101.5
+    run[1].first_on_connection = True  # B opened its TCP connection
+    assert in_steady_state(run[0], 100.0, 101.0)  # sent exactly at the start: inside
+    assert not in_steady_state(run[2], 100.0, 101.0)  # sent exactly at the end: outside
+    assert not in_steady_state(run[1], 100.0, 101.0)  # inside, but it carried the connect
+    out = steady_state(run, Slos(), 100.0, 101.0)
+    assert out["left_out"] == {"before_warmup_end": 0, "after_cooldown_start": 4, "opened_a_connection": 1}
+    later = steady_state(run, Slos(), 100.5, 101.25)
+    # B at the start (but an opener), C and D inside, E exactly at the end; A before
+    assert later["left_out"] == {"before_warmup_end": 1, "after_cooldown_start": 2, "opened_a_connection": 1}
+    assert later["overall"]["requests"] == 2 and set(later["by_adapter"]) == {"a", "b"}
