@@ -165,7 +165,8 @@ def test_name_overrides_that_are_not_dns_labels_are_refused_by_the_schema() -> N
 
 def test_a_name_override_ending_in_a_hyphen_loses_it() -> None:
     # the schema lets a trailing '-' through; the helpers trim it, so no label value or name ends in '-'
-    objects = _objects({**ALL_OBJECTS, "nameOverride": "my-model-", "fullnameOverride": "a" * 62 + "-"}, "rel")
+    overrides = {"nameOverride": "my-model-", "fullnameOverride": "a" * 62 + "-"}
+    objects = _objects({**ALL_OBJECTS, **overrides}, "rel")
     for doc in objects:
         assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "my-model", doc["kind"]
         assert not _name(doc).endswith("-"), doc["kind"]
