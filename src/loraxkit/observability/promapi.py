@@ -5,10 +5,15 @@ Errors name the URL and what Prometheus said, so a wrong `--prometheus-url` or a
 
 from __future__ import annotations
 
+import json
+import urllib.error
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
+# The standard library's client, not httpx: this module also runs inside Locust, whose gevent patching
+# removes select.epoll, and httpcore's optional `import trio` then fails wherever trio is installed.
 
 
 class PrometheusError(RuntimeError):
@@ -26,16 +31,24 @@ class PromAPI:
         self.url = url.rstrip("/")
         self.timeout = timeout
 
-    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+    def _fetch(self, path: str, params: dict[str, Any] | None = None) -> tuple[int, bytes]:
+        """(HTTP status, body); a status >= 400 is returned, not raised (Prometheus explains it in JSON)."""
+        url = self.url + path + ("?" + urllib.parse.urlencode(params) if params else "")
         try:
-            resp = httpx.get(self.url + path, params=params, timeout=self.timeout)
-        except httpx.HTTPError as exc:
+            with urllib.request.urlopen(url, timeout=self.timeout) as resp:
+                return resp.status, resp.read()
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read()
+        except (OSError, ValueError) as exc:
             raise PrometheusError(f"cannot reach Prometheus at {self.url} ({exc})") from None
+
+    def _get(self, path: str, params: dict[str, Any] | None = None) -> Any:
+        status, raw = self._fetch(path, params)
         try:
-            body = resp.json()
+            body = json.loads(raw)
         except ValueError:
             raise PrometheusError(
-                f"{self.url}{path} answered HTTP {resp.status_code} without JSON: is it a Prometheus server?"
+                f"{self.url}{path} answered HTTP {status} without JSON: is it a Prometheus server?"
             ) from None
         if body.get("status") != "success":
             raise PrometheusError(
@@ -45,8 +58,8 @@ class PromAPI:
 
     def ready(self) -> bool:
         try:
-            return httpx.get(self.url + "/-/ready", timeout=self.timeout).status_code == 200
-        except httpx.HTTPError:
+            return self._fetch("/-/ready")[0] == 200
+        except PrometheusError:
             return False
 
     def query(self, expr: str, at: float | None = None) -> list[Series]:
