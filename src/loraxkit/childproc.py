@@ -13,6 +13,7 @@ import ctypes
 import ctypes.util
 import os
 import signal
+import subprocess
 import sys
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
@@ -31,3 +32,15 @@ def die_with_parent(parent_pid: int) -> None:
         return  # not fatal: the ordinary teardown still stops the child
     if os.getppid() != parent_pid:
         os._exit(1)
+
+
+def stop(proc: subprocess.Popen[bytes] | None, grace: float = 10) -> None:
+    """SIGTERM a child that still runs, SIGKILL it after `grace` seconds, and reap it."""
+    if proc is None or proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
