@@ -7,7 +7,7 @@ import pytest
 from plan_helpers import REPO
 
 from loraxkit.plan import activation, published
-from loraxkit.plan.constants import LORAX_0_12_1
+from loraxkit.plan.constants import LORAX_0_12_1, TGI_0_9, TGI_1_0, TGI_2_0, TGI_2_4
 from loraxkit.plan.docs_table import published_table
 
 
@@ -42,3 +42,22 @@ def test_engine_constants_matter_for_the_published_cases() -> None:
 def test_docs_table_is_current() -> None:
     text = (REPO / "docs" / "plan.md").read_text()
     assert published_table() in text, "docs/plan.md is stale: paste `python -m loraxkit.plan.docs_table`"
+
+
+def test_proven_warmup_ooms_do_not_fit_for_the_warmup_prefill() -> None:
+    proven = [c for c in published.CASES if c.proven_oom]
+    assert proven
+    for case in proven:
+        outcome = published.run(case)
+        assert outcome.predicted is None and "--max-batch-prefill-tokens" in outcome.refused, outcome
+
+
+def test_warmup_errors_count_as_memory_only_where_the_version_raised_them_for_memory_alone() -> None:
+    """TGI <= 1.1.0 wrapped every warm-up exception as 'Not enough memory' (flash_causal_lm.py l.728 at v0.9.3
+    and v1.0.0); 96a982ad (v1.1.1) narrowed it to OutOfMemoryError; LoRAX >= 0.4 checks for CUDA OOM."""
+    assert not TGI_0_9.warmup_error_means_oom and not TGI_1_0.warmup_error_means_oom
+    assert all(e.warmup_error_means_oom for e in (LORAX_0_12_1, TGI_2_0, TGI_2_4))
+    reported = [c for c in published.CASES if c.observed == published.OOM]
+    assert all(c.message.startswith("Not enough memory") and c.evidence for c in reported)
+    for case in reported:
+        assert published.run(case).agrees is (None if not case.proven_oom else True), case.key
