@@ -61,3 +61,24 @@ def test_warmup_errors_count_as_memory_only_where_the_version_raised_them_for_me
     assert all(c.message.startswith("Not enough memory") and c.evidence for c in reported)
     for case in reported:
         assert published.run(case).agrees is (None if not case.proven_oom else True), case.key
+
+
+def test_the_warmup_failure_figures_in_the_docs_are_the_planners() -> None:
+    text = " ".join((REPO / "docs" / "plan.md").read_text().split())
+    cases = {c.key: c for c in published.CASES}
+    gib = 1024**3
+    b = published.budget(cases["tgi-2301-llama31-70b-h100x4"])
+    kv = b.warmup_kv_blocks * b.bytes_per_block
+    assert f"{b.weights / gib:.1f} GiB of weights + an estimated {b.warmup.peak_bytes / gib:.0f} GiB" in text
+    assert f"{b.warmup.logits_bytes / gib:.1f} GiB of it is the prompt log-probs' logits" in text
+    assert f"{kv / gib:.1f} GiB of warm-up KV, against {b.total / gib:.2f} GiB" in text
+    left = [
+        published.budget(cases[k])
+        for k in ("tgi-710-llama2-70b-a10g-x8", "tgi-pr648-llama2-70b-gptq-a10g-x4")
+    ]
+    assert (
+        f"leaves {left[0].free_after_warmup / gib:.1f} GiB (#710) and {left[1].free_after_warmup / gib:.1f}"
+        in text
+    )
+    kv16k = [x.kv_blocks_at_warmup * x.bytes_per_block / gib for x in left]
+    assert f"16,000 tokens take {kv16k[0]:.2f} GiB or {kv16k[1]:.1f} GiB per GPU" in text
