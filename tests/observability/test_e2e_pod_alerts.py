@@ -135,6 +135,8 @@ def run(loopback_cluster: LoopbackCluster, tmp_path_factory: pytest.TempPathFact
                 before = [a["labels"] for a in prom.api.alerts()]
                 _inject_and_heal(cluster, prom.api, restarting, not_ready)
                 end = time.time()
+                for tl in (restarting, not_ready):
+                    _print_timeline(prom.api, tl, start, end)
                 yield Run(prom.api, start, end, restarting, not_ready, for_s, before)
     finally:
         cluster.helm("uninstall", "lorax", "-n", NAMESPACE, "--wait", "--timeout", "2m", check=False)
@@ -162,13 +164,21 @@ def _inject_and_heal(
     cluster.wait(lambda: _lorax_status(cluster, not_ready.pod)[1], "KWOK: lorax ready again", 60)
     not_ready.ready_seen.append(_lorax_status(cluster, not_ready.pod)[1])
     _watch(api, [restarting, not_ready], "cleared")
-    for tl in (restarting, not_ready):
-        pending, firing = _rel(tl.pending, tl.injected), _rel(tl.firing, tl.injected)
-        cleared = _rel(tl.cleared, tl.healed)
-        print(
-            f"\n{tl.alert} on {tl.pod}: pending after {pending}, firing after {firing}, "
-            f"cleared {cleared} after healing"
-        )
+
+
+def _print_timeline(api: PromAPI, tl: Timeline, start: float, end: float) -> None:
+    """The figures for docs/observability.md, from Prometheus's own ALERTS series (1 s resolution)."""
+
+    def first(state: str) -> float | None:
+        expr = f'ALERTS{{alertname="{tl.alert}", pod="{tl.pod}", alertstate="{state}"}}'
+        points = sorted(t for s in api.query_range(expr, start, end, 1.0) for t, _ in s.points)
+        return points[0] if points else None
+
+    print(
+        f"\n{tl.alert} on {tl.pod}: pending {_rel(first('pending'), tl.injected)} and firing "
+        f"{_rel(first('firing'), tl.injected)} after the fault; cleared {_rel(tl.cleared, tl.healed)} "
+        "after healing (poller)"
+    )
 
 
 def _rel(t: float | None, since: float) -> str:
@@ -204,6 +214,8 @@ def test_pod_alert_goes_pending_then_firing_then_clears(run: Run, which: str) ->
 
 
 def test_each_alert_names_only_its_own_pod(run: Run) -> None:
+    assert _samples(run, RESTARTING, run.restarting.pod, "firing")
+    assert _samples(run, NOT_READY, run.not_ready.pod, "firing")
     # the restarting pod stayed ready; the unready pod never restarted
     assert _samples(run, NOT_READY, run.restarting.pod, "pending") == []
     assert _samples(run, RESTARTING, run.not_ready.pod, "pending") == []
@@ -213,5 +225,5 @@ def test_each_alert_names_only_its_own_pod(run: Run) -> None:
 def test_restart_alert_outlives_the_crash_loop_by_its_window(run: Run) -> None:
     # increase(...[30m]) scaled to 60 s: the alert stays until the last restart leaves the window
     window_s = 30 * 60 * SCALE
-    assert run.restarting.cleared is not None
+    assert run.restarting.firing is not None and run.restarting.cleared is not None
     assert run.restarting.cleared - run.restarting.healed >= window_s - 2.0
