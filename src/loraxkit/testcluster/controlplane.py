@@ -40,7 +40,8 @@ BINARIES = {
     "kwok": ("kwok", "kwok"),
     "kwok-stages": ("kwok", "kwok-stages"),
 }
-TOOLS = ("kube", "etcd", "kwok", "helm")
+# kube-state-metrics: not part of the plane; tests/observability runs it against the API server
+TOOLS = ("kube", "etcd", "kwok", "helm", "kube-state-metrics")
 BUILD_COMMAND = "loraxkit tools build " + " ".join(TOOLS)
 
 
@@ -49,8 +50,8 @@ class ControlPlaneError(RuntimeError):
 
 
 def missing_binaries() -> list[str]:
-    """Binaries (of the control plane and helm) that are not built."""
-    wanted = [*BINARIES.values(), ("helm", "helm")]
+    """Binaries (of the control plane, helm and kube-state-metrics) that are not built."""
+    wanted = [*BINARIES.values(), ("helm", "helm"), ("kube-state-metrics", "kube-state-metrics")]
     return [binary for tool, binary in wanted if gotools.bin_path(tool, binary) is None]
 
 
@@ -305,7 +306,10 @@ class ControlPlane:
         self.kwok_port = port
         stages = self.workdir / "kwok-stages.yaml"  # kwokctl's default stages, from the same KWOK module
         printed = subprocess.run([self.binary("kwok-stages")], check=True, capture_output=True, text=True)
-        stages.write_text(printed.stdout)
+        # plus the lorax container's fault stage (inert unless a test annotates a pod: kwok_faults.py)
+        from loraxkit.testcluster import kwok_faults  # here, not at the top: keeps this hook one hunk
+
+        stages.write_text(printed.stdout + "---\n" + kwok_faults.STAGE)
         self._spawn(
             "kwok",
             [
