@@ -1,0 +1,316 @@
+"""The engine's paths the simulator suites used to be the only ones to reach, in-process: the base model's
+slot and its download, the loader's one-command-at-a-time rule, cancellation while waiting and while
+running, the step clock and its lateness figures, and the write-spread summary.
+
+Timing never decides a verdict: tests compare the order things happened in, or the event loop's own
+clock (which `call_later` is scheduled on), or a gap made on purpose far larger than any machine's noise,
+so they pass beside two CPU burners."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import random
+import time
+
+import pytest
+
+from loraxkit.sim.adapters import BASE, READY, AdapterQueue
+from loraxkit.sim.engine import BLOCK_SIZE, Engine, EngineConfig, Sequence, SpreadStats, _p99
+from loraxkit.sim.metrics import Registry
+from loraxkit.sim.profiles import get_profile
+from loraxkit.wire import LoraxError
+
+CAP_S = 60.0  # a cap only, far above what a busy machine needs: no verdict depends on it
+
+
+class _Log:
+    """Records every token and error in the order they happened: (request, token index) or (request, type)."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, int | str]] = []
+        self.on_first: dict[str, object] = {}  # request → callable run when its first token is written
+
+    def on_token(self, seq: Sequence, index: int, last: bool) -> float:
+        self.events.append((seq.request_id, index))
+        hook = self.on_first.pop(seq.request_id, None) if index == 0 else None
+        if callable(hook):
+            hook()
+        return time.time()
+
+    def on_error(self, seq: Sequence, err: LoraxError) -> None:
+        self.events.append((seq.request_id, err.error_type))
+
+    def position(self, rid: str, index: int) -> int:
+        return self.events.index((rid, index))
+
+
+def _seq(name: str, sink: _Log, adapter: str | None = None, prompt: int = 5, new: int = 10) -> Sequence:
+    return Sequence(
+        request_id=name,
+        route="/generate",
+        adapter_id=adapter,
+        input_length=prompt,
+        max_new_tokens=new,
+        token_ids=[1] * new,
+        finish_reason="length",
+        sink=sink,
+        arrival=0.0,
+    )
+
+
+def _engine(**config: object) -> Engine:
+    """An engine on a 1 ms-per-step profile; `config` overrides EngineConfig's defaults (LoRAX's)."""
+    profile = dataclasses.replace(get_profile("synthetic"), fixed_decode_ms=1.0, fixed_prefill_ms=1.0)
+    settings: dict[str, object] = {"max_batch_total_tokens": 10**6, "max_batch_prefill_tokens": 10**6}
+    settings.update(config)
+    return Engine(profile, EngineConfig(**settings), Registry(4095, 4096))  # type: ignore[arg-type]
+
+
+async def _until(done: object, engine: Engine) -> None:
+    deadline = time.monotonic() + CAP_S
+    while not done() and time.monotonic() < deadline:  # type: ignore[operator]
+        await asyncio.sleep(0.001)
+    await engine.stop()
+
+
+# ---------------------------------------------------------------- waiting rule, with LoRAX's defaults
+def test_a_newcomer_beside_a_running_batch_joins_after_exactly_max_waiting_tokens_steps() -> None:
+    # infer.rs:1107-1120 @a7394ba3 with the launcher's default --max-waiting-tokens 20: a prefill sets
+    # waiting_tokens = 1, each decode step adds 1; one newcomer (< floor(5 x 1.2) = 6) joins only when it
+    # reaches 20, i.e. after the 19th decode step: the running requests have 1 + 19 = 20 tokens by then.
+    sink = _Log()
+    engine = _engine()
+    assert engine.config.max_waiting_tokens == 20
+    running = [_seq(f"r{i}", sink, new=100) for i in range(5)]
+    newcomer = _seq("n", sink, new=3)
+    sink.on_first["r0"] = lambda: engine.submit(newcomer)  # arrives right after the first prefill
+
+    async def run() -> None:
+        engine.start()
+        for seq in running:
+            engine.submit(seq)
+        await _until(lambda: newcomer.done, engine)
+
+    asyncio.run(run())
+    first = sink.position("n", 0)
+    assert sink.position("r0", 19) < first < sink.position("r0", 20), sink.events[:130]
+    assert engine.metrics.counter_value("lorax_batch_concat", reason="wait_exceeded") == 1
+    assert engine.metrics.counter_value("lorax_batch_concat", reason="backpressure") == 0
+
+
+# ---------------------------------------------------------------- the base model and the loader
+def test_the_base_model_is_served_without_waiting_for_an_adapter_download() -> None:
+    # adapter.py:199-202: nothing to download for the base model. The download time is 10 minutes here:
+    # a base request that waited for it would not finish within the test's cap.
+    sink = _Log()
+    engine = _engine(adapter_load_ms=600_000.0)
+    seq = _seq("base", sink, new=4)
+
+    async def run() -> None:
+        engine.start()
+        engine.submit(seq)
+        await _until(lambda: seq.done, engine)
+
+    asyncio.run(run())
+    assert [e for e in sink.events if e[0] == "base"] == [("base", i) for i in range(4)]
+    assert engine.state()["base_model_active"] is True
+
+
+def test_the_loader_downloads_one_adapter_at_a_time_in_the_order_asked() -> None:
+    # loader.rs:118-282 @a7394ba3: one background task runs the commands in order, each to completion, so
+    # b's download starts when a's ends: on the loop's clock (call_later's), b is ready >= 50 ms after a.
+    sink = _Log()
+    engine = _engine(adapter_load_ms=50.0)
+    seqs = [_seq("a", sink, "org/a", new=2), _seq("b", sink, "org/b", new=2)]
+    ready_at: dict[str, float] = {}
+
+    async def run() -> None:
+        loop = asyncio.get_running_loop()
+        downloaded_ok = engine.queues.downloaded_ok
+
+        def record(key: str) -> None:
+            ready_at[key] = loop.time()
+            downloaded_ok(key)
+
+        engine.queues.downloaded_ok = record  # type: ignore[method-assign]
+        engine.start()
+        for seq in seqs:
+            engine.submit(seq)
+        assert list(engine._loader) == [("download", "org/b")]  # queued behind a's download
+        await _until(lambda: all(s.done for s in seqs), engine)
+
+    asyncio.run(run())
+    assert list(ready_at) == ["org/a", "org/b"]
+    # asyncio may run a timer up to its clock resolution early; 2 ms covers it
+    assert ready_at["org/b"] - ready_at["org/a"] >= 0.050 - 0.002
+    assert all(s.error_type is None for s in seqs)
+
+
+def test_a_running_base_batch_keeps_the_only_slot_until_it_ends() -> None:
+    # scheduler.rs:533-559: an adapter whose requests run is never offloaded, even past its cycle time. One
+    # slot, a 50 ms cycle (the 200-step base request outlasts it): the adapter's request must wait until
+    # the base request's last token.
+    sink = _Log()
+    engine = _engine(max_active_adapters=1, adapter_cycle_s=0.05, adapter_load_ms=1.0)
+    base = _seq("base", sink, new=200)
+    adapter = _seq("a", sink, "org/a", new=3)
+    sink.on_first["base"] = lambda: engine.submit(adapter)
+
+    async def run() -> None:
+        engine.start()
+        engine.submit(base)
+        await _until(lambda: adapter.done, engine)
+
+    asyncio.run(run())
+    assert sink.position("base", 199) < sink.position("a", 0), sink.events[-10:]
+
+
+def test_a_running_adapter_batch_keeps_the_only_slot_until_it_ends() -> None:
+    # the same rule for an adapter's batch (and a base request waiting for the slot)
+    sink = _Log()
+    engine = _engine(max_active_adapters=1, adapter_cycle_s=0.05, adapter_load_ms=1.0)
+    first = _seq("a", sink, "org/a", new=200)
+    second = _seq("b", sink, "org/b", new=3)
+    base = _seq("base", sink, new=3)
+
+    def arrive() -> None:
+        engine.submit(second)
+        engine.submit(base)
+
+    sink.on_first["a"] = arrive
+
+    async def run() -> None:
+        engine.start()
+        engine.submit(first)
+        await _until(lambda: second.done and base.done, engine)
+
+    asyncio.run(run())
+    assert sink.position("a", 199) < sink.position("b", 0), sink.events[-10:]
+    assert sink.position("a", 199) < sink.position("base", 0), sink.events[-10:]
+
+
+# ---------------------------------------------------------------- cancellation
+def _ready_engine(**config: object) -> Engine:
+    """An engine whose base-model queue is downloaded and loaded (what the loader does on a first request)."""
+    engine = _engine(**config)
+    engine.queues.queues[BASE] = AdapterQueue(BASE, status=READY, downloaded=True)
+    engine.queues.active.append(BASE)
+    engine.queues.tracked.add(BASE)
+    return engine
+
+
+def test_a_request_cancelled_while_waiting_leaves_the_queue_at_the_next_step() -> None:
+    sink = _Log()
+    engine = _ready_engine()
+    kept, gone = _seq("kept", sink), _seq("gone", sink)
+    for seq in (gone, kept):
+        engine.queues.append(BASE, seq)
+    engine.cancel(gone)
+    engine._drop_cancelled()
+    assert engine.state()["waiting"] == 1
+    assert [s.request_id for s in engine.waiting] == ["kept"]
+
+
+def test_a_batch_short_of_the_minimum_size_after_the_kv_check_is_not_formed() -> None:
+    # 5 running: a joining batch needs floor(5 x 1.2) = 6. Six wait, but the fourth does not fit the free
+    # KV blocks, so only 3 could be taken: no batch, and all six wait in their order.
+    sink = _Log()
+    engine = _ready_engine(max_batch_total_tokens=5 * BLOCK_SIZE)  # 4 blocks free
+    engine.running = [_seq(f"r{i}", sink) for i in range(5)]
+    engine._waiting_steps = 1
+    waiting = [_seq(f"w{i}", sink, new=100 if i == 3 else 10) for i in range(6)]
+    for i, seq in enumerate(waiting):
+        seq.queued = float(i)
+        engine.queues.append(BASE, seq)
+    assert engine._next_batch(engine._min_size()) == []
+    assert [s.request_id for s in engine.waiting] == [f"w{i}" for i in range(6)]
+    assert engine.free_blocks == 4
+
+
+def test_a_request_cancelled_during_a_decode_step_gets_no_further_token_and_frees_its_blocks() -> None:
+    # The client goes away while a step runs (the cancel lands during the step's sleep): the step's burst
+    # skips it, and its KV blocks go back.
+    sink = _Log()
+    engine = _engine()
+    stays, leaves = _seq("stays", sink, new=10), _seq("leaves", sink, new=10)
+    capacity = engine.free_blocks
+
+    def leave_during_next_step() -> None:
+        asyncio.get_running_loop().call_soon(engine.cancel, leaves)
+
+    sink.on_first["leaves"] = leave_during_next_step  # written at the prefill; cancelled in decode step 1
+
+    async def run() -> None:
+        engine.start()
+        engine.submit(stays)
+        engine.submit(leaves)
+        await _until(lambda: stays.done, engine)
+
+    asyncio.run(run())
+    assert [e for e in sink.events if e[0] == "leaves"] == [("leaves", 0)]
+    assert [e for e in sink.events if e[0] == "stays"] == [("stays", i) for i in range(10)]
+    assert engine.free_blocks == capacity and engine.running == []
+
+
+# ---------------------------------------------------------------- the step clock
+def test_step_jitter_draws_from_the_seeded_gauss_and_is_clipped_to_two_sigmas() -> None:
+    engine = _engine(step_jitter=0.3, seed=7)
+    drawn = [engine._jitter(0.010) for _ in range(400)]
+    rng = random.Random(7)
+    expected = [0.010 * min(max(rng.gauss(1.0, 0.3), 0.4), 1.6) for _ in range(400)]
+    assert drawn == pytest.approx(expected)
+    assert min(drawn) == pytest.approx(0.004) and max(drawn) == pytest.approx(0.016)  # both clips reached
+    assert _engine(step_jitter=0.0)._jitter(0.010) == 0.010
+
+
+def test_a_step_ends_at_its_deadline_and_a_starved_step_shows_in_the_lateness_figures() -> None:
+    engine = _engine()
+
+    async def run() -> tuple[float, float, float]:
+        before = time.monotonic()
+        await engine._sleep_step(0.020)
+        after = time.monotonic()
+        deadline = engine._deadline
+        # the loop is blocked for 80 ms during a 10 ms step: the step wakes >= 70 ms late
+        asyncio.get_running_loop().call_soon(time.sleep, 0.080)
+        await engine._sleep_step(0.010)
+        return before, deadline, after
+
+    before, deadline, after = asyncio.run(run())
+    assert before + 0.020 <= deadline <= after  # slept to its deadline, not past it before waking
+    state = engine.state()
+    assert state["lateness_max_ms"] >= 70 and state["lateness_p99_ms"] >= 70
+    assert state["late_steps"] >= 1
+
+
+# ---------------------------------------------------------------- the write-spread and lateness summaries
+def test_the_write_spread_summary_against_hand_computed_percentiles() -> None:
+    spread = SpreadStats()
+    assert spread.summary() == {
+        "steps": 0,
+        "writes": 0,
+        "p50_ms": 0.0,
+        "p99_ms": 0.0,
+        "max_ms": 0.0,
+        "max_step_writes": 0,
+    }
+    # ten steps of 1..10 ms (given out of order), step k written to k requests
+    for ms in (3, 1, 4, 10, 5, 9, 2, 6, 8, 7):
+        spread.add(ms / 1000, ms)
+    # p50 = sorted[int(0.5 x 10)] = sorted[5] = 6 ms; p99 = sorted[min(int(9.9), 9)] = 10 ms
+    assert spread.summary() == {
+        "steps": 10,
+        "writes": 55,
+        "p50_ms": 6.0,
+        "p99_ms": 10.0,
+        "max_ms": 10.0,
+        "max_step_writes": 10,
+    }
+
+
+def test_the_lateness_p99_against_hand_computed_values() -> None:
+    assert _p99([]) == 0.0
+    values = [float(v) for v in range(200, 0, -1)]  # 1..200: p99 = sorted[int(0.99 x 200)] = sorted[198]
+    assert _p99(values) == 199.0
+    assert _p99([5.0]) == 5.0
