@@ -99,6 +99,37 @@ def test_a_newcomer_beside_a_running_batch_joins_after_exactly_max_waiting_token
     assert engine.metrics.counter_value("lorax_batch_concat", reason="backpressure") == 0
 
 
+@pytest.mark.parametrize(("arriving", "joins_at_once"), [(6, True), (5, False)])
+def test_newcomers_join_at_once_when_they_reach_the_default_waiting_served_ratio(
+    arriving: int, joins_at_once: bool
+) -> None:
+    # the launcher's default --waiting-served-ratio 1.2: beside 5 running requests, floor(5 x 1.2) = 6
+    # newcomers join at the next step; 5 wait for max_waiting_tokens steps
+    sink = _Log()
+    engine = _engine()
+    assert engine.config.waiting_served_ratio == 1.2
+    running = [_seq(f"r{i}", sink, new=100) for i in range(5)]
+    newcomers = [_seq(f"n{i}", sink, new=3) for i in range(arriving)]
+
+    def arrive() -> None:
+        for seq in newcomers:
+            engine.submit(seq)
+
+    sink.on_first["r0"] = arrive
+
+    async def run() -> None:
+        engine.start()
+        for seq in running:
+            engine.submit(seq)
+        await _until(lambda: all(s.done for s in newcomers), engine)
+
+    asyncio.run(run())
+    joined_at_once = sink.position("n0", 0) < sink.position("r0", 1)
+    assert joined_at_once is joins_at_once, sink.events[:40]
+    reason = "backpressure" if joins_at_once else "wait_exceeded"
+    assert engine.metrics.counter_value("lorax_batch_concat", reason=reason) == 1
+
+
 # ---------------------------------------------------------------- the base model and the loader
 def test_the_base_model_is_served_without_waiting_for_an_adapter_download() -> None:
     # adapter.py:199-202: nothing to download for the base model. The download time is 10 minutes here:
@@ -272,7 +303,9 @@ def test_a_step_ends_at_its_deadline_and_a_starved_step_shows_in_the_lateness_fi
         await engine._sleep_step(0.020)
         after = time.monotonic()
         deadline = engine._deadline
-        # the loop is blocked for 80 ms during a 10 ms step: the step wakes >= 70 ms late
+        # the loop is blocked for 80 ms during a 10 ms step: the step wakes >= 70 ms late. The timeline
+        # restarts from now (as after an idle spell), so a late first step cannot make this one catch up.
+        engine._deadline = 0.0
         asyncio.get_running_loop().call_soon(time.sleep, 0.080)
         await engine._sleep_step(0.010)
         return before, deadline, after
