@@ -63,3 +63,17 @@ def test_a_request_whose_connection_was_not_seen_counts_in_the_steady_state() ->
     steady = steady_state([unmarked, opener], Slos(), start=0.0, until=10.0)
     assert steady["left_out"]["opened_a_connection"] == 1
     assert steady["overall"]["requests"] == 1
+
+
+def test_a_connection_opener_is_left_out_once_under_its_own_reason() -> None:
+    # [5, 10): an opener sent before the window counts as warm-up, one sent exactly at its end as
+    # cool-down, one exactly at its start as an opener; each is left out once
+    def opener(sent: float) -> RequestRecord:
+        r = RequestRecord(request_id=f"o{sent}", route="/generate", adapter=None, sent=sent, status=200)
+        r.end, r.first_on_connection = sent + 0.5, True
+        return r
+
+    plain = RequestRecord(request_id="p", route="/generate", adapter=None, sent=7.0, status=200, end=7.5)
+    steady = steady_state([opener(4.0), opener(5.0), opener(10.0), plain], Slos(), start=5.0, until=10.0)
+    assert steady["left_out"] == {"before_warmup_end": 1, "after_cooldown_start": 1, "opened_a_connection": 1}
+    assert steady["overall"]["requests"] == 1
