@@ -17,6 +17,7 @@ import pytest
 
 from loraxkit.sim.adapters import BASE, READY, AdapterQueue
 from loraxkit.sim.engine import BLOCK_SIZE, Engine, EngineConfig, Sequence, SpreadStats, _p99
+from loraxkit.sim.faults import Faults, FaultSpec
 from loraxkit.sim.metrics import Registry
 from loraxkit.sim.profiles import get_profile
 from loraxkit.wire import LoraxError
@@ -347,3 +348,89 @@ def test_the_lateness_p99_against_hand_computed_values() -> None:
     values = [float(v) for v in range(200, 0, -1)]  # 1..200: p99 = sorted[int(0.99 x 200)] = sorted[198]
     assert _p99(values) == 199.0
     assert _p99([5.0]) == 5.0
+
+
+# ---------------------------------------------------------------- introspection and failed downloads
+def test_a_fresh_engine_reports_nothing_under_way_and_a_prefill_reports_its_batch() -> None:
+    sink = _Log()
+    engine = _engine()
+    fresh = engine.state()
+    assert (fresh["waiting"], fresh["prefilling"], fresh["running"]) == (0, 0, 0)
+    assert (fresh["steps"], fresh["late_steps"], fresh["lateness_max_ms"]) == (0, 0, 0.0)
+    seen: list[object] = []
+    seqs = [_seq(f"s{i}", sink, new=2) for i in range(3)]
+    sink.on_first["s0"] = lambda: seen.append(engine.state()["prefilling"])  # written after the step
+
+    async def run() -> None:
+        engine.start()
+        for seq in seqs:
+            engine.submit(seq)
+        while engine.prefilling == 0 and not seqs[0].done:  # catch the prefill step under way
+            await asyncio.sleep(0)
+        seen.insert(0, engine.state()["prefilling"])
+        await _until(lambda: all(s.done for s in seqs), engine)
+
+    asyncio.run(run())
+    assert seen == [3, 0]  # 3 during the step; none once its tokens go out (they are running then)
+    assert engine.state()["prefilling"] == 0 and engine.state()["steps"] == 2  # one prefill, one decode
+
+
+@pytest.mark.parametrize(
+    ("adapter", "source", "faults", "unloadable", "message"),
+    [
+        ("org/a", "gcs", None, (), "Invalid source 'gcs' when downloading adapter 'org/a'"),
+        ("org/a", "hub", FaultSpec(adapter_fail=["org/*"]), (), "failed to download or load adapter 'org/a'"),
+        ("org/a", "hub", None, ("org/*",), "failed to download or load adapter 'org/a'"),
+    ],
+    ids=["bad-source", "fault-adapter-fail", "unloadable-adapter"],
+)
+def test_a_failed_download_fails_every_waiting_request_and_the_next_one_starts_over(
+    adapter: str, source: str, faults: FaultSpec | None, unloadable: tuple[str, ...], message: str
+) -> None:
+    # loader.rs:161-171 -> 258-281 @a7394ba3: the adapter errors, its queue is terminated, each waiting
+    # request gets the error; another adapter is not affected
+    messages: dict[str, str] = {}
+
+    class _Errors(_Log):
+        def on_error(self, seq: Sequence, err: LoraxError) -> None:
+            super().on_error(seq, err)
+            messages[seq.request_id] = err.message
+
+    sink = _Errors()
+    engine = _engine(adapter_load_ms=1.0, unloadable_adapters=unloadable)
+    if faults is not None:
+        engine.faults = Faults(faults)
+    doomed = [_seq(f"a{i}", sink, adapter, new=2) for i in range(2)]
+    for seq in doomed:
+        seq.adapter_source = source
+    fine = _seq("b", sink, "other/b", new=2)
+
+    async def run() -> None:
+        engine.start()
+        for seq in (*doomed, fine):
+            engine.submit(seq)
+        await _until(lambda: all(s.done for s in (*doomed, fine)), engine)
+
+    asyncio.run(run())
+    assert [(s.request_id, s.error_type) for s in doomed] == [("a0", "generation"), ("a1", "generation")]
+    assert all(message in messages[s.request_id] for s in doomed), messages
+    assert fine.error_type is None and fine.generated == 2
+    assert engine.metrics.counter_value("lorax_request_failure", err="download_adapter") == 1
+    assert adapter not in engine.queues.queues  # the next request starts a new download
+
+
+def test_later_requests_join_the_queue_with_the_first_requests_source() -> None:
+    # adapter.rs:62-66 @a7394ba3: queues are keyed by adapter; the first request's source is downloaded
+    sink = _Log()
+    engine = _engine(adapter_load_ms=1.0)
+    first, second = _seq("first", sink, "org/a", new=2), _seq("second", sink, "org/a", new=2)
+    second.adapter_source = "gcs"  # would fail on its own
+
+    async def run() -> None:
+        engine.start()
+        engine.submit(first)
+        engine.submit(second)
+        await _until(lambda: first.done and second.done, engine)
+
+    asyncio.run(run())
+    assert (first.error_type, second.error_type) == (None, None)
