@@ -434,3 +434,20 @@ def test_later_requests_join_the_queue_with_the_first_requests_source() -> None:
 
     asyncio.run(run())
     assert (first.error_type, second.error_type) == (None, None)
+
+
+def test_a_bad_source_is_refused_before_any_download() -> None:
+    # client.rs:251-270 @a7394ba3: the router's client refuses the source before downloading; the download
+    # time is 10 minutes here, so a refusal that waited for it would not come within the test's cap
+    sink = _Log()
+    engine = _engine(adapter_load_ms=600_000.0)
+    seq = _seq("a", sink, "org/a", new=2)
+    seq.adapter_source = "gcs"
+
+    async def run() -> None:
+        engine.start()
+        engine.submit(seq)
+        await _until(lambda: seq.done, engine)
+
+    asyncio.run(run())
+    assert sink.events == [("a", "generation")]
