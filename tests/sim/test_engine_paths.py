@@ -451,3 +451,20 @@ def test_a_bad_source_is_refused_before_any_download() -> None:
 
     asyncio.run(run())
     assert sink.events == [("a", "generation")]
+
+
+def test_a_running_request_cancelled_between_steps_leaves_at_the_step_boundary_with_its_blocks() -> None:
+    # cancelled while another batch prefilled (the running batch waits then): the next step boundary
+    # drops it and gives its KV blocks back before the next decode counts it in the batch
+    sink = _Log()
+    engine = _ready_engine(max_batch_total_tokens=9 * BLOCK_SIZE)  # 8 blocks free
+    stays, leaves = _seq("stays", sink, new=20), _seq("leaves", sink, new=40)  # 2 and 3 blocks
+    for i, seq in enumerate((stays, leaves)):
+        seq.queued = float(i)
+        engine.queues.append(BASE, seq)
+    engine.running = engine._next_batch()
+    assert engine.free_blocks == 3
+    engine.cancel(leaves)
+    engine._drop_cancelled()
+    assert engine.running == [stays] and engine.state()["running"] == 1
+    assert engine.free_blocks == 6
