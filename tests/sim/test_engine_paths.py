@@ -468,3 +468,70 @@ def test_a_running_request_cancelled_between_steps_leaves_at_the_step_boundary_w
     engine._drop_cancelled()
     assert engine.running == [stays] and engine.state()["running"] == 1
     assert engine.free_blocks == 6
+
+
+# ---------------------------------------------------------------- forming a batch: budgets and leftovers
+def test_the_prefill_budget_takes_prompts_up_to_it_and_stops_at_the_first_past_it() -> None:
+    # scheduler.rs next_batch: prompts 6 + 4 fill a 10-token budget exactly; the next (1 token) waits
+    sink = _Log()
+    engine = _ready_engine(max_batch_prefill_tokens=10)
+    for i, prompt in enumerate((6, 4, 1)):
+        seq = _seq(f"p{prompt}", sink, prompt=prompt)
+        seq.queued = float(i)
+        engine.queues.append(BASE, seq)
+    assert [s.request_id for s in engine._next_batch()] == ["p6", "p4"]
+    assert [s.request_id for s in engine.waiting] == ["p1"]
+    alone = _ready_engine(max_batch_prefill_tokens=10)
+    alone.queues.append(BASE, _seq("p11", sink, prompt=11))  # one token past the budget: never admitted
+    assert alone._next_batch() == [] and [s.request_id for s in alone.waiting] == ["p11"]
+
+
+def test_a_cancelled_request_still_queued_is_skipped_and_dropped_when_a_batch_forms() -> None:
+    sink = _Log()
+    engine = _ready_engine()
+    gone, kept = _seq("gone", sink, prompt=7), _seq("kept", sink, prompt=3)
+    for i, seq in enumerate((gone, kept)):
+        seq.queued = float(i)
+        engine.queues.append(BASE, seq)
+    engine.cancel(gone)  # after the step boundary's drop: still in the queue
+    assert [s.request_id for s in engine._next_batch()] == ["kept"]
+    assert engine.waiting == [] and engine.state()["waiting"] == 0
+
+
+def test_a_request_that_does_not_fit_after_max_waiting_tokens_is_no_batch_and_no_concat() -> None:
+    # the wait is over (min size None) but the first request needs more KV blocks than are free: nothing
+    # joins, so nothing is counted as joining
+    sink = _Log()
+    engine = _ready_engine(max_batch_total_tokens=3 * BLOCK_SIZE)  # 2 blocks free
+    engine.running = [_seq("r", sink)]
+    engine._waiting_steps = engine.config.max_waiting_tokens
+    engine.queues.append(BASE, _seq("big", sink, new=100))  # 7 blocks
+    assert engine._min_size() is None
+    assert engine._next_batch(engine._min_size()) == []
+    assert engine.metrics.counter_value("lorax_batch_concat", reason="wait_exceeded") == 0
+    assert engine.free_blocks == 2
+
+
+def test_an_adapter_whose_only_request_was_cancelled_is_not_loaded() -> None:
+    # one slot held by a's long request; b's only request is cancelled while it waits. Nobody waits for
+    # b, so when a ends b is not loaded (an empty queue forms no batch and moves no adapter)
+    sink = _Log()
+    engine = _engine(max_active_adapters=1, adapter_load_ms=1.0, max_waiting_tokens=2)
+    first = _seq("a", sink, "org/a", new=40)
+    other = _seq("b", sink, "org/b", new=2)
+
+    def arrive_and_leave() -> None:
+        engine.submit(other)
+        engine.cancel(other)
+
+    sink.on_first["a"] = arrive_and_leave
+
+    async def run() -> None:
+        engine.start()
+        engine.submit(first)
+        await _until(lambda: first.done, engine)
+
+    asyncio.run(run())
+    state = engine.state()
+    assert state["adapter_loads"] == 1 and state["active_adapters"] == ["org/a"], state
+    assert [e for e in sink.events if e[0] == "b"] == []
