@@ -535,3 +535,20 @@ def test_an_adapter_whose_only_request_was_cancelled_is_not_loaded() -> None:
     state = engine.state()
     assert state["adapter_loads"] == 1 and state["active_adapters"] == ["org/a"], state
     assert [e for e in sink.events if e[0] == "b"] == []
+
+
+def test_a_step_catching_up_on_the_timeline_is_not_counted_late() -> None:
+    # the previous step ended 100 ms ago on the GPU timeline (< CATCH_UP_S): the next 10 ms step ended
+    # 90 ms ago, so it returns at once; its lateness belongs to the step that overran, not to this one
+    engine = _engine()
+
+    async def run() -> float:
+        engine._deadline = time.monotonic() - 0.100
+        before = engine._deadline
+        await engine._sleep_step(0.010)
+        return before
+
+    before = asyncio.run(run())
+    assert engine._deadline == pytest.approx(before + 0.010)
+    state = engine.state()
+    assert (state["late_steps"], state["lateness_max_ms"], state["lateness_p99_ms"]) == (0, 0.0, 0.0)
