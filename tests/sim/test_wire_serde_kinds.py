@@ -1,0 +1,81 @@
+"""The wire format's type checks that only a simulator suite used to reach, in-process and table-driven: a
+map field given something else, a merge's weights (numbers only; serde refuses booleans for f32), and the
+adapter key a merge runs under (LoRAX compares merges by ids and every merge setting)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from loraxkit import wire
+from loraxkit.wire import BodyRejection
+
+PREFIX = "Failed to deserialize the JSON body into the target type: "
+
+
+def _params(parameters: dict[str, Any]) -> wire.GenerateParams:
+    return wire.parse_generate_body({"inputs": "x", "parameters": parameters})[1]
+
+
+def _refusal(parameters: dict[str, Any]) -> str:
+    with pytest.raises(BodyRejection) as caught:
+        _params(parameters)
+    assert caught.value.status == 422
+    return str(caught.value)
+
+
+# (parameters accepted, parameters refused, the refusal's text after serde's prefix); lib.rs:83-99, 526-553
+KINDS = [
+    (
+        {"merged_adapters": {"ids": ["a"]}},
+        {"merged_adapters": "x"},
+        'parameters.merged_adapters: invalid type: string "x", expected a map',
+    ),
+    (
+        {"response_format": {"type": "json_object"}},
+        {"response_format": []},
+        "parameters.response_format: invalid type: sequence, expected a map",
+    ),
+    (
+        {"merged_adapters": {"ids": ["a", "b"], "weights": [1, 0.5]}},
+        {"merged_adapters": {"ids": ["a", "b"], "weights": [1, True]}},
+        "parameters.merged_adapters.weights[1]: invalid type: boolean `true`, expected f32",
+    ),
+    (
+        {"merged_adapters": {"ids": ["a"], "weights": []}},
+        {"merged_adapters": {"ids": ["a"], "weights": ["1"]}},
+        'parameters.merged_adapters.weights[0]: invalid type: string "1", expected f32',
+    ),
+    (
+        {"merged_adapters": {"ids": ["a"], "weights": [0.0]}},
+        {"merged_adapters": {"ids": ["a"], "weights": "x"}},
+        'parameters.merged_adapters.weights: invalid type: string "x", expected a sequence',
+    ),
+]
+
+
+@pytest.mark.parametrize(("accepted", "refused", "message"), KINDS, ids=[k[2].split(":")[0] for k in KINDS])
+def test_a_field_of_the_right_type_passes_and_one_of_another_type_is_refused(
+    accepted: dict[str, Any], refused: dict[str, Any], message: str
+) -> None:
+    _params(accepted)
+    assert _refusal(refused) == PREFIX + message
+
+
+def test_a_merge_runs_under_its_ids_and_every_merge_setting() -> None:
+    # infer.rs:301-312, lib.rs:127-162 @a7394ba3: one id compares by the id; a merge by all its settings
+    def key(**merge: Any) -> str | None:
+        return wire.adapter_key(_params({"merged_adapters": {"ids": ["a", "b"], **merge}}))
+
+    plain = key(weights=[1, 0.5])
+    assert plain == "a,b|[[1,0.5],null,0.0,null]"
+    assert key(weights=[1, 0.5]) == plain
+    assert key(weights=[0.5, 1]) != plain
+    assert key(weights=[1, 0.5], merge_strategy="ties") != plain
+    assert key(weights=[1, 0.5], density=0.5) != plain
+    assert key(weights=[1, 0.5], majority_sign_method="total") != plain
+    assert wire.adapter_key(_params({"merged_adapters": {"ids": ["a"], "weights": [2]}})) == "a"
+    assert wire.adapter_key(_params({"adapter_id": "a"})) == "a"
+    assert wire.adapter_key(_params({})) is None
+    assert wire.adapter_header_id(_params({"merged_adapters": {"ids": ["a", "b"]}})) == "a,b"
