@@ -16,7 +16,7 @@ import time
 import pytest
 
 from loraxkit.sim.adapters import BASE, READY, AdapterQueue
-from loraxkit.sim.engine import BLOCK_SIZE, Engine, EngineConfig, Sequence, SpreadStats, _p99
+from loraxkit.sim.engine import BLOCK_SIZE, SPIN_S, Engine, EngineConfig, Sequence, SpreadStats, _p99
 from loraxkit.sim.faults import Faults, FaultSpec
 from loraxkit.sim.metrics import Registry
 from loraxkit.sim.profiles import get_profile
@@ -552,3 +552,31 @@ def test_a_step_catching_up_on_the_timeline_is_not_counted_late() -> None:
     assert engine._deadline == pytest.approx(before + 0.010)
     state = engine.state()
     assert (state["late_steps"], state["lateness_max_ms"], state["lateness_p99_ms"]) == (0, 0.0, 0.0)
+
+
+def test_a_steps_timer_is_set_early_by_the_spin_margin_never_past_its_deadline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the loop's timers have 1 ms resolution: the engine sets the timer SPIN_S before the step's end and
+    # yields until the end passes, so a step never oversleeps because of the timer. What the engine asks
+    # the loop for is recorded (the verdict does not depend on how long anything took).
+    real_sleep = asyncio.sleep
+    asked: list[float] = []
+
+    async def recording_sleep(seconds: float) -> None:
+        asked.append(seconds)
+        await real_sleep(seconds)
+
+    monkeypatch.setattr(asyncio, "sleep", recording_sleep)
+    engine = _engine()
+
+    async def run() -> float:
+        now = time.monotonic()
+        await engine._sleep_step(0.050)
+        return engine._deadline - now
+
+    span = asyncio.run(run())
+    timers = [s for s in asked if s > 0]
+    assert len(timers) == 1 and timers[0] <= span - SPIN_S
+    assert timers[0] >= 0.050 - SPIN_S - 0.040  # set from the step's length, not from zero
+    assert time.monotonic() >= engine._deadline
