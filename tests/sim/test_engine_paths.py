@@ -691,3 +691,11 @@ def test_a_batchs_distinct_adapters_leave_out_the_base_model() -> None:
     ]
     assert engine._adapters_in(batch) == 2
     assert engine._adapters_in(batch[:2]) == 0
+
+
+def test_a_zero_length_step_on_a_fresh_timeline_is_never_late() -> None:
+    # a step of 0 s starting now ends now: it returns at once and records no lateness
+    engine = _engine()
+    asyncio.run(engine._sleep_step(0.0))
+    assert engine.lateness_max == 0.0 and engine.late_steps == 0
+    assert engine.state()["lateness_p99_ms"] == 0.0 and engine._lateness == []
