@@ -31,10 +31,14 @@ class _Log:
     def __init__(self) -> None:
         self.events: list[tuple[str, int | str]] = []
         self.on_first: dict[str, object] = {}  # request → callable run when its first token is written
+        self.at: dict[tuple[str, int], object] = {}  # (request, token index) → callable run at that token
 
     def on_token(self, seq: Sequence, index: int, last: bool) -> float:
         self.events.append((seq.request_id, index))
         hook = self.on_first.pop(seq.request_id, None) if index == 0 else None
+        if callable(hook):
+            hook()
+        hook = self.at.pop((seq.request_id, index), None)
         if callable(hook):
             hook()
         return time.time()
@@ -272,6 +276,9 @@ def test_a_request_cancelled_during_a_decode_step_gets_no_further_token_and_free
         asyncio.get_running_loop().call_soon(engine.cancel, leaves)
 
     sink.on_first["leaves"] = leave_during_next_step  # written at the prefill; cancelled in decode step 1
+    gauge: list[float] = []
+    # at decode step 2's burst: the batch size the engine reported after step 1 (leaves was dropped then)
+    sink.at[("stays", 2)] = lambda: gauge.append(engine.metrics.gauges["lorax_batch_current_size"][()])
 
     async def run() -> None:
         engine.start()
@@ -283,6 +290,7 @@ def test_a_request_cancelled_during_a_decode_step_gets_no_further_token_and_free
     assert [e for e in sink.events if e[0] == "leaves"] == [("leaves", 0)]
     assert [e for e in sink.events if e[0] == "stays"] == [("stays", i) for i in range(10)]
     assert engine.free_blocks == capacity and engine.running == []
+    assert gauge == [1]
 
 
 # ---------------------------------------------------------------- the step clock
