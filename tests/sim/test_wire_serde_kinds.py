@@ -1,6 +1,7 @@
 """The wire format's type checks that only a simulator suite used to reach, in-process and table-driven: a
 map field given something else, a merge's weights (numbers only; serde refuses booleans for f32), and the
-adapter key a merge runs under (LoRAX compares merges by ids and every merge setting)."""
+adapter key a merge runs under (LoRAX compares merges by ids and every merge setting), and which
+parameters count as sampling for `best_of`."""
 
 from __future__ import annotations
 
@@ -79,3 +80,19 @@ def test_a_merge_runs_under_its_ids_and_every_merge_setting() -> None:
     assert wire.adapter_key(_params({"adapter_id": "a"})) == "a"
     assert wire.adapter_key(_params({})) is None
     assert wire.adapter_header_id(_params({"merged_adapters": {"ids": ["a", "b"]}})) == "a,b"
+
+
+@pytest.mark.parametrize(
+    "sampling",
+    [{"do_sample": True}, {"temperature": 0.7}, {"top_k": 5}, {"top_p": 0.9}, {"typical_p": 0.9}],
+    ids=lambda p: next(iter(p)),
+)
+def test_best_of_above_one_needs_any_one_sampling_parameter(sampling: dict[str, Any]) -> None:
+    # validation.rs @a7394ba3: best_of > 1 is refused unless do_sample or any warper parameter is set
+    def validate(**params: Any) -> None:
+        wire.validate_params("hi", wire.GenerateParams(best_of=2, **params), streaming=False, max_best_of=2,
+                             max_stop_sequences=4, max_input_length=10)  # fmt: skip
+
+    validate(**sampling)
+    with pytest.raises(wire.LoraxError, match="you must use sampling when `best_of` is > 1"):
+        validate()
