@@ -96,3 +96,31 @@ def test_best_of_above_one_needs_any_one_sampling_parameter(sampling: dict[str, 
     validate(**sampling)
     with pytest.raises(wire.LoraxError, match="you must use sampling when `best_of` is > 1"):
         validate()
+
+
+def test_lenient_mode_maps_a_single_stop_string_and_ignore_eos_without_overriding_the_explicit_key() -> None:
+    body = {"model": "m", "prompt": "p", "stop": "x"}
+    assert wire.parse_completion_body(body, "m", lenient=True)[1].stop == ["x"]
+    with pytest.raises(BodyRejection, match='stop: invalid type: string "x", expected a sequence'):
+        wire.parse_completion_body(body, "m")  # LoRAX's own typing: a sequence of strings
+
+    def ignore_eos(**extra: Any) -> bool:
+        return wire.parse_completion_body({"model": "m", "prompt": "p", **extra}, "m", lenient=True)[
+            1
+        ].ignore_eos_token
+
+    assert ignore_eos(ignore_eos=True) is True
+    assert ignore_eos(ignore_eos=True, ignore_eos_token=False) is False  # LoRAX's key, given, wins
+    assert ignore_eos() is False
+
+
+def test_chat_content_chunks_become_one_text_with_images_as_markdown() -> None:
+    # lib.rs:647-662 @a7394ba3: text chunks as they are, an image chunk as a markdown image of its URL
+    content = [
+        {"type": "text", "text": "a"},
+        {"type": "image_url", "image_url": {"url": "https://x/y.png"}},
+        {"type": "text", "text": "b"},
+    ]
+    body = {"model": "m", "messages": [{"role": "user", "content": content}]}
+    (message,) = wire.parse_chat_body(body, "m")[0]
+    assert (message.role, message.content) == ("user", "a![](https://x/y.png)b")
