@@ -651,13 +651,14 @@ def test_one_token_requests_and_requests_cancelled_during_their_prefill_give_the
     leaves = _seq("leaves", sink, new=50)
     stays = _seq("stays", sink, new=50)
     seqs = [*one_token, leaves, stays]
-    after_prefill: list[tuple[int, int]] = []
+    after_prefill: list[tuple[int, int, float]] = []
 
     def during_prefill() -> None:
         engine.cancel(leaves)
 
     def at_second_token() -> None:
-        after_prefill.append((len(engine.running), engine.free_blocks))
+        gauge = engine.metrics.gauges["lorax_batch_current_size"][()]  # as the prefill step left it
+        after_prefill.append((len(engine.running), engine.free_blocks, gauge))
 
     class _Hooks(_Log):
         def on_token(self, seq: Sequence, index: int, last: bool) -> float:
@@ -682,7 +683,7 @@ def test_one_token_requests_and_requests_cancelled_during_their_prefill_give_the
     assert [e for e in sink.events if e[0] == "leaves"] == []
     assert all(s.generated == 1 and s.done for s in one_token)
     # at stays' second token (the first decode step) only stays runs and holds its own blocks
-    assert after_prefill == [(1, capacity - 4)]  # ceil((5 + 50 - 1) / 16) = 4 blocks
+    assert after_prefill == [(1, capacity - 4, 1)]  # ceil((5 + 50 - 1) / 16) = 4 blocks; a batch of 1
     assert engine.free_blocks == capacity
 
 
