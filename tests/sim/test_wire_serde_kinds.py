@@ -1,7 +1,7 @@
 """The wire format's type checks that only a simulator suite used to reach, in-process and table-driven: a
 map field given something else, a merge's weights (numbers only; serde refuses booleans for f32), and the
-adapter key a merge runs under (LoRAX compares merges by ids and every merge setting), and which
-parameters count as sampling for `best_of`."""
+adapter key a merge runs under (LoRAX compares merges by ids and every merge setting), which parameters
+count as sampling for `best_of`, the lenient mapping, chat chunks and tools, and the chat output shapes."""
 
 from __future__ import annotations
 
@@ -124,3 +124,40 @@ def test_chat_content_chunks_become_one_text_with_images_as_markdown() -> None:
     body = {"model": "m", "messages": [{"role": "user", "content": content}]}
     (message,) = wire.parse_chat_body(body, "m")[0]
     assert (message.role, message.content) == ("user", "a![](https://x/y.png)b")
+
+
+# ---------------------------------------------------------------- chat tools and chat output shapes
+TOOL = {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}}
+
+
+def _chat(**extra: Any) -> wire.ChatRequest:
+    return wire.parse_chat_request(
+        {"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra}, "m"
+    )
+
+
+def test_the_tool_prompt_defaults_to_loraxs_and_a_given_one_replaces_it() -> None:
+    assert _chat().tool_prompt == wire.default_tool_prompt()  # lib.rs:860-862
+    assert _chat(tool_prompt="Use a tool.").tool_prompt == "Use a tool."
+
+
+def test_tools_a_named_choice_an_unknown_name_and_an_empty_list() -> None:
+    # tool_grammar.rs:20-61 @a7394ba3: a named function is the only one in the grammar; an unknown name is
+    # refused; an empty list still appends the (empty) tools to the prompt, with no grammar
+    named = wire.plan_tools(_chat(tools=[TOOL], tool_choice="weather"))
+    assert named.functions is not None and [f["function"]["name"] for f in named.functions] == ["weather"]
+    with pytest.raises(wire.LoraxError, match="Tool with name nowhere not found"):
+        wire.plan_tools(_chat(tools=[TOOL], tool_choice="nowhere"))
+    empty = wire.plan_tools(_chat(tools=[]))
+    assert empty.functions is None and empty.prompt_suffix == f"\n---\n[]\n{wire.default_tool_prompt()}"
+    auto = wire.plan_tools(_chat(tools=[TOOL]))
+    assert auto.functions is not None and len(auto.functions) == 2  # the tool and LoRAX's "no tool" choice
+
+
+def test_a_tool_call_choice_has_tool_calls_and_no_content_and_stream_chunks_are_choice_0() -> None:
+    calls = [{"id": "0", "type": "function", "function": {"name": "weather", "arguments": {}}}]
+    out = wire.chat_response("", "eos_token", 3, 2, "m", 0, "fp", choices=[(calls, None), (None, "text")])
+    assert out["choices"][0]["message"] == {"role": "assistant", "tool_calls": calls}
+    assert out["choices"][1]["message"] == {"role": "assistant", "content": "text"}
+    assert [c["index"] for c in out["choices"]] == [0, 1]
+    assert wire.chat_chunk("a")["choices"][0]["index"] == 0
