@@ -1,6 +1,6 @@
 """Every object the chart renders keeps a valid name when the names run long: at most 63 characters (the API
 refuses a 64-character Service name: DNS-1035 label), a DNS label (no trailing "-" left by truncation), its
-suffix kept (`-lb`, `-cache`, `-hf-token`, `-test`) so objects never collide, and every reference to it
+suffix kept (`-lb`, `-cache`, `-hf-token`, `-test`, `-dashboard`) so objects never collide, and every reference to it
 (claimName, secretKeyRef, serviceAccountName, scaleTargetRef) renamed with it."""
 
 from __future__ import annotations
@@ -23,18 +23,29 @@ ALL_OBJECTS: dict[str, Any] = {
     "loadBalancer": {"enabled": True, "sourceRanges": ["10.0.0.0/8"]},
     "podDisruptionBudget": {"enabled": True},
     "keda": {"enabled": True, "serverAddress": "http://prometheus-operated.monitoring:9090"},
-    "metrics": {"serviceMonitor": {"enabled": True}},
+    "metrics": {
+        "serviceMonitor": {"enabled": True},
+        "prometheusRule": {"enabled": True},
+        "grafanaDashboard": {"enabled": True},
+    },
     "networkPolicy": {"enabled": True, "loadBalancerCidrs": ["10.0.0.0/16"]},
 }
 WITH_HPA = {**ALL_OBJECTS, "keda": {"enabled": False}, "autoscaling": {"enabled": True}}
-SUFFIXES = {("Service", "lb"), ("PersistentVolumeClaim", "cache"), ("Secret", "hf-token"), ("Pod", "test")}
+SUFFIXES = {
+    ("Service", "lb"),
+    ("PersistentVolumeClaim", "cache"),
+    ("Secret", "hf-token"),
+    ("Pod", "test"),
+    ("ConfigMap", "dashboard"),
+}
+PROMETHEUS_RULE_API = "monitoring.coreos.com/v1/PrometheusRule"
 # 53 is Helm's longest release name, 63 the schema's longest name override; a name cut where a "-" falls
 # must not end in "-".
 HYPHEN_AT_CUT = "b" * 59 + "-ccc"  # with "-lb": cut to 60 = "bbb...b-" -> "bbb...b-lb"
 
 
 def _objects(values: dict[str, Any], release: str) -> list[dict[str, Any]]:
-    docs = render(values, release=release, api_versions=[SERVICE_MONITOR_API])
+    docs = render(values, release=release, api_versions=[SERVICE_MONITOR_API, PROMETHEUS_RULE_API])
     return docs + render_hooks(values, release=release)
 
 
@@ -59,7 +70,7 @@ def test_every_object_name_is_a_dns_label_of_at_most_63(
     objects = _objects({**extra, **values}, release)
     kinds = {d["kind"] for d in objects}
     assert {"Deployment", "Service", "ServiceAccount", "Secret", "PersistentVolumeClaim", "Pod"} <= kinds
-    assert {"PodDisruptionBudget", "ServiceMonitor", "NetworkPolicy"} <= kinds
+    assert {"PodDisruptionBudget", "ServiceMonitor", "NetworkPolicy", "PrometheusRule", "ConfigMap"} <= kinds
     assert ("ScaledObject" if extra is ALL_OBJECTS else "HorizontalPodAutoscaler") in kinds
     for doc in objects:
         name = _name(doc)
