@@ -1,7 +1,7 @@
 """Every object the chart renders keeps a valid name when the names run long: at most 63 characters (the API
 refuses a 64-character Service name: DNS-1035 label), a DNS label (no trailing "-" left by truncation), its
-suffix kept (`-lb`, `-cache`, `-hf-token`, `-test`, `-dashboard`) so objects never collide, and every reference to it
-(claimName, secretKeyRef, serviceAccountName, scaleTargetRef) renamed with it."""
+suffix kept (`-lb`, `-cache`, `-hf-token`, `-test`, `-dashboard`) so objects never collide, and every
+reference to it (claimName, secretKeyRef, serviceAccountName, scaleTargetRef) renamed with it."""
 
 from __future__ import annotations
 

@@ -55,7 +55,7 @@ def _with_ephemeral(pod: dict[str, Any], value: int) -> dict[str, Any]:
     return pod
 
 
-# ------------------------------------------------------------------ errors: allocatable fits, one unit more not
+# ------------------------------------------------------- errors: allocatable fits, one unit more does not
 ERROR_LIMITS = [
     ("cpu", lambda d: _g5_pod(cpu=f"{CPU_ALLOCATABLE_M + d}m")),
     ("memory", lambda d: _g5_pod(memory=str(MEMORY_ALLOCATABLE + d))),
@@ -75,8 +75,8 @@ def test_a_request_of_exactly_allocatable_fits_and_one_unit_more_does_not(
 def test_the_cpu_error_names_the_request_the_allocatable_and_the_reserve(cluster_doc: dict[str, Any]) -> None:
     (finding,) = _findings(cluster_doc, _g5_pod(cpu="7911m"))
     assert finding.message == (
-        "requests 7.911 CPU but node group 'gpu-g5' (g5.2xlarge) has 7.91 allocatable (EKS kube-reserved 90m); "
-        "lower resources.requests.cpu or pick a larger instance type"
+        "requests 7.911 CPU but node group 'gpu-g5' (g5.2xlarge) has 7.91 allocatable "
+        "(EKS kube-reserved 90m); lower resources.requests.cpu or pick a larger instance type"
     )
     assert finding.workload == "Deployment/lorax"
 
@@ -89,7 +89,7 @@ def test_the_memory_error_names_the_request_and_the_allocatable(cluster_doc: dic
     )
 
 
-# ------------------------------------------------------------------ warnings: the margin passes, one unit past warns
+# ------------------------------------------------------- warnings: quiet at the margin, one unit past warns
 WARNING_LIMITS = [
     ("cpu", lambda d: _g5_pod(cpu=f"{CPU_WARN_ABOVE_M + d}m")),
     ("memory", lambda d: _g5_pod(memory=str(MEMORY_WARN_ABOVE + d), shm="1Mi")),
@@ -101,7 +101,9 @@ WARNING_LIMITS = [
 
 
 @pytest.mark.parametrize(
-    ("check", "pod_with"), WARNING_LIMITS, ids=["cpu", "memory", "memory-and-shm", "disk-cache", "disk-request"]
+    ("check", "pod_with"),
+    WARNING_LIMITS,
+    ids=["cpu", "memory", "memory-and-shm", "disk-cache", "disk-request"],
 )
 def test_a_request_at_its_margin_is_quiet_and_one_unit_past_warns(
     cluster_doc: dict[str, Any], check: str, pod_with: Any
