@@ -543,6 +543,8 @@ def main(argv: list[str] | None = None) -> int:
         summary = score(outcomes)
         if args.sample:
             summary["sample_of"] = len(make_mutants(target))
+        elif merge and saved["summary"].get("sample_of"):  # some mutants of a sample re-run: still a sample
+            summary["sample_of"] = saved["summary"]["sample_of"]
         if not final:
             summary["partial"] = f"{len(outcomes)} of {planned} planned mutants run"
         data = {
