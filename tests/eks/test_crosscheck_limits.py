@@ -142,3 +142,17 @@ def test_requests_are_summed_over_containers_at_the_limit(cluster_doc: dict[str,
         pod = _g5_pod(cpu="3955m")
         pod["containers"].append({"name": "side", "resources": {"requests": {"cpu": second}}})
         assert _errors(_findings(cluster_doc, pod)) == errors
+
+
+def test_a_shm_of_exactly_allocatable_beside_no_memory_request_is_quiet_and_one_byte_more_warns(
+    cluster_doc: dict[str, Any],
+) -> None:
+    # a missing memory request counts as 0, so the /dev/shm alone meets the limit
+    def pod(shm: int) -> dict[str, Any]:
+        spec = _g5_pod(shm=str(shm))
+        for part in ("requests", "limits"):
+            del spec["containers"][0]["resources"][part]["memory"]
+        return spec
+
+    assert _findings(cluster_doc, pod(MEMORY_ALLOCATABLE)) == []
+    assert _warnings(_findings(cluster_doc, pod(MEMORY_ALLOCATABLE + 1))) == ["memory"]
