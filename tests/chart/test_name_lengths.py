@@ -58,6 +58,8 @@ CASES = [
     pytest.param({"fullnameOverride": HYPHEN_AT_CUT}, "lorax", HYPHEN_AT_CUT, id="hyphen-at-cut"),
     pytest.param({}, "r" * 53, "r" * 53 + "-lorax", id="release-53"),
     pytest.param({"nameOverride": "n" * 63}, "rel", ("rel-" + "n" * 63)[:63], id="name-63"),
+    # "rel-" + the override cut at 63 ends in its "-": trimmed
+    pytest.param({"nameOverride": "n" * 58 + "-nnnn"}, "rel", "rel-" + "n" * 58, id="name-hyphen-at-cut"),
     pytest.param({}, "my-lorax-prod", "my-lorax-prod", id="release-holds-chart-name"),
 ]
 
