@@ -105,6 +105,13 @@ def test_helm_takes_a_53_character_release_name_and_refuses_54() -> None:
         render({}, release="r" * 54)
 
 
+def test_helm_refuses_a_release_name_ending_in_a_hyphen() -> None:
+    # so the release-name branch of lorax.fullname never has a "-" to trim (equivalent.toml)
+    render({}, release="my-lorax")
+    with pytest.raises(helm.HelmReleaseError, match="invalid release name"):
+        render({}, release="my-lorax-")
+
+
 def test_a_name_that_fits_uses_all_63_characters() -> None:
     objects = _objects({**ALL_OBJECTS, "fullnameOverride": "x" * 63}, "lorax")
     assert {len(_name(d)) for d in objects} == {63}
