@@ -39,3 +39,50 @@ def test_the_cache_size_is_the_ephemeral_request_only_for_an_emptydir_cache() ->
     render({"resources": {"limits": {"ephemeral-storage": "50Gi"}}})
     message = _refusal({"resources": {"limits": {"ephemeral-storage": "49Gi"}}})
     assert "modelCache.emptyDir.sizeLimit (50Gi, requested as ephemeral-storage)" in message
+
+
+# ------------------------------------------------------------------ volumes and mounts the pod already has
+SCRATCH = {"name": "scratch", "emptyDir": {}}
+
+
+@pytest.mark.parametrize("name", ["shm", "model-cache"])
+def test_each_of_the_charts_own_volume_names_is_refused_for_an_extra_volume(name: str) -> None:
+    message = _refusal({"extraVolumes": [{"name": name, "emptyDir": {}}]})
+    assert f'extraVolumes[0].name "{name}" is already a volume of the pod (the chart\'s own shm or' in message
+    render({"extraVolumes": [{"name": name + "-2", "emptyDir": {}}]})
+
+
+def test_an_extra_volume_named_twice_is_refused_as_an_earlier_item() -> None:
+    message = _refusal({"extraVolumes": [SCRATCH, SCRATCH]})
+    assert (
+        'extraVolumes[1].name "scratch" is already a volume of the pod (an earlier extraVolumes item)'
+        in message
+    )
+
+
+@pytest.mark.parametrize("path", ["/data", "/dev/shm", "/data/", "/dev/shm/"])
+def test_each_of_the_charts_own_mount_paths_is_refused_for_an_extra_mount(path: str) -> None:
+    values = {"extraVolumes": [SCRATCH], "extraVolumeMounts": [{"name": "scratch", "mountPath": path}]}
+    message = _refusal(values)
+    assert (
+        f'extraVolumeMounts[0].mountPath "{path}" is already mounted (the chart mounts the model cache'
+        in message
+    )
+    below = {"extraVolumes": [SCRATCH], "extraVolumeMounts": [{"name": "scratch", "mountPath": path + "x"}]}
+    render(below)
+
+
+def test_two_extra_mounts_at_one_path_are_refused_as_an_earlier_item() -> None:
+    mount = {"name": "scratch", "mountPath": "/scratch"}
+    message = _refusal(
+        {"extraVolumes": [SCRATCH], "extraVolumeMounts": [mount, {**mount, "mountPath": "/scratch/"}]}
+    )
+    assert (
+        'extraVolumeMounts[1].mountPath "/scratch/" is already mounted (by an earlier extraVolumeMounts item)'
+        in (message)
+    )
+
+
+@pytest.mark.parametrize("name", ["shm", "model-cache", "scratch"])
+def test_a_mount_of_any_volume_the_pod_has_renders(name: str) -> None:
+    render({"extraVolumes": [SCRATCH], "extraVolumeMounts": [{"name": name, "mountPath": "/mnt/x"}]})

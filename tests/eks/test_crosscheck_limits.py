@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 from eks_helpers import cluster_of, deployment, gpu_pod, node_group
 
-from loraxkit.eks.crosscheck import Finding, cross_check
+from loraxkit.eks.crosscheck import Finding, cross_check, pod_needs
 
 CPU_ALLOCATABLE_M = 7910
 MEMORY_ALLOCATABLE = 33318502400
@@ -156,3 +156,16 @@ def test_a_shm_of_exactly_allocatable_beside_no_memory_request_is_quiet_and_one_
 
     assert _findings(cluster_doc, pod(MEMORY_ALLOCATABLE)) == []
     assert _warnings(_findings(cluster_doc, pod(MEMORY_ALLOCATABLE + 1))) == ["memory"]
+
+
+def test_an_emptydir_without_a_size_limit_adds_nothing(cluster_doc: dict[str, Any]) -> None:
+    # nothing bounds it, so neither the scheduler nor this check can count it: 0 bytes, not 1
+    pod = _g5_pod(memory=str(MEMORY_ALLOCATABLE))
+    for volume in pod["volumes"]:
+        volume["emptyDir"].pop("sizeLimit")
+    needs = pod_needs(pod)
+    assert (needs.memory_volumes, needs.disk_volumes) == (0, 0)
+    # a request of exactly allocatable fits; the one warning is the real-node margin, not "request + shm"
+    (finding,) = _findings(cluster_doc, pod)
+    assert (finding.severity, finding.check) == ("warning", "memory")
+    assert "a real node's memory is a few per cent below nominal" in finding.message
