@@ -10,7 +10,8 @@ from typing import Any
 
 import helm_python as helm
 import pytest
-from chart_helpers import SERVICE_MONITOR_API, find, render, render_hooks
+import yaml
+from chart_helpers import CHART_DIR, SERVICE_MONITOR_API, find, render, render_hooks
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 PVC = "persistentVolumeClaim"
@@ -191,3 +192,12 @@ def test_a_name_override_ending_in_a_hyphen_loses_it() -> None:
         assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "my-model", doc["kind"]
         assert not _name(doc).endswith("-"), doc["kind"]
     assert _name(find(objects, "Deployment")) == "a" * 62
+
+
+def test_every_object_carries_the_chart_label_name_dash_version() -> None:
+    chart = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
+    expected = f"{chart['name']}-{chart['version']}"
+    assert "+" not in expected and len(expected) < 62  # the replace and cut never apply (equivalent.toml)
+    for doc in _objects(ALL_OBJECTS, "lorax"):
+        if doc["kind"] != "Pod":  # the helm test pod carries its selector labels only
+            assert doc["metadata"]["labels"]["helm.sh/chart"] == expected, doc["kind"]
