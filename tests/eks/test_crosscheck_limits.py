@@ -169,3 +169,20 @@ def test_an_emptydir_without_a_size_limit_adds_nothing(cluster_doc: dict[str, An
     (finding,) = _findings(cluster_doc, pod)
     assert (finding.severity, finding.check) == ("warning", "memory")
     assert "a real node's memory is a few per cent below nominal" in finding.message
+
+
+def test_a_resource_no_node_offers_is_an_error_but_hugepages_are_left_to_the_node_config(
+    cluster_doc: dict[str, Any],
+) -> None:
+    pod = _g5_pod()
+    pod["containers"][0]["resources"]["requests"]["vpc.amazonaws.com/efa"] = "1"
+    (finding,) = _findings(cluster_doc, pod)
+    assert (finding.severity, finding.check) == ("error", "resources")
+    assert (
+        finding.message
+        == "requests 1 vpc.amazonaws.com/efa, which no node of node group 'gpu-g5' (g5.2xlarge) offers"
+    )
+    # hugepages are reserved by the node's kernel settings (preBootstrapCommands), which the model cannot read
+    pod = _g5_pod()
+    pod["containers"][0]["resources"]["requests"]["hugepages-2Mi"] = "1Gi"
+    assert _findings(cluster_doc, pod) == []

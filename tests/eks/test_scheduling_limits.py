@@ -45,6 +45,8 @@ EXPRESSIONS = [
     ("DoesNotExist", [], None, True),
     ("DoesNotExist", [], "4", False),
     ("Bogus", [], "4", False),
+    ("Bogus", ["5"], "4", False),  # an unknown operator with one value is not compared like Gt or Lt
+    ("Bogus", ["3"], "4", False),
 ]
 
 
