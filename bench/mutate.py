@@ -571,6 +571,8 @@ def main(argv: list[str] | None = None) -> int:
             summary["sample_of"] = saved["summary"]["sample_of"]
         if not final:
             summary["partial"] = f"{len(outcomes)} of {planned} planned mutants run"
+        elif merge and saved["summary"].get("partial"):  # re-runs inside a stopped run: it stays stopped
+            summary["partial"] = saved["summary"]["partial"]
         data = {
             "module": target.name,
             "path": target.path,
