@@ -40,3 +40,11 @@ def test_a_served_route_renders_and_an_unserved_one_is_refused_naming_the_probe(
 
 def test_a_disabled_probe_is_not_checked() -> None:
     render({"probes": {"readiness": {"enabled": False, "path": "/healthz"}}})
+
+
+def test_only_a_startup_path_gets_the_startup_route_hint() -> None:
+    hint = "/startup only exists in builds after 0.12.1; use probes.deepCheck.method=exec"
+    for path, hinted in (("/startup", True), ("/healthz", False)):
+        with pytest.raises(helm.HelmReleaseError) as caught:
+            render(_values("probes.readiness.path", path))
+        assert (hint in str(caught.value)) is hinted, path
