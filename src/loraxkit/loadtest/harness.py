@@ -47,6 +47,7 @@ from loraxkit.loadtest.sockstamp import (
 from loraxkit.loadtest.stages import ShapeError, Stage, stage_windows, user_stages
 from loraxkit.loadtest.stream import ERR_STALLED
 from loraxkit.loadtest.summary import terminal_summary
+from loraxkit.loadtest.txstamp import TxStampsUnavailable, check_tx_stamps, install_tx_stamps
 from loraxkit.loadtest.workload import PlannedRequest, Workload, WorkloadError
 
 log = logging.getLogger("loraxkit.loadtest")
@@ -573,6 +574,15 @@ def check_stream_reader() -> None:
         raise GeventHttpClientChanged(
             f"geventhttpclient {version('geventhttpclient')}: {exc}; install the tested range: "
             f"pip install '{SUPPORTED}'"
+        ) from exc
+    try:
+        install_tx_stamps()
+        if not check_tx_stamps():
+            log.warning("loraxkit: the kernel gives no transmit stamps here: requests are timed from Python")
+    except TxStampsUnavailable as exc:
+        raise GeventHttpClientChanged(
+            f"geventhttpclient {version('geventhttpclient')} / gevent {version('gevent')}: {exc}; install "
+            f"the tested range: pip install '{SUPPORTED}'"
         ) from exc
     if not callable(getattr(getattr(locust_runners, "inspect", None), "stack", None)):
         raise GeventHttpClientChanged(  # install() replaces locust.runners.inspect (see _CheapStackInspect)
