@@ -93,7 +93,11 @@ class LoraxUser(FastHttpUser):
         if intended is not None:
             delay = intended - now()
             if delay > 0:
-                gevent.sleep(delay)
+                harness.waiting += 1  # claimed, not sent yet: the rate sweep's drain waits for it too
+                try:
+                    gevent.sleep(delay)
+                finally:
+                    harness.waiting -= 1
         record = self.new_record(harness, request, intended)
         harness.in_flight += 1
         try:
