@@ -8,7 +8,13 @@ import time
 
 import pytest
 
-from loraxkit.loadtest.txstamp import TxStampedSocket, check_tx_stamps, install_tx_stamps, tx_stamp_of
+from loraxkit.loadtest.txstamp import (
+    TxStampedSocket,
+    TxStampsUnavailable,
+    check_tx_stamps,
+    install_tx_stamps,
+    tx_stamp_of,
+)
 
 
 @pytest.fixture
@@ -67,16 +73,21 @@ def test_a_stamp_of_another_write_is_never_taken_for_the_request(connected) -> N
     assert poller.poll(0) == []
 
 
-def test_the_start_up_probe_and_the_pool_factory() -> None:
+def test_the_pool_opens_stamped_sockets_and_a_moved_factory_stops_the_run(monkeypatch) -> None:
     from geventhttpclient.connectionpool import ConnectionPool
 
     assert check_tx_stamps()
+    factory = ConnectionPool._create_tcp_socket
+    monkeypatch.setattr(ConnectionPool, "_create_tcp_socket", factory)  # restored after the test
     install_tx_stamps()
     sock = ConnectionPool._create_tcp_socket(None, socket.AF_INET, socket.SOCK_STREAM, 0)
     try:
         assert isinstance(sock, TxStampedSocket)
     finally:
         sock.close()
+    monkeypatch.delattr(ConnectionPool, "_create_tcp_socket")
+    with pytest.raises(TxStampsUnavailable, match="_create_tcp_socket"):
+        install_tx_stamps()
 
 
 def test_a_socket_without_transmit_stamps_keeps_the_python_stamp() -> None:
