@@ -160,8 +160,8 @@ CASES: tuple[Case, ...] = (
         TGI_2_0,
         43_808,
         assumed=(
-            "limits not given (JumpStart's model spec sets them): TGI 2.0's defaults for a 32k model"
-            " (input 4095, total 4096, prefill 4145)"
+            "limits not given (JumpStart's model spec sets them): TGI 2.0's defaults for a 32k model,"
+            " input 4095, total 4096, prefill 4145 (launcher/src/main.rs l.1314-1324 at v2.0.2)"
         ),
     ),
     Case(
