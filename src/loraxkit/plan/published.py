@@ -75,6 +75,11 @@ def _limits(max_input: int, max_total: int, max_prefill: int) -> Limits:
 
 
 _TGI = "https://github.com/huggingface/text-generation-inference"
+# Launch logs pasted into READMEs (blobs at the commit read).
+_CHAT_APP = (
+    "https://github.com/Infinite-Limit-Data-Science/chat-app/blob/d437bdf12b31155d332b0f6b54db990f826087fb"
+)
+_HYPERPOD = "https://github.com/aws-samples/aws-do-hyperpod/blob/d33d69cf267a88d1f2b352eb262dd683971dcd17"
 # A Mistral-7B with no sliding window (the #1831 user served 8,512-token contexts from a local copy; TGI 2.0
 # did not refuse that): Mistral-7B-v0.1's shapes, which every Mistral-7B version shares but v0.3's vocabulary.
 _MISTRAL_NO_WINDOW = replace(BUILTIN["mistralai/Mistral-7B-v0.1"], sliding_window=None)
@@ -127,6 +132,37 @@ CASES: tuple[Case, ...] = (
         TGI_2_4,
         30_816,
         assumed="max input 9,999 from the logged prefill default 10,049 (= input + 50); total 10,000",
+    ),
+    Case(
+        "tgi-2.2-llama31-8b-a10g-chatapp",
+        # The README's launch log on a g5.2xlarge: "Default `max_input_tokens` to 4095",
+        # "... `max_total_tokens` to 4096", "... `max_batch_prefill_tokens` to 4145", then
+        # "router/src/server.rs:1651: Setting max batch total tokens to 19056"; nvidia-smi: "NVIDIA A10G".
+        f"{_CHAT_APP}/README3-hf-tgi.md",
+        "TGI 2.2.0, g5.2xlarge",
+        BUILTIN["meta-llama/Llama-3.1-8B-Instruct"],
+        "a10g",
+        1,
+        _limits(4095, 4096, 4145),
+        TGI_2_0,
+        19_056,
+    ),
+    Case(
+        "tgi-2.0-mistral7b-v03-a10g-hyperpod",
+        # JumpStart model huggingface-llm-mistral-7b-instruct-v3 on ml.g5.8xlarge (inference/jumpstart.yaml);
+        # log: "router/src/main.rs:354: Setting max batch total tokens to 43808".
+        f"{_HYPERPOD}/Container-Root/hyperpod/deployment/eks/demo/hero/README.md",
+        "TGI 2.0.2-2.0.4 (router main.rs l.317/354), ml.g5.8xlarge",
+        BUILTIN["mistralai/Mistral-7B-Instruct-v0.3"],
+        "a10g",
+        1,
+        _limits(4095, 4096, 4145),
+        TGI_2_0,
+        43_808,
+        assumed=(
+            "limits not given (JumpStart's model spec sets them): TGI 2.0's defaults for a 32k model,"
+            " input 4095, total 4096, prefill 4145 (launcher/src/main.rs l.1314-1324 at v2.0.2)"
+        ),
     ),
     Case(
         "tgi-710-llama2-70b-a10g-x8",
