@@ -45,6 +45,7 @@ SCALE = 1 / 30  # 30 s production scrape -> 1 s here
 RATE_INTERVAL = "4s"  # what Grafana's $__rate_interval is at a 1 s scrape (4 x scrape interval)
 WARMUP_S = 20.0  # healthy traffic before any fault: baselines for rates, and the quiet-before check
 PHASE_TIMEOUT_S = 180.0  # liveness bound per phase (pending/firing, clearing); not a speed assertion
+CLEAR_HOLD_S = 15.0  # an alert counts as cleared once it stayed inactive this long
 HARD_STOP_S = 600.0  # the load stops by itself after this, whatever happens
 REPO = Path(__file__).resolve().parents[2]
 HARNESS_SECONDS = 75  # the load harness drives the "fail" simulator across its fault, then writes its report
@@ -247,11 +248,17 @@ def _drive(scn: Scenario, sim: Sim, load: Load, api: PromAPI, burst: list[Load])
     for b in burst:
         b.stop.set()
     deadline = time.monotonic() + PHASE_TIMEOUT_S
-    while time.monotonic() < deadline and set(tl.cleared) != set(tl.firing):
-        active = _active(api, scn.service)
+    # Cleared = the start of an inactive stretch that lasted CLEAR_HOLD_S: requests queued during the fault
+    # finish after healing and can make a burn-rate alert go pending/firing once more on a loaded machine.
+    while time.monotonic() < deadline:
+        active, now = _active(api, scn.service), time.time()
         for name in tl.firing:
-            if name not in active:
-                tl.cleared.setdefault(name, time.time())
+            if name in active:
+                tl.cleared.pop(name, None)
+            else:
+                tl.cleared.setdefault(name, now)
+        if set(tl.cleared) == set(tl.firing) and all(now - t >= CLEAR_HOLD_S for t in tl.cleared.values()):
+            break
         time.sleep(0.5)
     return tl
 
