@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 from types import TracebackType
 
-from loraxkit import gotools
+from loraxkit import childproc, gotools
 from loraxkit.sim.process import free_port
 
 BUILD_COMMAND = "loraxkit tools build kube-state-metrics"
@@ -70,11 +70,5 @@ class KubeStateMetrics:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        childproc.stop(self.proc, grace=15)
         self._log.close()

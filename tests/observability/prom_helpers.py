@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from loraxkit import childproc
 from loraxkit.observability.promapi import PromAPI
 from loraxkit.sim.process import free_port
 
@@ -87,12 +88,6 @@ class PrometheusServer:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        childproc.stop(self.proc, grace=15)
         self._log.close()
         self._dir.cleanup()
