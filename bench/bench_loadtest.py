@@ -8,7 +8,11 @@ and one client runs pinned to another, closed loop, streaming `/generate_stream`
 Every token the client saw is matched (by `x-request-id`) with the simulator's trace, which stamps each token
 when it is handed to the socket. Printed per row: streamed tokens/s, client CPU (% of its core and µs per
 token, measured over the steady window only), and client-minus-server errors of TTFT, of each token's
-arrival stamp, and of each inter-token gap (ITL), p50/p99 in ms.
+arrival stamp, and of each inter-token gap (ITL), p50/p99 in ms; and the send side: from the send stamp to the
+simulator reading the request, from the Python stamp before the client call and from the kernel's transmit
+stamp of the request's last byte (the floor: what is left is loopback and the simulator's intake).
+A second table puts the report's steady-state TTFT p99 beside the true p99 of the same requests, with the
+self-check's verdict.
 
     python3 bench/bench_loadtest.py --levels 50,100,200,400 --seconds 12
 
@@ -251,6 +255,35 @@ def summarize_point(
         "stamp_err_p50": p(check.stamp_error_ms, 50),
         "stamp_err_p99": p(check.stamp_error_ms, 99),
         "itl_err_p99": p([abs(e) for e in check.itl_error_ms], 99),
+        **send_side(inside, trace),
+    }
+
+
+def send_side(records: list[RequestRecord], trace: list[dict[str, Any]]) -> dict[str, Any]:
+    """Send stamp -> the simulator reading the request (its trace's `arrival`), per request, p50/p99 ms.
+
+    `sent` is the kernel's transmit stamp of the request's last byte where the client has one (the harness);
+    from it to the simulator's read is the floor no client can go below: loopback delivery and how long the
+    simulator's event loop took to read the request (raw sockets included). The same from the Python stamp
+    taken before the client call (`sent_user`) is what the harness measured before it used the kernel's
+    stamp: their difference is the Python send path."""
+    arrival = {t["request_id"]: t["arrival"] for t in trace}
+    mine = [r for r in records if r.request_id in arrival and not r.first_on_connection]
+    kernel = [(arrival[r.request_id] - r.sent) * 1000.0 for r in mine if r.sent_user is not None]
+    python = [
+        (arrival[r.request_id] - (r.sent_user if r.sent_user is not None else r.sent)) * 1000.0 for r in mine
+    ]
+
+    def p(values: list[float], q: float) -> float:
+        return float(np.percentile(values, q)) if values else float("nan")
+
+    return {
+        "send_requests": len(mine),
+        "kernel_sent": len(kernel),
+        "send_err_p50": p(python, 50),
+        "send_err_p99": p(python, 99),
+        "send_floor_p50": p(kernel, 50),
+        "send_floor_p99": p(kernel, 99),
     }
 
 
@@ -372,6 +405,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
         "1st-token err p50/p99",
         "stamp err p50/p99",
         "ITL err p99",
+        "send->read p50/p99: Python stamp | kernel TX (floor)",
         "matched",
     )
     print("| " + " | ".join(header) + " |")
@@ -385,17 +419,25 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
             f"{r['cpu_us_per_token']:.1f} | {r['ttft_err_p50']:.2f}/{r['ttft_err_p99']:.2f} | "
             f"{r['first_err_p50']:.2f}/{r['first_err_p99']:.2f} | "
             f"{r['stamp_err_p50']:.2f}/{r['stamp_err_p99']:.2f} | {r['itl_err_p99']:.2f} | "
-            f"{r['matched_requests']} |"
+            f"{send_cell(r)} | {r['matched_requests']} |"
         )
+
+
+def send_cell(r: dict[str, Any]) -> str:
+    python = f"{r['send_err_p50']:.2f}/{r['send_err_p99']:.2f}"
+    if not r.get("kernel_sent"):
+        return f"{python} | (no kernel stamps)"
+    return f"{python} | {r['send_floor_p50']:.2f}/{r['send_floor_p99']:.2f} ({r['kernel_sent']} requests)"
 
 
 def print_steady(rows: list[dict[str, Any]]) -> None:
     """The acceptance table: the report's steady-state TTFT p99 beside the true p99 of the same requests."""
     print(
         "| client | streams | steady requests | reported steady TTFT p99 | true p99 (same requests) | "
-        "difference | whole-run p99 reported / true | self-check |"
+        "difference | whole-run p99 reported / true | send->read p50/p99: Python stamp / kernel TX | "
+        "self-check |"
     )
-    print("|---|---:|---:|---:|---:|---:|---|---|")
+    print("|---|---:|---:|---:|---:|---:|---|---|---|")
     for r in rows:
         if "steady_ttft_p99" not in r:
             continue
@@ -403,7 +445,7 @@ def print_steady(rows: list[dict[str, Any]]) -> None:
         print(
             f"| {r['client']} | {r['concurrency']} | {r['steady_requests']} | {r['steady_ttft_p99']:.2f} | "
             f"{r['true_steady_ttft_p99']:.2f} | {diff:+.2f} | {r['whole_ttft_p99']:.2f} / "
-            f"{r['true_whole_ttft_p99']:.2f} | {r['self_check']} |"
+            f"{r['true_whole_ttft_p99']:.2f} | {send_cell(r).replace(' | ', ' / ')} | {r['self_check']} |"
         )
     for r in rows:
         for line in r.get("self_check_detail", []):
@@ -413,7 +455,9 @@ def print_steady(rows: list[dict[str, Any]]) -> None:
 def crossing(rows: list[dict[str, Any]], client: str, limit_ms: float = 2.0) -> str:
     """The first level at which any p99 error the goal names (TTFT, ITL, token stamp, first token) passes."""
     keys = ("ttft_err_p99", "itl_err_p99", "stamp_err_p99", "first_err_p99")
-    mine = [r for r in rows if r["client"] == client and "stamp_err_p99" in r]
+    mine = [r for r in rows if r["client"] == client and r.get("matched_requests")]
+    if not mine:
+        return "no request started and ended inside a measured window: run longer (--seconds)"
     for r in mine:
         over = [k.removesuffix("_err_p99") for k in keys if abs(r[k]) > limit_ms]
         if over:

@@ -30,6 +30,7 @@ import pytest
 from loraxkit.loadtest.metrics import BASE_MODEL_LABEL, RequestRecord
 from loraxkit.loadtest.options import option_names
 from loraxkit.loadtest.schedule import arrival_offsets
+from loraxkit.loadtest.selfcheck import merged_events
 from loraxkit.loadtest.slo import NO_RESULT_EXIT_CODE, SLO_EXIT_CODE
 from loraxkit.loadtest.tracecheck import compare
 from loraxkit.sim.process import SimulatorProcess
@@ -52,7 +53,7 @@ WORKLOAD = (
 )
 
 
-TTFT_P50_TOLERANCE_MS = 3.0
+SEND_DELAY_P50_TOLERANCE_MS = 3.0
 
 
 def label(adapter_id: str | None) -> str:
@@ -71,21 +72,9 @@ def assert_agrees_with_trace(
     assert len(server_counts) == 4
     check = compare(records, trace)
     assert check.matched == len(records) and check.token_count_differences == 0
-    stamps = np.asarray(check.stamp_error_ms)
-    # The server stamps before its write, the client's kernel on receipt: a token is never early. Medians
-    # only: on a busy machine the simulator can be descheduled between its stamp and its write, which
-    # delays the bytes themselves (the client's stamp is then right, the server's early).
-    assert stamps.min() > -0.01, stamps.min()
-    assert np.percentile(stamps, 50) < 0.1
+    assert_token_stamps_within_the_self_checks_bounds(records, trace)
     assert min(check.first_token_error_ms) > -0.01  # (first tokens are in `stamps` too)
-    # The request's send stamp precedes the server reading it: TTFT is never shorter than the server's.
-    assert min(check.ttft_error_ms) > -0.01
-    # Requests that opened their connection carry the TCP connect (left out of the steady state).
-    reused = [r for r in records if not r.first_on_connection]
-    # (on a very busy machine a short run may give each user just its first request)
-    if reused:
-        steady = compare(reused, trace)
-        assert np.percentile(steady.ttft_error_ms, 50) < TTFT_P50_TOLERANCE_MS
+    assert_send_stamps_are_the_kernels(records, trace)
     assert np.percentile(np.abs(check.tpot_error_ms), 50) < 0.1
     by_id = {t["request_id"]: t for t in trace}
     for adapter, summary in report["by_adapter"].items():
@@ -95,12 +84,68 @@ def assert_agrees_with_trace(
         assert summary["tpot_ms"]["p50"] == pytest.approx(
             np.median([r.tpot for r in mine if r.tpot is not None]) * 1000
         )
-        errors = compare([r for r in mine if not r.first_on_connection], trace)
-        if errors.ttft_error_ms:
-            assert np.percentile(errors.ttft_error_ms, 50) < TTFT_P50_TOLERANCE_MS, adapter
         truth = [by_id[r.request_id]["token_times"] for r in mine]
         tpot_truth = np.median([(t[-1] - t[0]) / (len(t) - 1) for t in truth if len(t) > 1]) * 1000
         assert abs(summary["tpot_ms"]["p50"] - tpot_truth) < 0.1, adapter
+
+
+def assert_token_stamps_within_the_self_checks_bounds(
+    records: list[RequestRecord], trace: list[dict[str, Any]]
+) -> None:
+    """Token stamps against the simulator's, judged the way the self-check reports them.
+
+    The server stamps a token just before its write, the client's kernel on receipt: a token is never early.
+    A token the self-check does not flag (its read brought no later token) carries its own receipt time:
+    median < 0.1 ms (measured 0.005 ms; medians only: a simulator descheduled between its stamp and its
+    write delays the bytes themselves, the client's stamp is then right, the server's early). A token the
+    self-check flags as merged (read together with the next, when the client fell behind: 29 % of token
+    events with two CPU burners beside the run) is late by at most the bound the self-check reports for it
+    (its stamp minus the stream's previous stamp): on loopback the receipt stamp of a token is taken inside
+    the server's write, which comes before the server stamps the next token, so this holds however loaded
+    the machine is.
+    """
+    by_id = {t["request_id"]: t for t in trace}
+    own: list[float] = []
+    for r in records:
+        if not r.ok:
+            continue
+        client = np.frombuffer(r.token_times, dtype=np.float64)
+        error_ms = (client - np.asarray(by_id[r.request_id]["token_times"])) * 1000.0
+        assert error_ms.min() > -0.01, (r.request_id, error_ms.min())
+        merged = merged_events(client)
+        for index, bound in merged:
+            if bound == bound:  # (a merged first token has no earlier stamp to bound it: TTFT below)
+                assert error_ms[index] <= bound * 1000.0 + 0.01, (r.request_id, index, error_ms[index], bound)
+        flagged = {index for index, _ in merged}
+        own.extend(e for i, e in enumerate(error_ms) if i not in flagged)
+    assert own and np.percentile(own, 50) < 0.1
+
+
+def assert_send_stamps_are_the_kernels(records: list[RequestRecord], trace: list[dict[str, Any]]) -> None:
+    """Every request is timed from the kernel's transmit stamp of its last byte, which lies between the
+    Python stamp before the client call and the simulator reading the request.
+
+    TTFT error (client TTFT - server TTFT) = send to read (`arrival` - sent) + the first token's stamp error,
+    exactly. Send to read is the simulator's intake: how long a busy simulator left the request in its
+    socket (with two CPU burners beside it: 6.7 ms p50, 33 ms p99), which the client's TTFT rightly holds
+    and the server's own does not; it is no error of the harness, so no bound on it is asserted. What the
+    harness controls is asserted: the send stamp is the kernel's (never after the server read the request,
+    never before the Python stamp: a stamp of another write would be), and the Python part of the send path
+    before it stays short (measured p50 0.3 ms, p99 1.1 ms with two burners; the greenlet switch poolcheck.py
+    removes made it 5-10 ms).
+    """
+    by_id = {t["request_id"]: t for t in trace}
+    check = compare(records, trace)
+    assert all(r.sent_user is not None for r in records if r.ok), "a request timed from the Python stamp"
+    assert min(check.send_to_read_ms) > -0.01  # the server never reads a request before it was sent
+    assert min(check.python_send_delay_ms) >= 0.0
+    for r in records:
+        assert r.sent <= by_id[r.request_id]["arrival"] + 1e-5, r.request_id
+    assert min(check.ttft_error_ms) > -0.01  # so TTFT is never shorter than the server's
+    reused = [r for r in records if not r.first_on_connection]
+    if reused:  # (on a very busy machine a short run may give each user just its first request)
+        delays = compare(reused, trace).python_send_delay_ms
+        assert np.percentile(delays, 50) < SEND_DELAY_P50_TOLERANCE_MS
 
 
 def test_one_process_matches_the_trace_per_adapter(locust_run: Any) -> None:
@@ -256,12 +301,14 @@ def test_open_loop_sends_every_scheduled_arrival(locust_run: Any, processes: int
             str(seed),
             "--output-tokens",
             "16",
+            # the run ends as soon as every arrival was answered; the margin is for a saturated machine
             "--drain-time",
-            "10",
-            timeout=90,
+            "60",
+            timeout=180,
         )
         trace = read_trace(sim.trace_path)
     assert run.returncode == 0, run.output
+    assert "scheduled request(s) not finished" not in run.output
     report = run.report
     assert report["overall"]["requests"] == expected == len(trace)
     assert sorted(int(r.request_id.rsplit("-", 1)[1]) for r in run.records) == list(range(expected))

@@ -57,3 +57,18 @@ def test_rate_sweep_stages_have_their_rates() -> None:
 def test_bad_schedules_name_the_option(rates: list, process: str, stage: float | None, match: str) -> None:
     with pytest.raises(ScheduleError, match=match):
         next(arrival_offsets(rates, process, stage, 0))
+
+
+def test_a_rate_sweep_knows_how_many_arrivals_no_user_took_yet() -> None:
+    # The rate sweep's drain waits until this reaches 0 on every process (with nothing in flight).
+    args = ([5.0, 10.0], "poisson", 2.0, 42)
+    schedule = WorkerSchedule(*args, worker_index=1, worker_count=2, t0=0.0)
+    mine = sum(1 for a in arrival_offsets(*args) if a.index % 2 == 1)
+    assert schedule.unclaimed == mine > 0
+    schedule.claim()
+    assert schedule.unclaimed == mine - 1
+    while schedule.claim() is not None:
+        pass
+    assert schedule.unclaimed == 0
+    # an endless schedule (one rate, no stage time) has no count
+    assert WorkerSchedule([5.0], "poisson", None, 1, 0, 1, 0.0).unclaimed is None

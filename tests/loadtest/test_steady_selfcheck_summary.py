@@ -6,6 +6,7 @@ from __future__ import annotations
 from array import array
 
 import numpy as np
+import pytest
 
 from loraxkit.loadtest.analysis import analyse, in_steady_state
 from loraxkit.loadtest.metrics import RequestRecord, Slos, summarize
@@ -66,6 +67,24 @@ def test_self_check_verdicts_say_how_much() -> None:
     assert busy["receive"]["merged_token_events"] == 1
     assert busy["verdicts"][0].startswith("receive side UNRELIABLE") and "40.00 ms" in busy["verdicts"][0]
     assert busy["verdicts"][1].startswith("send side UNRELIABLE")
+
+
+def test_send_side_says_which_requests_the_kernel_timed() -> None:
+    kernel = rec(1.0, [1.1, 1.12])
+    kernel.sent_user = 0.998  # the Python stamp came 2 ms before the kernel's transmit stamp
+    # Every request timed from the kernel: a busy event loop does not move the figures.
+    check = self_check([kernel], [0.02] * 50)
+    assert check["send"]["kernel_send_stamps"] == check["send"]["requests"] == 1
+    assert check["send"]["python_send_delay_ms"]["p50"] == pytest.approx(2.0)
+    assert check["verdicts"][1].startswith("send side ok: 1 of 1 requests timed from the kernel's")
+    # One request timed from the Python stamp: late by up to the Python send delay measured beside it.
+    mixed = self_check([kernel, rec(2.0, [2.1, 2.12])], [])
+    verdict = mixed["verdicts"][1]
+    assert verdict.startswith("send side UNRELIABLE") and "late by 2.00 ms" in verdict
+    # A connect is not the send path: requests that opened their connection are not in the delay.
+    opener = rec(3.0, [3.2], first=True)
+    opener.sent_user = 2.9
+    assert self_check([kernel, opener], [])["send"]["python_send_delay_ms"]["count"] == 1
 
 
 def test_exit_code_no_result_and_error_ceiling() -> None:

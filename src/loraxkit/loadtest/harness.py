@@ -47,6 +47,7 @@ from loraxkit.loadtest.sockstamp import (
 from loraxkit.loadtest.stages import ShapeError, Stage, stage_windows, user_stages
 from loraxkit.loadtest.stream import ERR_STALLED
 from loraxkit.loadtest.summary import terminal_summary
+from loraxkit.loadtest.txstamp import TxStampsUnavailable, check_tx_stamps, install_tx_stamps
 from loraxkit.loadtest.workload import PlannedRequest, Workload, WorkloadError
 
 log = logging.getLogger("loraxkit.loadtest")
@@ -73,7 +74,9 @@ class Harness:
         self.schedule: WorkerSchedule | None = None
         self._next_index = 0
         self.in_flight = 0
+        self.waiting = 0  # open loop: arrivals claimed by a user that waits for their time
         self.worker_in_flight: dict[str, int] = {}
+        self.worker_pending: dict[str, int] = {}  # master: each worker's last pending() (see _drained)
         self.shape: StagedShape | None = None
         self.rate_stages: list[Stage] = []
         self.scrape: Scrape | None = None
@@ -274,6 +277,7 @@ class Harness:
             "records": [r.to_wire() for r in batch],
             "loop_lags": lags,
             "in_flight": self.in_flight,
+            "pending": self.pending(),
         }
 
     def on_worker_report(self, client_id: str, data: dict[str, Any]) -> None:
@@ -285,6 +289,8 @@ class Harness:
         self.records.extend(RequestRecord.from_wire(r) for r in payload["records"])
         self.loop_lags.extend(payload.get("loop_lags", []))
         self.worker_in_flight[client_id] = payload["in_flight"]
+        if "pending" in payload:
+            self.worker_pending[client_id] = payload["pending"]
 
     def on_flush_message(self, environment: Environment, msg: Any, **_: Any) -> None:
         """Worker: let the users finish (Locust's --stop-timeout), then send everything left."""
@@ -352,6 +358,23 @@ class Harness:
     def _in_flight_total(self) -> int:
         return self.in_flight + sum(self.worker_in_flight.values())
 
+    def pending(self) -> int:
+        """Scheduled arrivals of this process not finished yet: in flight, waiting for their time, or not
+        taken by a user yet. Once a rate sweep's schedule is over it only falls: 0 is final."""
+        unclaimed = self.schedule.unclaimed if self.schedule is not None else 0
+        return self.in_flight + self.waiting + (unclaimed or 0)
+
+    def _pending_total(self) -> int | None:
+        """Every process's pending(); None while a worker has not reported one yet."""
+        total = self.pending() if self.sends_requests else 0
+        if self.role != "master":
+            return total
+        for client in self.env.runner.clients.all:
+            if client.id not in self.worker_pending:
+                return None
+            total += self.worker_pending[client.id]
+        return total
+
     def _scrape_loop(self) -> None:
         # geventhttpclient (Locust's own client): httpx's pool needs select.epoll, which gevent removes.
         from geventhttpclient import HTTPClient
@@ -366,13 +389,23 @@ class Harness:
             client.close()
 
     def _end_rate_sweep(self) -> None:
-        """stop after the last stage, once in-flight requests are done (or drain-time)."""
+        """Stop after the last stage once every scheduled arrival was sent and answered, on every process
+        (or when --drain-time runs out: then say how many were not)."""
         total = sum(s.duration for s in self.rate_stages)
         gevent.sleep(max(0.0, self.t0 + total - now()))
         deadline = now() + self.options.drain_time
-        gevent.sleep(1.0)
-        while now() < deadline and self._in_flight_total() > 0:
-            gevent.sleep(0.5)
+        self.worker_pending.clear()  # reports from before the schedule's end are not final
+        pending = self._pending_total()
+        while now() < deadline and pending != 0:
+            gevent.sleep(0.2)
+            pending = self._pending_total()
+        if pending:
+            log.warning(
+                "loraxkit: --drain-time %gs ran out with %d scheduled request(s) not finished (cut or never "
+                "sent); a longer --drain-time lets them finish",
+                self.options.drain_time,
+                pending,
+            )
         if self.role == "master":
             gevent.sleep(3.5)  # one more worker report, carrying the last records
         self.env.runner.quit()
@@ -573,6 +606,15 @@ def check_stream_reader() -> None:
         raise GeventHttpClientChanged(
             f"geventhttpclient {version('geventhttpclient')}: {exc}; install the tested range: "
             f"pip install '{SUPPORTED}'"
+        ) from exc
+    try:
+        install_tx_stamps()
+        if not check_tx_stamps():
+            log.warning("loraxkit: the kernel gives no transmit stamps here: requests are timed from Python")
+    except TxStampsUnavailable as exc:
+        raise GeventHttpClientChanged(
+            f"geventhttpclient {version('geventhttpclient')} / gevent {version('gevent')}: {exc}; install "
+            f"the tested range: pip install '{SUPPORTED}'"
         ) from exc
     if not callable(getattr(getattr(locust_runners, "inspect", None), "stack", None)):
         raise GeventHttpClientChanged(  # install() replaces locust.runners.inspect (see _CheapStackInspect)

@@ -60,6 +60,9 @@ class RequestRecord:
     merged_tokens: int = 0
     read_lag_max: float = 0.0
     read_lag_sum: float = 0.0
+    # Send side (see txstamp): when `sent` is the kernel's transmit time of the request's last byte, the
+    # Python stamp taken before the client call; None when `sent` is that Python stamp itself.
+    sent_user: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -159,6 +162,7 @@ _SCALAR_FIELDS: tuple[str, ...] = (
     "merged_tokens",
     "read_lag_max",
     "read_lag_sum",
+    "sent_user",
 )
 
 

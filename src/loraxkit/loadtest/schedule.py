@@ -72,13 +72,24 @@ class WorkerSchedule:
         if not 0 <= worker_index < worker_count:
             raise ScheduleError(f"worker index {worker_index} is outside 0..{worker_count - 1}")
         self.t0 = t0
-        self._mine = (
+        mine = (
             a
             for a in arrival_offsets(rates, process, stage_time, seed)
             if a.index % worker_count == worker_index
         )
         self.total_time = stage_time * len(rates) if stage_time else None
+        # A rate sweep's schedule is finite: known in full, so the run can tell when all of it was sent.
+        self._finite = list(mine) if self.total_time is not None else None
+        self._mine = iter(self._finite) if self._finite is not None else mine
+        self._claimed = 0
 
     def claim(self) -> Arrival | None:
         """The next arrival for this process, or None when the schedule is over."""
-        return next(self._mine, None)
+        arrival = next(self._mine, None)
+        self._claimed += arrival is not None
+        return arrival
+
+    @property
+    def unclaimed(self) -> int | None:
+        """Arrivals of this process no user has taken yet (None: an endless schedule)."""
+        return None if self._finite is None else len(self._finite) - self._claimed

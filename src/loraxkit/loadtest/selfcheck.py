@@ -7,10 +7,11 @@ merged token's gap (ITL) is 0 and the gap before it is too long; its true arriva
 before it and the shared stamp, which bounds the error. How late the read loop got to bytes the kernel
 already had (read lag) says how close the client is to merging.
 
-Send side. A request is stamped as sent right before the client call, with no greenlet switch before the
-write (poolcheck.py); what can still delay it is the event loop itself. A probe greenlet in each load process
-asks to wake every PROBE_INTERVAL_S and records how late it woke: how late a scheduled send or a read could
-start.
+Send side. A request is timed from the kernel's transmit stamp of its last byte (txstamp.py); the Python
+stamp taken before the client call is kept, and their difference (the Python send path, preemption
+included) is reported. A request without a kernel stamp is timed from the Python stamp, late by up to that
+difference. A probe greenlet in each load process asks to wake every PROBE_INTERVAL_S and records how late it
+woke: how late a scheduled send or a read could start (open-loop lag).
 """
 
 from __future__ import annotations
@@ -27,19 +28,26 @@ MERGED_LIMIT = 0.001  # above this fraction of token events sharing a stamp, ITL
 LOOP_LAG_LIMIT_MS = 1.0  # event-loop lag p99 above this: sends and reads start late
 
 
-def merged_bounds(stamps: np.ndarray) -> tuple[int, bool, list[float]]:
-    """(merged token events, first token merged, error bound of each merged event in s) of one stream."""
+def merged_events(stamps: np.ndarray) -> list[tuple[int, float]]:
+    """(index, error bound in s) of each token event of one stream that shared its kernel stamp with the next.
+
+    Its true arrival lies after the last earlier, different stamp (NaN when there is none: a merged first
+    token) and at the shared stamp at the latest: the stamp is late by at most their difference.
+    """
     if stamps.size < 2:
-        return 0, False, []
-    gaps = np.diff(stamps)
-    merged = np.flatnonzero(gaps == 0.0)  # event i shares the stamp of event i + 1
-    if merged.size == 0:
-        return 0, False, []
-    bounds = []
+        return []
+    merged = np.flatnonzero(np.diff(stamps) == 0.0)  # event i shares the stamp of event i + 1
+    out = []
     for i in merged:
         before = stamps[:i][stamps[:i] < stamps[i]]
-        bounds.append(float(stamps[i] - before[-1]) if before.size else float("nan"))
-    return int(merged.size), bool(merged[0] == 0), bounds
+        out.append((int(i), float(stamps[i] - before[-1]) if before.size else float("nan")))
+    return out
+
+
+def merged_bounds(stamps: np.ndarray) -> tuple[int, bool, list[float]]:
+    """(merged token events, first token merged, error bound of each merged event in s) of one stream."""
+    events = merged_events(stamps)
+    return len(events), bool(events and events[0][0] == 0), [bound for _, bound in events]
 
 
 def receive_check(records: Sequence[RequestRecord]) -> dict[str, Any]:
@@ -69,8 +77,56 @@ def receive_check(records: Sequence[RequestRecord]) -> dict[str, Any]:
     }
 
 
-def send_check(loop_lags: Sequence[float]) -> dict[str, Any]:
-    return {"probe_interval_ms": PROBE_INTERVAL_S * 1000.0, "event_loop_lag_ms": distribution(loop_lags)}
+def send_check(records: Sequence[RequestRecord], loop_lags: Sequence[float]) -> dict[str, Any]:
+    """How many requests are timed from the kernel's transmit stamp, how long the Python send path before it
+    took (requests that reused their connection: the others also hold the connect), and the event-loop lag."""
+    sent = [r for r in records if r.status]  # a response came: the request was written
+    kernel = [r for r in sent if r.sent_user is not None]
+    delays = [r.sent - r.sent_user for r in kernel if not r.first_on_connection and r.sent_user is not None]
+    return {
+        "requests": len(sent),
+        "kernel_send_stamps": len(kernel),
+        "python_send_delay_ms": distribution(delays),
+        "probe_interval_ms": PROBE_INTERVAL_S * 1000.0,
+        "event_loop_lag_ms": distribution(loop_lags),
+    }
+
+
+def send_verdict(send: dict[str, Any]) -> str | None:
+    """Reliable when every request is timed from the kernel's transmit stamp; else judged by how late the
+    Python stamp's requests can be (the measured Python send delay, or the event-loop lag without one)."""
+    loop, delay = send["event_loop_lag_ms"], send["python_send_delay_ms"]
+    total, kernel = send.get("requests", 0), send.get("kernel_send_stamps", 0)
+    parts = []
+    if total:
+        parts.append(
+            f"{kernel} of {total} requests timed from the kernel's transmit stamp of their last byte"
+        )
+    if delay.get("count"):
+        parts.append(
+            f"the Python stamp before it came {delay['p50']:.2f} ms (p50), {delay['p99']:.2f} ms (p99) "
+            "earlier (left out of TTFT and E2E)"
+        )
+    if loop.get("count"):
+        parts.append(
+            f"event-loop lag p50 {loop['p50']:.2f} ms, p99 {loop['p99']:.2f} ms ({loop['count']} probes)"
+        )
+    if not parts:
+        return None
+    line = "; ".join(parts)
+    python_stamped = total - kernel
+    late = delay["p99"] if delay.get("count") else loop.get("p99", 0.0)
+    if python_stamped and late > LOOP_LAG_LIMIT_MS:
+        return (
+            f"send side UNRELIABLE: {line}: {python_stamped} request(s) timed from the Python stamp can be "
+            f"late by {late:.2f} ms (p99) in TTFT and E2E. Add load processes (--processes)"
+        )
+    if not total and late > LOOP_LAG_LIMIT_MS:
+        return (
+            f"send side UNRELIABLE: {line}: scheduled sends and reads start that late; open-loop lag and "
+            "TTFT from the schedule show it. Add load processes (--processes)"
+        )
+    return f"send side ok: {line}"
 
 
 def verdicts(receive: dict[str, Any], send: dict[str, Any]) -> list[str]:
@@ -98,22 +154,12 @@ def verdicts(receive: dict[str, Any], send: dict[str, Any]) -> list[str]:
             )
         else:
             out.append(f"receive side ok: {head}")
-    loop = send["event_loop_lag_ms"]
-    if loop.get("count"):
-        line = (
-            f"event-loop lag p50 {loop['p50']:.2f} ms, p99 {loop['p99']:.2f} ms, max {loop['max']:.2f} ms "
-            f"({loop['count']} probes)"
-        )
-        if loop["p99"] > LOOP_LAG_LIMIT_MS:
-            out.append(
-                f"send side UNRELIABLE: {line}: scheduled sends and reads start that late; open-loop "
-                "lag and TTFT from the schedule show it. Add load processes (--processes)"
-            )
-        else:
-            out.append(f"send side ok: {line}")
+    line = send_verdict(send)
+    if line:
+        out.append(line)
     return out
 
 
 def self_check(records: Sequence[RequestRecord], loop_lags: Sequence[float]) -> dict[str, Any]:
-    receive, send = receive_check(records), send_check(loop_lags)
+    receive, send = receive_check(records), send_check(records, loop_lags)
     return {"receive": receive, "send": send, "verdicts": verdicts(receive, send)}

@@ -7,7 +7,11 @@ client minus server, in milliseconds:
   simulator stamps `arrival` when its event loop reads the request's first bytes, so this also holds the
   client's connect/send time and how long the bytes waited for a busy simulator; the first token's own
   stamp error is reported apart;
-- TPOT error: client TPOT - server TPOT (both (last - first) / (N - 1)).
+- TPOT error: client TPOT - server TPOT (both (last - first) / (N - 1));
+- send to read: the simulator's `arrival` - the client's send stamp (the kernel's transmit time of the
+  request's last byte when it has one): TTFT error = send to read + first token's stamp error, exactly;
+- Python send delay: the kernel's transmit stamp - the Python stamp taken before the client call (the part
+  of the old TTFT error the kernel stamp removes).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ class TraceComparison:
     tpot_error_ms: list[float] = field(default_factory=list)
     stamp_error_ms: list[float] = field(default_factory=list)
     itl_error_ms: list[float] = field(default_factory=list)
+    send_to_read_ms: list[float] = field(default_factory=list)
+    python_send_delay_ms: list[float] = field(default_factory=list)
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -44,6 +50,8 @@ class TraceComparison:
             "tpot_error_ms": distribution(self.tpot_error_ms, scale=1.0),
             "token_stamp_error_ms": distribution(self.stamp_error_ms, scale=1.0),
             "itl_error_ms": distribution(self.itl_error_ms, scale=1.0),
+            "send_to_read_ms": distribution(self.send_to_read_ms, scale=1.0),
+            "python_send_delay_ms": distribution(self.python_send_delay_ms, scale=1.0),
         }
 
 
@@ -80,6 +88,9 @@ def compare(records: Sequence[RequestRecord], trace: Iterable[dict[str, Any]]) -
         result.itl_error_ms.extend(((np.diff(client) - np.diff(server)) * 1000.0).tolist())
         result.first_token_error_ms.append((client[0] - server[0]) * 1000.0)
         server_ttft = server[0] - truth["arrival"]
+        result.send_to_read_ms.append((truth["arrival"] - r.sent) * 1000.0)
+        if r.sent_user is not None:
+            result.python_send_delay_ms.append((r.sent - r.sent_user) * 1000.0)
         result.ttft_error_ms.append(((client[0] - r.sent) - server_ttft) * 1000.0)
         if client.size > 1:
             n = client.size - 1

@@ -36,6 +36,7 @@ from loraxkit.loadtest.stream import (
     read_generate,
     read_sse,
 )
+from loraxkit.loadtest.txstamp import tx_stamp_of
 from loraxkit.loadtest.workload import PlannedRequest
 
 ERR_CLIENT = "client_error"  # an exception in the harness itself (a bug): counted, logged with its traceback
@@ -92,7 +93,11 @@ class LoraxUser(FastHttpUser):
         if intended is not None:
             delay = intended - now()
             if delay > 0:
-                gevent.sleep(delay)
+                harness.waiting += 1  # claimed, not sent yet: the rate sweep's drain waits for it too
+                try:
+                    gevent.sleep(delay)
+                finally:
+                    harness.waiting -= 1
         record = self.new_record(harness, request, intended)
         harness.in_flight += 1
         try:
@@ -135,10 +140,20 @@ class LoraxUser(FastHttpUser):
             "POST", self.route, data=body, headers=headers, stream=streaming, catch_response=True, name=name
         ) as resp:
             record.headers = now()
+            self._take_tx_stamp(resp, record)
             record.response_id = (resp.headers or {}).get(wire.H_REQUEST_ID) if resp.status_code else None
             options = harness.options
             self._read(resp, record, streaming, not options.user_space_stamps, options.request_timeout)
             self._settle(resp, record)
+
+    @staticmethod
+    def _take_tx_stamp(resp: Any, record: RequestRecord) -> None:
+        """Measure from the kernel's transmit time of the request's last byte when the connection has it
+        (txstamp.py): the Python stamp before the client call is kept as `sent_user`."""
+        raw = getattr(resp, "_response", None)  # geventhttpclient's response (guarded at start-up)
+        tx = tx_stamp_of(getattr(raw, "_sock", None))
+        if tx is not None and tx >= record.sent:  # the write came after the Python stamp, never before
+            record.sent_user, record.sent = record.sent, tx
 
     def _read(
         self, resp: Any, record: RequestRecord, streaming: bool, kernel_stamps: bool, timeout: float
