@@ -708,3 +708,32 @@ def test_a_zero_length_step_on_a_fresh_timeline_is_never_late() -> None:
     asyncio.run(engine._sleep_step(0.0))
     assert engine.lateness_max == 0.0 and engine.late_steps == 0
     assert engine.state()["lateness_p99_ms"] == 0.0 and engine._lateness == []
+
+
+def test_stop_ends_the_engine_even_when_a_wake_up_arrives_with_the_cancel() -> None:
+    # the engine idles in its timed re-check (an adapter's download runs); a wake-up and stop()'s cancel
+    # land in the same loop iteration. Python 3.11's wait_for swallowed such a cancel (CPython gh-86296)
+    # and stop() waited forever; the 10 s cap only turns that hang into a failure.
+    sink = _Log()
+    engine = _engine(adapter_load_ms=600_000.0)
+    seq = _seq("a", sink, "org/a", new=2)
+
+    async def run() -> None:
+        engine.start()
+        engine.submit(seq)
+        while not engine.queues.pending or engine._wake.is_set():
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.01)  # the engine is in its timed wait now
+        engine._wake.set()
+        stopping = asyncio.ensure_future(engine.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=10.0)  # does not cancel anything itself
+        stopped.append(bool(done))
+        if not done:  # the hang: end the engine for good so the test can report it
+            assert engine._task is not None
+            engine._task.cancel()
+            await stopping
+
+    stopped: list[bool] = []
+    asyncio.run(run())
+    assert stopped == [True]
+    assert engine._task is not None and engine._task.cancelled()
