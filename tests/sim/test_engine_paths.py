@@ -737,3 +737,50 @@ def test_stop_ends_the_engine_even_when_a_wake_up_arrives_with_the_cancel() -> N
     asyncio.run(run())
     assert stopped == [True]
     assert engine._task is not None and engine._task.cancelled()
+
+
+class _ScriptedClock:
+    """The engine's view of time.monotonic(), read from a script; everything else of `time` as it is."""
+
+    def __init__(self, readings: list[float]) -> None:
+        self.readings = readings
+
+    def monotonic(self) -> float:
+        return self.readings.pop(0) if len(self.readings) > 1 else self.readings[0]
+
+    def time(self) -> float:
+        return time.time()
+
+
+@pytest.mark.parametrize(("late_ms", "counted"), [(2.5, True), (1.5, False)])
+def test_a_step_is_counted_late_only_past_two_milliseconds(
+    monkeypatch: pytest.MonkeyPatch, late_ms: float, counted: bool
+) -> None:
+    # the engine's clock is scripted (the event loop keeps the real one): a 10 ms step starting at 100.0
+    # s ends at 100.010; the engine wakes at 100.010 + late_ms
+    import loraxkit.sim.engine as engine_module
+
+    engine = _engine()
+    woke = 100.010 + late_ms / 1000
+    monkeypatch.setattr(engine_module, "time", _ScriptedClock([100.0, woke, woke]))
+    asyncio.run(engine._sleep_step(0.010))
+    assert engine.lateness_max == pytest.approx(late_ms / 1000)
+    assert engine.late_steps == (1 if counted else 0)
+
+
+def test_each_prefill_records_its_batch_size() -> None:
+    sink = _Log()
+    engine = _ready_engine()
+    for i, name in enumerate(("a", "b", "c")):
+        seq = _seq(name, sink, new=1)
+        seq.queued = float(i)
+        engine.queues.append(BASE, seq)
+
+    async def run() -> None:
+        await engine._prefill(engine._next_batch())
+        engine.queues.append(BASE, _seq("d", sink, new=1))
+        await engine._prefill(engine._next_batch())
+
+    asyncio.run(run())
+    sizes = engine.metrics.histograms["lorax_batch_next_size"][()]
+    assert (sizes.count, sizes.total) == (2, 4.0)  # a batch of 3, then one of 1
