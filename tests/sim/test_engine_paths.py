@@ -289,6 +289,7 @@ def test_a_request_cancelled_during_a_decode_step_gets_no_further_token_and_free
     asyncio.run(run())
     assert [e for e in sink.events if e[0] == "leaves"] == [("leaves", 0)]
     assert [e for e in sink.events if e[0] == "stays"] == [("stays", i) for i in range(10)]
+    assert stays.first_token == stays.token_times[0] and leaves.first_token == leaves.token_times[0]
     assert engine.free_blocks == capacity and engine.running == []
     assert gauge == [1]
 
@@ -752,7 +753,7 @@ class _ScriptedClock:
         return time.time()
 
 
-@pytest.mark.parametrize(("late_ms", "counted"), [(2.5, True), (1.5, False)])
+@pytest.mark.parametrize(("late_ms", "counted"), [(2.125, True), (1.5, False)])
 def test_a_step_is_counted_late_only_past_two_milliseconds(
     monkeypatch: pytest.MonkeyPatch, late_ms: float, counted: bool
 ) -> None:
@@ -766,6 +767,8 @@ def test_a_step_is_counted_late_only_past_two_milliseconds(
     asyncio.run(engine._sleep_step(0.010))
     assert engine.lateness_max == pytest.approx(late_ms / 1000)
     assert engine.late_steps == (1 if counted else 0)
+    state = engine.state()  # to the microsecond
+    assert (state["lateness_max_ms"], state["lateness_p99_ms"]) == (late_ms, late_ms)
 
 
 def test_each_prefill_records_its_batch_size() -> None:
