@@ -289,6 +289,7 @@ def test_a_request_cancelled_during_a_decode_step_gets_no_further_token_and_free
     asyncio.run(run())
     assert [e for e in sink.events if e[0] == "leaves"] == [("leaves", 0)]
     assert [e for e in sink.events if e[0] == "stays"] == [("stays", i) for i in range(10)]
+    assert stays.first_token == stays.token_times[0] and leaves.first_token == leaves.token_times[0]
     assert engine.free_blocks == capacity and engine.running == []
     assert gauge == [1]
 
@@ -708,3 +709,81 @@ def test_a_zero_length_step_on_a_fresh_timeline_is_never_late() -> None:
     asyncio.run(engine._sleep_step(0.0))
     assert engine.lateness_max == 0.0 and engine.late_steps == 0
     assert engine.state()["lateness_p99_ms"] == 0.0 and engine._lateness == []
+
+
+def test_stop_ends_the_engine_even_when_a_wake_up_arrives_with_the_cancel() -> None:
+    # the engine idles in its timed re-check (an adapter's download runs); a wake-up and stop()'s cancel
+    # land in the same loop iteration. Python 3.11's wait_for swallowed such a cancel (CPython gh-86296)
+    # and stop() waited forever; the 10 s cap only turns that hang into a failure.
+    sink = _Log()
+    engine = _engine(adapter_load_ms=600_000.0)
+    seq = _seq("a", sink, "org/a", new=2)
+
+    async def run() -> None:
+        engine.start()
+        engine.submit(seq)
+        while not engine.queues.pending or engine._wake.is_set():
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(0.01)  # the engine is in its timed wait now
+        engine._wake.set()
+        stopping = asyncio.ensure_future(engine.stop())
+        done, _ = await asyncio.wait({stopping}, timeout=10.0)  # does not cancel anything itself
+        stopped.append(bool(done))
+        if not done:  # the hang: end the engine for good so the test can report it
+            assert engine._task is not None
+            engine._task.cancel()
+            await stopping
+
+    stopped: list[bool] = []
+    asyncio.run(run())
+    assert stopped == [True]
+    assert engine._task is not None and engine._task.cancelled()
+
+
+class _ScriptedClock:
+    """The engine's view of time.monotonic(), read from a script; everything else of `time` as it is."""
+
+    def __init__(self, readings: list[float]) -> None:
+        self.readings = readings
+
+    def monotonic(self) -> float:
+        return self.readings.pop(0) if len(self.readings) > 1 else self.readings[0]
+
+    def time(self) -> float:
+        return time.time()
+
+
+@pytest.mark.parametrize(("late_ms", "counted"), [(2.125, True), (1.5, False)])
+def test_a_step_is_counted_late_only_past_two_milliseconds(
+    monkeypatch: pytest.MonkeyPatch, late_ms: float, counted: bool
+) -> None:
+    # the engine's clock is scripted (the event loop keeps the real one): a 10 ms step starting at 100.0
+    # s ends at 100.010; the engine wakes at 100.010 + late_ms
+    import loraxkit.sim.engine as engine_module
+
+    engine = _engine()
+    woke = 100.010 + late_ms / 1000
+    monkeypatch.setattr(engine_module, "time", _ScriptedClock([100.0, woke, woke]))
+    asyncio.run(engine._sleep_step(0.010))
+    assert engine.lateness_max == pytest.approx(late_ms / 1000)
+    assert engine.late_steps == (1 if counted else 0)
+    state = engine.state()  # to the microsecond
+    assert (state["lateness_max_ms"], state["lateness_p99_ms"]) == (late_ms, late_ms)
+
+
+def test_each_prefill_records_its_batch_size() -> None:
+    sink = _Log()
+    engine = _ready_engine()
+    for i, name in enumerate(("a", "b", "c")):
+        seq = _seq(name, sink, new=1)
+        seq.queued = float(i)
+        engine.queues.append(BASE, seq)
+
+    async def run() -> None:
+        await engine._prefill(engine._next_batch())
+        engine.queues.append(BASE, _seq("d", sink, new=1))
+        await engine._prefill(engine._next_batch())
+
+    asyncio.run(run())
+    sizes = engine.metrics.histograms["lorax_batch_next_size"][()]
+    assert (sizes.count, sizes.total) == (2, 4.0)  # a batch of 3, then one of 1

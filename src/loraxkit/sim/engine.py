@@ -343,8 +343,11 @@ class Engine:
                 self._wake.clear()
                 self._deadline = 0.0
                 if self.queues.pending:  # queued work waits for an adapter slot: re-check after a cycle
+                    # asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancel that lands
+                    # as the wake-up arrives (CPython gh-86296), and stop() then waits forever
                     with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), self.queues.cycle_s)
+                        async with asyncio.timeout(self.queues.cycle_s):
+                            await self._wake.wait()
                 else:
                     await self._wake.wait()
                 continue
