@@ -86,3 +86,17 @@ def test_two_extra_mounts_at_one_path_are_refused_as_an_earlier_item() -> None:
 @pytest.mark.parametrize("name", ["shm", "model-cache", "scratch"])
 def test_a_mount_of_any_volume_the_pod_has_renders(name: str) -> None:
     render({"extraVolumes": [SCRATCH], "extraVolumeMounts": [{"name": name, "mountPath": "/mnt/x"}]})
+
+
+# ------------------------------------------------------------------ a rollout that could never progress
+ZEROS = [0, "0", "0%"]
+
+
+@pytest.mark.parametrize("surge", ZEROS)
+@pytest.mark.parametrize("unavailable", ZEROS)
+def test_every_spelling_of_zero_surge_and_zero_unavailable_is_refused(surge: Any, unavailable: Any) -> None:
+    rolling = {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": surge, "maxUnavailable": unavailable}}
+    assert "maxSurge and maxUnavailable are both 0" in _refusal({"updateStrategy": rolling})
+    # one of them at 1 (the smallest step that lets a rollout move) renders
+    render({"updateStrategy": {**rolling, "rollingUpdate": {"maxSurge": surge, "maxUnavailable": 1}}})
+    render({"updateStrategy": {**rolling, "rollingUpdate": {"maxSurge": 1, "maxUnavailable": unavailable}}})
