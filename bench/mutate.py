@@ -475,6 +475,18 @@ def report() -> None:
                 print(f"- L{m['line']} {m['operator']}: `{m['before']}` → `{m['after']}` — {why}")
 
 
+def judged_unrun(target: Target, only: list[int] | None) -> list[Outcome]:
+    """--skip-judged: the selected mutants equivalent.toml judges equivalent, as outcomes, not run."""
+    equivalent, skipped = load_equivalent(target.name), []
+    for i, m in enumerate(make_mutants(target)):
+        why = judge(m, equivalent) if only is None or i in only else None
+        if why is not None:
+            o = Outcome(i, m.line, m.operator, m.before, m.after, "equivalent", reason=f"{why} (not run)")
+            o.context = getattr(m, "context", "")
+            skipped.append(o)
+    return skipped
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         description="Mutate one module (Python or Helm template) of lorax-kit and report how many mutants "
@@ -502,6 +514,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=15, help="seed of --sample (default 15)")
     parser.add_argument("--jobs", type=int, default=1, help="mutants run at once (default 1; 2 cores here)")
     parser.add_argument("--verbose", action="store_true", help="also print each killed mutant")
+    parser.add_argument(
+        "--skip-judged",
+        action="store_true",
+        help="do not run mutants bench/mutation/equivalent.toml already judges equivalent (they count as "
+        "equivalent unrun: a template survivor runs every test, minutes on a busy machine); a full run "
+        "without it also shows every judgement still holds",
+    )
     args = parser.parse_args(argv)
     targets = load_targets()
     if args.report:
@@ -532,10 +551,15 @@ def main(argv: list[str] | None = None) -> int:
     saved = json.loads(result_file.read_text()) if result_file.exists() else {}
     merge = bool(args.only) and not args.sample and saved.get("source_sha256") == digest
     planned = len(only) if only else len(make_mutants(target))
+    skipped = judged_unrun(target, only) if args.skip_judged else []
+    if skipped:
+        wanted = set(only) if only is not None else set(range(len(make_mutants(target))))
+        only = sorted(wanted - {o.id for o in skipped})
     started = time.monotonic()
 
     def save(outcomes: list[Outcome], final: bool) -> dict[str, Any]:
         """Written after every mutant, so an interrupted run still leaves what it measured."""
+        outcomes = sorted([*skipped, *outcomes], key=lambda o: o.id)
         if merge:  # re-run of some mutants: merged into the full run of this same source
             rerun = {o.id for o in outcomes}
             kept = [Outcome(**m) for m in saved["mutants"] if m["id"] not in rerun]
@@ -543,8 +567,12 @@ def main(argv: list[str] | None = None) -> int:
         summary = score(outcomes)
         if args.sample:
             summary["sample_of"] = len(make_mutants(target))
+        elif merge and saved["summary"].get("sample_of"):  # some mutants of a sample re-run: still a sample
+            summary["sample_of"] = saved["summary"]["sample_of"]
         if not final:
             summary["partial"] = f"{len(outcomes)} of {planned} planned mutants run"
+        elif merge and saved["summary"].get("partial"):  # re-runs inside a stopped run: it stays stopped
+            summary["partial"] = saved["summary"]["partial"]
         data = {
             "module": target.name,
             "path": target.path,

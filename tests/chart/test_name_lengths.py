@@ -1,7 +1,7 @@
 """Every object the chart renders keeps a valid name when the names run long: at most 63 characters (the API
 refuses a 64-character Service name: DNS-1035 label), a DNS label (no trailing "-" left by truncation), its
-suffix kept (`-lb`, `-cache`, `-hf-token`, `-test`) so objects never collide, and every reference to it
-(claimName, secretKeyRef, serviceAccountName, scaleTargetRef) renamed with it."""
+suffix kept (`-lb`, `-cache`, `-hf-token`, `-test`, `-dashboard`) so objects never collide, and every
+reference to it (claimName, secretKeyRef, serviceAccountName, scaleTargetRef) renamed with it."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 
 import helm_python as helm
 import pytest
-from chart_helpers import SERVICE_MONITOR_API, find, render, render_hooks
+import yaml
+from chart_helpers import CHART_DIR, SERVICE_MONITOR_API, find, render, render_hooks
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 PVC = "persistentVolumeClaim"
@@ -23,18 +24,29 @@ ALL_OBJECTS: dict[str, Any] = {
     "loadBalancer": {"enabled": True, "sourceRanges": ["10.0.0.0/8"]},
     "podDisruptionBudget": {"enabled": True},
     "keda": {"enabled": True, "serverAddress": "http://prometheus-operated.monitoring:9090"},
-    "metrics": {"serviceMonitor": {"enabled": True}},
+    "metrics": {
+        "serviceMonitor": {"enabled": True},
+        "prometheusRule": {"enabled": True},
+        "grafanaDashboard": {"enabled": True},
+    },
     "networkPolicy": {"enabled": True, "loadBalancerCidrs": ["10.0.0.0/16"]},
 }
 WITH_HPA = {**ALL_OBJECTS, "keda": {"enabled": False}, "autoscaling": {"enabled": True}}
-SUFFIXES = {("Service", "lb"), ("PersistentVolumeClaim", "cache"), ("Secret", "hf-token"), ("Pod", "test")}
+SUFFIXES = {
+    ("Service", "lb"),
+    ("PersistentVolumeClaim", "cache"),
+    ("Secret", "hf-token"),
+    ("Pod", "test"),
+    ("ConfigMap", "dashboard"),
+}
+PROMETHEUS_RULE_API = "monitoring.coreos.com/v1/PrometheusRule"
 # 53 is Helm's longest release name, 63 the schema's longest name override; a name cut where a "-" falls
 # must not end in "-".
 HYPHEN_AT_CUT = "b" * 59 + "-ccc"  # with "-lb": cut to 60 = "bbb...b-" -> "bbb...b-lb"
 
 
 def _objects(values: dict[str, Any], release: str) -> list[dict[str, Any]]:
-    docs = render(values, release=release, api_versions=[SERVICE_MONITOR_API])
+    docs = render(values, release=release, api_versions=[SERVICE_MONITOR_API, PROMETHEUS_RULE_API])
     return docs + render_hooks(values, release=release)
 
 
@@ -47,6 +59,8 @@ CASES = [
     pytest.param({"fullnameOverride": HYPHEN_AT_CUT}, "lorax", HYPHEN_AT_CUT, id="hyphen-at-cut"),
     pytest.param({}, "r" * 53, "r" * 53 + "-lorax", id="release-53"),
     pytest.param({"nameOverride": "n" * 63}, "rel", ("rel-" + "n" * 63)[:63], id="name-63"),
+    # "rel-" + the override cut at 63 ends in its "-": trimmed
+    pytest.param({"nameOverride": "n" * 58 + "-nnnn"}, "rel", "rel-" + "n" * 58, id="name-hyphen-at-cut"),
     pytest.param({}, "my-lorax-prod", "my-lorax-prod", id="release-holds-chart-name"),
 ]
 
@@ -59,7 +73,7 @@ def test_every_object_name_is_a_dns_label_of_at_most_63(
     objects = _objects({**extra, **values}, release)
     kinds = {d["kind"] for d in objects}
     assert {"Deployment", "Service", "ServiceAccount", "Secret", "PersistentVolumeClaim", "Pod"} <= kinds
-    assert {"PodDisruptionBudget", "ServiceMonitor", "NetworkPolicy"} <= kinds
+    assert {"PodDisruptionBudget", "ServiceMonitor", "NetworkPolicy", "PrometheusRule", "ConfigMap"} <= kinds
     assert ("ScaledObject" if extra is ALL_OBJECTS else "HorizontalPodAutoscaler") in kinds
     for doc in objects:
         name = _name(doc)
@@ -90,6 +104,13 @@ def test_helm_takes_a_53_character_release_name_and_refuses_54() -> None:
     render({}, release="r" * 53)
     with pytest.raises(helm.HelmReleaseError, match="invalid release name"):
         render({}, release="r" * 54)
+
+
+def test_helm_refuses_a_release_name_ending_in_a_hyphen() -> None:
+    # so the release-name branch of lorax.fullname never has a "-" to trim (equivalent.toml)
+    render({}, release="my-lorax")
+    with pytest.raises(helm.HelmReleaseError, match="invalid release name"):
+        render({}, release="my-lorax-")
 
 
 def test_a_name_that_fits_uses_all_63_characters() -> None:
@@ -171,3 +192,12 @@ def test_a_name_override_ending_in_a_hyphen_loses_it() -> None:
         assert doc["metadata"]["labels"]["app.kubernetes.io/name"] == "my-model", doc["kind"]
         assert not _name(doc).endswith("-"), doc["kind"]
     assert _name(find(objects, "Deployment")) == "a" * 62
+
+
+def test_every_object_carries_the_chart_label_name_dash_version() -> None:
+    chart = yaml.safe_load((CHART_DIR / "Chart.yaml").read_text())
+    expected = f"{chart['name']}-{chart['version']}"
+    assert "+" not in expected and len(expected) < 62  # the replace and cut never apply (equivalent.toml)
+    for doc in _objects(ALL_OBJECTS, "lorax"):
+        if doc["kind"] != "Pod":  # the helm test pod carries its selector labels only
+            assert doc["metadata"]["labels"]["helm.sh/chart"] == expected, doc["kind"]

@@ -255,3 +255,17 @@ def test_statefulset_claim_templates_are_checked(cluster_doc: dict[str, Any]) ->
     statefulset["spec"]["volumeClaimTemplates"] = [_pvc(modes=("ReadWriteMany",))]
     messages = _volume_messages(cluster_doc, statefulset)
     assert len(messages) == 1 and "wants ['ReadWriteMany']" in messages[0]
+
+
+def test_a_null_storage_class_is_the_default_class_and_is_checked(cluster_doc: dict[str, Any]) -> None:
+    # storageClassName: null (unlike "") asks for the cluster's default class, i.e. EBS here
+    pvc = _pvc(modes=("ReadWriteMany",), storageClassName=None)
+    assert _volume_messages(cluster_doc, deployment(_pvc_pod()), pvc) == [
+        "PVC lorax-cache wants ['ReadWriteMany']; the default (EBS) StorageClass only offers ReadWriteOnce; "
+        "use EFS/FSx or ReadWriteOnce"
+    ]
+
+
+def test_the_volume_messages_name_the_claim(cluster_doc: dict[str, Any]) -> None:
+    messages = _volume_messages(cluster_doc, deployment(_pvc_pod()), _pvc(size=str(16 * 2**40 + 1)))
+    assert messages == ["PVC lorax-cache asks 16384.0 GiB; EBS volumes stop at 16384.0 GiB"]

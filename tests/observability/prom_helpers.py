@@ -21,7 +21,8 @@ PROMETHEUS = shutil.which("prometheus")
 class PrometheusServer:
     """`prometheus` on 127.0.0.1 with the given scrape targets and rule files.
 
-    `targets` maps a target address to the labels it gets (namespace/service, as a ServiceMonitor would)."""
+    `targets` maps a target address to the labels it gets (namespace/service, as a ServiceMonitor would).
+    `extra_jobs` are further scrape configs as Prometheus reads them (e.g. kube-state-metrics')."""
 
     def __init__(
         self,
@@ -29,6 +30,7 @@ class PrometheusServer:
         rule_files: list[Path],
         interval: str = "1s",
         job: str = "lorax",
+        extra_jobs: list[dict[str, Any]] | None = None,
     ) -> None:
         assert PROMETHEUS is not None
         self._dir = tempfile.TemporaryDirectory(prefix="loraxkit-prom-")
@@ -48,7 +50,8 @@ class PrometheusServer:
                     "static_configs": [
                         {"targets": [addr], "labels": labels} for addr, labels in targets.items()
                     ],
-                }
+                },
+                *(extra_jobs or []),
             ],
         }
         self.config_path = Path(self._dir.name) / "prometheus.yml"

@@ -99,3 +99,27 @@ def test_sharding_does_not_stretch_the_adapter_reservation() -> None:
     seventy = dict(model="meta-llama/Llama-3.1-70B-Instruct", adapters="8x16", adapter_memory_fraction=0.05)
     p = make_plan(_inputs(instance="p4d.24xlarge", **seventy))
     assert p.adapters_fit == int(0.05 * p.budget.total // p.adapter_bytes) == 5  # not 8 x 5
+
+
+SEVENTY_ON_A10G = dict(
+    model="meta-llama/Llama-2-70b-chat-hf", instance=None, gpu="a10g", gpus=8, dtype="float16",
+    adapters="0x16", cuda_graphs="off", max_input_length=3072, max_total_tokens=4096,
+    max_batch_prefill_tokens=4096,
+)  # fmt: skip
+
+
+def test_tgi_0_9_allocates_the_given_total_before_its_warmup_and_infers_nothing() -> None:
+    """TGI v0.9.3 flash_causal_lm.py l.713-735: CacheManager(ceil(total / 16) + 10 blocks), then prefill."""
+    b = make_plan(_inputs(**SEVENTY_ON_A10G, engine="tgi-0.9")).budget
+    assert b.max_batch_total_tokens == 16_000  # the v0.9.3 launcher's default (main.rs l.187-188)
+    assert b.num_blocks == b.kv_blocks_at_warmup == math.ceil(16_000 / 16) + 10
+    kv = b.num_blocks * b.bytes_per_block
+    assert b.free_after_warmup == b.usable - b.weights - b.warmup.peak_bytes - kv
+    # blocks hold KV heads per shard (8 // 8 = 1), not attention heads (flash_llama.py l.72 at v0.9.3)
+    assert b.bytes_per_block == 80 * 16 * 1 * 128 * 2 * 2
+    more = make_plan(_inputs(**SEVENTY_ON_A10G, engine="tgi-0.9", max_batch_total_tokens=40_000)).budget
+    assert more.max_batch_total_tokens == 40_000
+    lost = (more.num_blocks - b.num_blocks) * b.bytes_per_block
+    assert b.free_after_warmup - more.free_after_warmup == lost
+    inferred = make_plan(_inputs(**SEVENTY_ON_A10G, engine="tgi-1.0")).budget
+    assert inferred.fixed_total is None and inferred.max_batch_total_tokens > 16_000

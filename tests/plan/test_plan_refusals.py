@@ -90,3 +90,25 @@ def test_kv_cache_smaller_than_one_full_length_request() -> None:
     assert "the warm-up batch's KV (16.0 GiB" in _refusals(**long)["--max-batch-prefill-tokens"]
     found = _refusals(**long, engine="tgi-1.0")
     assert "less than one request of --max-total-tokens 65,536" in found["--max-total-tokens"]
+
+
+def test_tgi_0_9_total_that_does_not_fit_beside_its_warmup() -> None:
+    from test_plan_engine import SEVENTY_ON_A10G
+
+    found = _refusals(**SEVENTY_ON_A10G, engine="tgi-0.9", max_batch_total_tokens=100_000)
+    assert "allocates the KV cache for all 100,000 tokens" in found["--max-batch-total-tokens"]
+    assert "16000" not in found["--max-batch-total-tokens"]
+    plan(request(**SEVENTY_ON_A10G, engine="tgi-0.9", max_batch_total_tokens=16_000))
+
+
+def test_tgi_0_9_total_below_one_request_or_the_prefill() -> None:
+    from test_plan_engine import SEVENTY_ON_A10G
+
+    found = _refusals(**SEVENTY_ON_A10G, engine="tgi-0.9", max_batch_total_tokens=4000)
+    assert "4,096 > --max-batch-total-tokens 4,000" in found["--max-total-tokens"]
+    assert "4,096 > --max-batch-total-tokens 4,000" in found["--max-batch-prefill-tokens"]
+
+
+def test_max_batch_total_tokens_only_for_the_engine_that_does_not_infer_it() -> None:
+    with pytest.raises(ValueError, match="infers it at warm-up"):
+        plan(request(max_batch_total_tokens=16_000))

@@ -219,8 +219,3 @@ failureThreshold: {{ $p.failureThreshold | int64 }}
 {{- define "lorax.shellQuote" -}}
 '{{ replace "'" "'\\''" . }}'
 {{- end -}}
-
-{{/* "true" when a value is set (not null). */}}
-{{- define "lorax.set" -}}
-{{- if not (kindIs "invalid" .) -}}true{{- end -}}
-{{- end -}}

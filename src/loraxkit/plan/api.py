@@ -45,6 +45,7 @@ class Request:
     cuda_graphs: str = "auto"  # auto: on with one shard (0.12.1 refuses them sharded)
     cuda_memory_fraction: float = 1.0
     engine: str = LORAX_0_12_1.name
+    max_batch_total_tokens: int | None = None  # only --engine tgi-0.9, which does not infer it
 
     def command(self) -> str:
         """The `loraxkit plan` command line that reproduces this request (non-default flags only)."""
@@ -127,6 +128,11 @@ def plan_input(req: Request) -> tuple[ModelConfig, gpus.Placement, PlanInput]:
     count, rank = parse_adapters(req.adapters)
     if req.engine not in ENGINES:
         raise ValueError(f"--engine {req.engine!r}: choose one of {', '.join(ENGINES)}")
+    if req.max_batch_total_tokens is not None and ENGINES[req.engine].infers_total:
+        raise ValueError(
+            f"--max-batch-total-tokens: {req.engine} infers it at warm-up (the planner prints that value); "
+            "the flag plans --engine tgi-0.9, which allocates exactly the given total. Drop the flag."
+        )
     limits = default_limits(
         model, req.max_total_tokens, req.max_input_length, req.max_batch_prefill_tokens,
         req.typical_input, req.typical_output, req.max_new_tokens,
@@ -142,6 +148,7 @@ def plan_input(req: Request) -> tuple[ModelConfig, gpus.Placement, PlanInput]:
         cuda_graphs=_cuda_graphs(req, shards),
         cuda_memory_fraction=req.cuda_memory_fraction,
         engine=ENGINES[req.engine],
+        max_batch_total_tokens=req.max_batch_total_tokens,
     )
     return model, placement, inp
 

@@ -89,6 +89,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     run.add_argument("--cuda-memory-fraction", type=float, default=1.0, help="LoRAX --cuda-memory-fraction")
     run.add_argument("--engine", choices=sorted(ENGINES), default="lorax-0.12.1", help="accounting constants")
+    run.add_argument(
+        "--max-batch-total-tokens",
+        type=int,
+        help="with --engine tgi-0.9 only (TGI <= 0.9.3 allocates exactly this KV; default its 16000); "
+        "later engines infer it",
+    )
     out = p.add_argument_group("output")
     out.add_argument("--values-out", type=Path, help="write a charts/lorax values file here")
     out.add_argument("--json", action="store_true", help="print the plan as JSON instead of the text budget")
@@ -123,6 +129,7 @@ def request_from_args(args: argparse.Namespace) -> Request:
         adapter_bytes_per_param=args.adapter_bytes_per_param,
         adapter_memory_fraction=args.adapter_memory_fraction, cuda_graphs=args.cuda_graphs,
         cuda_memory_fraction=args.cuda_memory_fraction, engine=args.engine,
+        max_batch_total_tokens=args.max_batch_total_tokens,
     )  # fmt: skip
 
 

@@ -28,6 +28,12 @@ class EngineConstants:
     log_softmax_in_place: bool = True
     # Warm-up requests ask for max_total - input new tokens (their KV blocks are added back after sizing).
     warmup_max_new_to_total: bool = True
+    # False: no inference; the KV cache for the user's --max-batch-total-tokens is allocated before the
+    # warm-up prefill, which must fit beside it (TGI <= 0.9.3).
+    infers_total: bool = True
+    # False: the warm-up reports ANY exception as "Not enough memory ..." (TGI <= 1.1.0), so a user's
+    # report of that message does not by itself show that memory ran out.
+    warmup_error_means_oom: bool = True
 
 
 LORAX_0_12_1 = EngineConstants(
@@ -40,6 +46,27 @@ LORAX_0_12_1 = EngineConstants(
     log_softmax_in_place=True,  # models/flash_causal_lm.py l.1776
     source=f"{LORAX}/server/lorax_server/models/flash_causal_lm.py#L1271-L1386",
 )
+# TGI v0.9.0-v0.9.3 (v0.9.3 = 5e6ddfd6): nothing inferred. The launcher's --max-batch-total-tokens (default
+# 16000, launcher/src/main.rs l.187-188) is allocated as ceil(total / 16) + 10 blocks before the warm-up
+# prefill runs (flash_causal_lm.py l.713-735); KV heads per shard = num_key_value_heads // shards
+# (flash_llama.py l.72, flash_llama_modeling.py l.195-197). Any exception there, memory or not, is reported
+# as "Not enough memory to handle N total tokens with M prefill tokens" (l.728-732: `except Exception`).
+TGI_0_9 = EngineConstants(
+    name="tgi-0.9",
+    wiggle_room=1.0,
+    default_adapter_fraction=0.0,
+    graph_memory_subtracted=False,
+    warmup_decodes=False,
+    block_size=16,
+    source=f"{TGI}/5e6ddfd6a4fecc394255d7109f87c420c98b4e15/server/text_generation_server/models/"
+    "flash_causal_lm.py#L713-L735",
+    warmup_max_new_to_total=False,  # router/client/src/client.rs l.130 at v0.9.3: max_new_tokens 2
+    log_softmax_in_place=False,  # flash_causal_lm.py l.879 at v0.9.3
+    infers_total=False,
+    warmup_error_means_oom=False,
+)
+# The --max-batch-total-tokens TGI <= 0.9.3 used when the user gave none (launcher/src/main.rs l.187-188).
+TGI_0_9_DEFAULT_TOTAL = 16_000
 # TGI v0.9.4-v1.3: no margin, prefill-only warm-up (flash_causal_lm.py v1.0.0 l.714-768).
 TGI_1_0 = EngineConstants(
     name="tgi-1.0",
@@ -51,6 +78,8 @@ TGI_1_0 = EngineConstants(
     source=f"{TGI}/v1.0.0/server/text_generation_server/models/flash_causal_lm.py#L714-L768",
     warmup_max_new_to_total=False,  # router/client/src/client.rs l.129 at v1.0.0: max_new_tokens 2
     log_softmax_in_place=False,  # flash_causal_lm.py l.913 at v1.0.0
+    # flash_causal_lm.py l.728 at v1.0.0: `except Exception`; only OutOfMemoryError from 96a982ad (v1.1.1).
+    warmup_error_means_oom=False,
 )
 # TGI v1.4.5-v2.2 (and v3.0): a 0.95 margin; CUDA graphs are captured after the KV cache is sized.
 TGI_2_0 = EngineConstants(
@@ -76,4 +105,4 @@ TGI_2_4 = EngineConstants(
     log_softmax_in_place=True,  # flash_causal_lm.py l.2046 at v2.4.0
 )
 
-ENGINES: dict[str, EngineConstants] = {e.name: e for e in (LORAX_0_12_1, TGI_1_0, TGI_2_0, TGI_2_4)}
+ENGINES: dict[str, EngineConstants] = {e.name: e for e in (LORAX_0_12_1, TGI_0_9, TGI_1_0, TGI_2_0, TGI_2_4)}

@@ -15,9 +15,7 @@ def _row(case: published.Case) -> str:
     where = f"{case.shards} x {case.gpu}"
     limits = f"{lim.max_input:,} / {lim.max_total:,} / {lim.max_prefill:,}"
     if case.observed == published.OOM:
-        seen = f"warm-up OOM at {case.required_total:,} tokens" if case.required_total else "warm-up OOM"
-        verdict = "agrees: does not fit" if full.agrees else f"MISSES: plans {full.predicted:,} tokens"
-        cells = [seen, verdict, "", ""]
+        cells = [f"warm-up error '{case.message}'", _oom_verdict(case, full), "", ""]
     else:
         planned = f"{full.predicted:,}" if full.predicted else full.verdict
         loo_cell = _pct(loo.error) if case in published.CALIBRATION else "not fitted"
@@ -25,6 +23,27 @@ def _row(case: published.Case) -> str:
     name = f"[{case.key}]({case.url})"
     return " | ".join(["", name, case.model.model_id, where, limits, f"{case.version}, `{case.engine.name}`",
                        *cells, case.assumed or "-", ""]).strip()  # fmt: skip
+
+
+def _oom_verdict(case: published.Case, full: published.Outcome) -> str:
+    if case.proven_oom and full.agrees:
+        return f"agrees: does not fit (refuses {', '.join(full.refused)})"
+    if case.proven_oom:
+        return f"MISSES: plans {full.predicted:,} tokens"
+    if full.predicted is None:
+        return "does not fit (not scored: not a proven OOM)"
+    left = published.budget(case).free_after_warmup / 1024**3
+    return f"fits, {left:.1f} GiB/GPU left (not scored: not a proven OOM)"
+
+
+def _errors() -> list[str]:
+    """What the engine's source says about each reported warm-up error."""
+    lines = ["", "Warm-up errors, read against the source of the version that raised them:", ""]
+    for case in published.CASES:
+        if case.observed == published.OOM:
+            kind = "an out-of-memory error" if case.proven_oom else "NOT shown to be out of memory"
+            lines.append(f"- `{case.key}` ({kind}): {case.evidence}.")
+    return lines
 
 
 def published_table() -> str:
@@ -40,7 +59,7 @@ def published_table() -> str:
         f"{fixed / 1024**2:.0f} MiB fixed (activation.py holds {activation.HIDDEN_COPIES}, "
         f"{activation.FIXED_BYTES // 1024**2} MiB)."
     )
-    return "\n".join(head + [_row(c) for c in published.CASES]) + "\n" + foot
+    return "\n".join(head + [_row(c) for c in published.CASES] + _errors()) + "\n" + foot
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from loraxkit.plan import activation
 from loraxkit.plan.adapters import AdapterSpec, adapters_that_fit, fraction_for
-from loraxkit.plan.constants import LORAX_0_12_1, EngineConstants
+from loraxkit.plan.constants import LORAX_0_12_1, TGI_0_9_DEFAULT_TOTAL, EngineConstants
 from loraxkit.plan.gpus import Placement
 from loraxkit.plan.launcher import launcher_defaults
 from loraxkit.plan.models import ModelConfig
@@ -55,6 +55,9 @@ class PlanInput:
     cuda_memory_fraction: float = 1.0
     engine: EngineConstants = LORAX_0_12_1
     activation_terms: tuple[float, float] | None = None  # None: activation.py's fitted constants
+    # The user's --max-batch-total-tokens; read only by an engine that does not infer it (tgi-0.9), which
+    # allocates exactly this KV before its warm-up (None there: that launcher's default, 16000).
+    max_batch_total_tokens: int | None = None
 
 
 @dataclass(frozen=True)
@@ -87,24 +90,40 @@ class Budget:
     bytes_per_block: int
     wiggle_room: float
     block_size: int
+    # Engines that do not infer (TGI <= 0.9.3): the user's total, allocated before the warm-up.
+    fixed_total: int | None = None
+
+    @property
+    def kv_blocks_at_warmup(self) -> int:
+        """KV blocks allocated while the warm-up runs: the warm-up batch's, or (TGI <= 0.9.3) the user's
+        whole --max-batch-total-tokens plus 10 blocks (flash_causal_lm.py l.720 at v0.9.3)."""
+        if self.fixed_total is None:
+            return self.warmup_kv_blocks
+        return math.ceil(self.fixed_total / self.block_size) + 10
 
     @property
     def free_after_warmup(self) -> int:
         """What LoRAX's `free_memory` holds before the margin: usable minus everything counted as used."""
-        used = self.weights + self.warmup.peak_bytes + self.warmup_kv_blocks * self.bytes_per_block
+        used = self.weights + self.warmup.peak_bytes + self.kv_blocks_at_warmup * self.bytes_per_block
         return self.usable - self.adapter_reservation - used - self.graphs
 
     @property
     def margin(self) -> int:
+        if self.fixed_total is not None:
+            return 0
         return int(max(self.free_after_warmup, 0) * (1 - self.wiggle_room))
 
     @property
     def num_blocks(self) -> int:
+        if self.fixed_total is not None:
+            return self.kv_blocks_at_warmup
         free = max(self.free_after_warmup, 0)
         return int((free * self.wiggle_room) // self.bytes_per_block) + self.warmup_kv_blocks
 
     @property
     def max_batch_total_tokens(self) -> int:
+        if self.fixed_total is not None:
+            return self.fixed_total  # the router batches to the user's value (router/src/main.rs)
         return self.num_blocks * self.block_size
 
     @property
@@ -267,6 +286,8 @@ def make_plan(inp: PlanInput) -> Plan:
             )
         )
     budget = _budget(inp, fraction)
+    if not inp.engine.infers_total:
+        found.extend(_fixed_total_limits(inp))
     found.extend(_memory_refusals(inp, budget))
     if found:
         raise PlanRefused(found)
@@ -285,6 +306,7 @@ def _budget(inp: PlanInput, adapter_fraction: float) -> Budget:
     per_request = lim.max_total if eng.warmup_max_new_to_total else lim.max_input + 2
     warm_blocks = requests * math.ceil(per_request / eng.block_size)
     graphs = graph_memory_estimate(weights) if inp.cuda_graphs and eng.graph_memory_subtracted else 0
+    fixed = None if eng.infers_total else inp.max_batch_total_tokens or TGI_0_9_DEFAULT_TOTAL
     return Budget(
         total=total,
         usable=int(total * inp.cuda_memory_fraction),
@@ -298,6 +320,7 @@ def _budget(inp: PlanInput, adapter_fraction: float) -> Budget:
         bytes_per_block=bytes_per_block,
         wiggle_room=eng.wiggle_room,
         block_size=eng.block_size,
+        fixed_total=fixed,
     )
 
 
@@ -317,6 +340,8 @@ def _memory_refusals(inp: PlanInput, b: Budget) -> list[Refusal]:
                 f"use >= {need} GPUs (--shards), a quantization (--quantize), or a larger GPU",
             )
         ]
+    if b.free_after_warmup < 0 and b.fixed_total is not None:
+        return [_fixed_total_refusal(inp, b)]
     if b.free_after_warmup < 0:
         return [
             Refusal(
@@ -333,7 +358,8 @@ def _memory_refusals(inp: PlanInput, b: Budget) -> list[Refusal]:
             )
         ]
     # Unreachable with LoRAX's decode-to-total warm-up (its batch holds a full request); TGI 1.0 can get here.
-    if b.max_batch_total_tokens < inp.limits.max_total:
+    # (A given total, tgi-0.9, is checked against the limits by its launcher: _fixed_total_limits.)
+    if b.fixed_total is None and b.max_batch_total_tokens < inp.limits.max_total:
         return [
             Refusal(
                 "--max-total-tokens",
@@ -343,6 +369,35 @@ def _memory_refusals(inp: PlanInput, b: Budget) -> list[Refusal]:
             )
         ]
     return []
+
+
+def _fixed_total_refusal(inp: PlanInput, b: Budget) -> Refusal:
+    """TGI <= 0.9.3 allocates the user's whole KV cache, then prefills the warm-up batch beside it."""
+    gib = 1024**3
+    kv = b.kv_blocks_at_warmup * b.bytes_per_block / gib
+    return Refusal(
+        "--max-batch-total-tokens",
+        f"{inp.engine.name} allocates the KV cache for all {b.fixed_total:,} tokens before the warm-up "
+        f"({b.kv_blocks_at_warmup:,} blocks, {kv:.1f} GiB), then "
+        f"prefills {inp.limits.max_prefill:,} tokens beside it: weights {b.weights / gib:.1f} GiB + warm-up "
+        f"peak {b.warmup.peak_bytes / gib:.1f} GiB (estimated) exceed {b.total / gib:.2f} GiB per GPU "
+        f"('Not enough memory to handle {b.fixed_total} total tokens with {inp.limits.max_prefill} prefill "
+        "tokens', flash_causal_lm.py l.713-735 at TGI v0.9.3).",
+        "lower --max-batch-total-tokens or --max-batch-prefill-tokens, or add GPUs",
+    )
+
+
+def _fixed_total_limits(inp: PlanInput) -> list[Refusal]:
+    """TGI <= 0.9.3's launcher checks the user's total against the other limits (main.rs l.1039-1048)."""
+    total = inp.max_batch_total_tokens or TGI_0_9_DEFAULT_TOTAL
+    lim = inp.limits
+    checked = (("--max-batch-prefill-tokens", lim.max_prefill), ("--max-total-tokens", lim.max_total))
+    return [
+        Refusal(flag, f"{value:,} > --max-batch-total-tokens {total:,} (TGI v0.9.3 launcher/src/main.rs "
+                f"l.1039-1048).", f"raise --max-batch-total-tokens to >= {value}")
+        for flag, value in checked
+        if value > total
+    ]  # fmt: skip
 
 
 def plan_fraction_is_zero(inp: PlanInput) -> bool:

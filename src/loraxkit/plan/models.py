@@ -147,6 +147,14 @@ BUILTIN: dict[str, ModelConfig] = {
             _CARD,
             **{**_MISTRAL_V01, "sliding_window": None},
         ),
+        # v0.3: the v0.2 shapes with a 32,768-token vocabulary (config.json vocab_size 32768, sliding_window
+        # null); model card: 7.25B parameters.
+        _row(
+            "mistralai/Mistral-7B-Instruct-v0.3",
+            7.25,
+            _CARD,
+            **{**_MISTRAL_V01, "sliding_window": None, "vocab_size": 32768},
+        ),
         _row("meta-llama/Llama-3.1-8B", 8.03, _CARD, **_LLAMA31_8B),
         _row("meta-llama/Llama-3.1-8B-Instruct", 8.03, _CARD, **_LLAMA31_8B),
         _row("meta-llama/Llama-3.1-70B-Instruct", 70.6, _CARD, **_LLAMA31_70B),

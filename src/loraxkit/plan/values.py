@@ -17,6 +17,7 @@ import yaml
 
 from loraxkit.eks.instance_types import INSTANCE_TYPES
 from loraxkit.plan.api import Result, max_concurrent_requests
+from loraxkit.plan.engine import Plan
 from loraxkit.sim.profiles import H100_BATCH
 
 BEGIN = "# ---- loraxkit plan: generated; change the command below and run `loraxkit plan --update FILE` ----"
@@ -68,6 +69,13 @@ def _row(label: str, what: str, sign: str, amount: float) -> str:
     return f"#   {label:<9} {what:<66} {sign} {amount:6.2f} GiB"
 
 
+def _total_line(p: Plan) -> str:
+    if p.budget.fixed_total is not None:  # TGI <= 0.9.3: nothing inferred, the user's value is allocated
+        engine = p.inputs.engine.name
+        return f"# max-batch-total-tokens {p.max_batch_total_tokens:,}: allocated as given ({engine})."
+    return f"# max-batch-total-tokens LoRAX would infer: {p.max_batch_total_tokens:,} (left to its warm-up)."
+
+
 def comment_block(result: Result) -> list[str]:
     """The budget, limits, adapters, speed and cost, as comment lines (the arithmetic a reader can redo)."""
     inp, p, b, m = result.inputs, result.plan, result.plan.budget, result.model
@@ -97,7 +105,7 @@ def comment_block(result: Result) -> list[str]:
              b.kv_bytes / GIB),
         f"# KV per token per GPU = {m.num_layers} layers x {kv_heads} KV heads x {m.head_dim} x 2 (K,V) x "
         f"{inp.weights.dtype_bytes} B ({inp.weights.kv_dtype_note}).",
-        f"# max-batch-total-tokens LoRAX would infer: {p.max_batch_total_tokens:,} (left to its warm-up).",
+        _total_line(p),
         f"# Requests whose KV fits at once: {p.requests_at_max:,} at the full {lim.max_total:,}-token"
         " context,",
         f"# {p.requests_at_typical:,} at a typical {lim.typical_input:,} in + {lim.typical_output:,} out.",

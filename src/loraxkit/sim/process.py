@@ -18,6 +18,8 @@ from types import TracebackType
 
 import httpx
 
+from loraxkit import childproc
+
 
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
@@ -111,13 +113,7 @@ class SimulatorProcess:
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        childproc.stop(self.proc, grace=10)
         self._log.close()
         if self._tmpdir is not None:
             self._tmpdir.cleanup()

@@ -2,7 +2,8 @@
 kube-scheduler and KWOK (node heartbeats and pod lifecycle without a kubelet).
 
 Built from go/kube, go/etcd and go/kwok (`loraxkit tools build`). Every process is started by this
-module, recorded by pid, and stopped by that pid (SIGTERM, then SIGKILL after a grace period).
+module, recorded by pid, and stopped by that pid (SIGTERM, then SIGKILL after a grace period); if the
+starting process is killed before it can stop them, the kernel kills them too (`childproc.die_with_parent`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from loraxkit import gotools
+from loraxkit.childproc import die_with_parent
 
 KUBE_VERSION = "v1.35.4"
 SERVICE_CIDR = "10.96.0.0/16"
@@ -38,7 +40,8 @@ BINARIES = {
     "kwok": ("kwok", "kwok"),
     "kwok-stages": ("kwok", "kwok-stages"),
 }
-TOOLS = ("kube", "etcd", "kwok", "helm")
+# kube-state-metrics: not part of the plane; tests/observability runs it against the API server
+TOOLS = ("kube", "etcd", "kwok", "helm", "kube-state-metrics")
 BUILD_COMMAND = "loraxkit tools build " + " ".join(TOOLS)
 
 
@@ -47,8 +50,8 @@ class ControlPlaneError(RuntimeError):
 
 
 def missing_binaries() -> list[str]:
-    """Binaries (of the control plane and helm) that are not built."""
-    wanted = [*BINARIES.values(), ("helm", "helm")]
+    """Binaries (of the control plane, helm and kube-state-metrics) that are not built."""
+    wanted = [*BINARIES.values(), ("helm", "helm"), ("kube-state-metrics", "kube-state-metrics")]
     return [binary for tool, binary in wanted if gotools.bin_path(tool, binary) is None]
 
 
@@ -58,10 +61,37 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+OWNER_FILE = "owner.pid"  # in etcd's data folder: the pid of the process that started it
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process: alive
+    return True
+
+
+def _sweep_orphans(base: Path, prefix: str) -> None:
+    """Remove data folders left by a run that was killed before its teardown (tmpfs is memory)."""
+    for folder in base.glob(prefix + "*"):
+        try:
+            owner = int((folder / OWNER_FILE).read_text())
+        except (OSError, ValueError):
+            continue  # not ours to judge: no owner recorded
+        if not _alive(owner):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def _shm_dir(prefix: str) -> Path:
     """etcd's data on tmpfs when there is one: fsync-free and off the shared disk."""
-    base = "/dev/shm" if os.access("/dev/shm", os.W_OK) else None
-    return Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    base = Path("/dev/shm") if os.access("/dev/shm", os.W_OK) else Path(tempfile.gettempdir())
+    _sweep_orphans(base, prefix)
+    folder = Path(tempfile.mkdtemp(prefix=prefix, dir=base))
+    (folder / OWNER_FILE).write_text(str(os.getpid()))
+    return folder
 
 
 @dataclass
@@ -149,6 +179,7 @@ class ControlPlane:
 
     def _spawn(self, name: str, args: list[str]) -> Process:
         log = self.workdir / f"{name}.log"
+        parent = os.getpid()
         with open(log, "wb") as out:
             popen = subprocess.Popen(
                 [self.binary(name), *args],
@@ -156,6 +187,7 @@ class ControlPlane:
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # a Ctrl-C in the terminal is pytest's to handle, not theirs
+                preexec_fn=lambda: die_with_parent(parent),  # a SIGKILLed test run leaves no server behind
             )
         proc = Process(name, popen, log)
         self.processes.append(proc)
@@ -274,7 +306,10 @@ class ControlPlane:
         self.kwok_port = port
         stages = self.workdir / "kwok-stages.yaml"  # kwokctl's default stages, from the same KWOK module
         printed = subprocess.run([self.binary("kwok-stages")], check=True, capture_output=True, text=True)
-        stages.write_text(printed.stdout)
+        # plus the lorax container's fault stage (inert unless a test annotates a pod: kwok_faults.py)
+        from loraxkit.testcluster import kwok_faults  # here, not at the top: keeps this hook one hunk
+
+        stages.write_text(printed.stdout + "---\n" + kwok_faults.STAGE)
         self._spawn(
             "kwok",
             [
