@@ -75,7 +75,12 @@ def assert_agrees_with_trace(
     assert_token_stamps_within_the_self_checks_bounds(records, trace)
     assert min(check.first_token_error_ms) > -0.01  # (first tokens are in `stamps` too)
     assert_send_stamps_are_the_kernels(records, trace)
-    assert np.percentile(np.abs(check.tpot_error_ms), 50) < 0.1
+    # TPOT from the first to the last token: the last token's stamp is always its own receipt (nothing after
+    # it shares its read), the first one's is not when the self-check flags it as merged (read together with
+    # the second, late by up to a decode step): judged over the requests whose first token it does not flag.
+    own_first = [r for r in records if r.ok and not first_token_merged(r)]
+    assert own_first, "every request's first token merged"
+    assert np.percentile(np.abs(compare(own_first, trace).tpot_error_ms), 50) < 0.1
     by_id = {t["request_id"]: t for t in trace}
     for adapter, summary in report["by_adapter"].items():
         mine = [r for r in records if r.adapter_label == adapter and r.ok]
@@ -84,9 +89,19 @@ def assert_agrees_with_trace(
         assert summary["tpot_ms"]["p50"] == pytest.approx(
             np.median([r.tpot for r in mine if r.tpot is not None]) * 1000
         )
-        truth = [by_id[r.request_id]["token_times"] for r in mine]
-        tpot_truth = np.median([(t[-1] - t[0]) / (len(t) - 1) for t in truth if len(t) > 1]) * 1000
-        assert abs(summary["tpot_ms"]["p50"] - tpot_truth) < 0.1, adapter
+        # the trace's TPOT p50 of this adapter, over its requests whose first token was not read merged
+        judged = [r for r in mine if not first_token_merged(r) and r.tpot is not None]
+        if judged:
+            truth = [by_id[r.request_id]["token_times"] for r in judged]
+            tpot_truth = np.median([(t[-1] - t[0]) / (len(t) - 1) for t in truth]) * 1000
+            tpot = np.median([r.tpot for r in judged]) * 1000
+            assert abs(tpot - tpot_truth) < 0.1, adapter
+
+
+def first_token_merged(record: RequestRecord) -> bool:
+    """The self-check's flag: the first token event shared its kernel stamp with the second."""
+    merged = merged_events(np.frombuffer(record.token_times, dtype=np.float64))
+    return bool(merged) and merged[0][0] == 0
 
 
 def assert_token_stamps_within_the_self_checks_bounds(
@@ -179,6 +194,8 @@ def test_one_process_matches_the_trace_per_adapter(locust_run: Any) -> None:
 
 
 def test_master_with_workers_aggregates_every_record(locust_run: Any) -> None:
+    # -t 10s, not 4s: Locust starts its timer before the workers have loaded and spawned their users; with
+    # two CPU burners beside the run (load average ~20) that took 3-6 s and a 4 s run sent nothing.
     with SimulatorProcess(*SYNTHETIC, trace=True) as sim:
         run = locust_run(
             sim.base_url,
@@ -189,7 +206,7 @@ def test_master_with_workers_aggregates_every_record(locust_run: Any) -> None:
             "-r",
             "6",
             "-t",
-            "4s",
+            "10s",
             "--stop-timeout",
             "10",
             *WORKLOAD,

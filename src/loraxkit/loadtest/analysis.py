@@ -12,7 +12,8 @@ from loraxkit.loadtest.metrics import RequestRecord, Slos, group_by, summarize
 from loraxkit.loadtest.stages import Stage
 
 DEFINITIONS = {
-    "ttft": "time of the first token event - time the request was sent (client clock, per request)",
+    "ttft": "time of the first token event (the kernel's receive time) - time the request was sent (the "
+    "kernel's transmit time of its last byte; the Python stamp where the kernel gave none), per request",
     "itl": "every gap between consecutive token events, pooled over all successful requests",
     "tpot": "(E2E - TTFT) / (N - 1) per request with N >= 2; N = server's token count, else the stream's",
     "e2e": "time of the last token event (streams) or of the full body (/generate) - time sent",
