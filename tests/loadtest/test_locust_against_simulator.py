@@ -11,7 +11,7 @@ docs/loadtest.md, "Accuracy against ground truth"):
   burners). TTFT's tail is wider (p95 4-6 ms): a user's first request includes its TCP connect, and the
   simulator reads a request only when the OS schedules it, which the client's TTFT rightly includes;
 - the report's per-adapter TTFT/TPOT p50 equal the exact percentiles of the records, and the trace's own
-  per-adapter TPOT p50 within 0.1 ms.
+  per-adapter median per-request TPOT error within 0.1 ms.
 """
 
 from __future__ import annotations
@@ -81,7 +81,6 @@ def assert_agrees_with_trace(
     own_first = [r for r in records if r.ok and not first_token_merged(r)]
     assert own_first, "every request's first token merged"
     assert np.percentile(np.abs(compare(own_first, trace).tpot_error_ms), 50) < 0.1
-    by_id = {t["request_id"]: t for t in trace}
     for adapter, summary in report["by_adapter"].items():
         mine = [r for r in records if r.adapter_label == adapter and r.ok]
         # The report's figures are the exact percentiles of this adapter's records (also across workers).
@@ -90,12 +89,14 @@ def assert_agrees_with_trace(
             np.median([r.tpot for r in mine if r.tpot is not None]) * 1000
         )
         # the trace's TPOT p50 of this adapter, over its requests whose first token was not read merged
+        # Judged per request (the median of each request's own error), not as the difference of two
+        # medians: with a handful of requests per adapter the latter moves with whichever request sits in
+        # the middle, and a simulator descheduled between a token's stamp and its write (two CPU burners)
+        # made one such request 0.12 ms late on average although every stamp was within its bound.
         judged = [r for r in mine if not first_token_merged(r) and r.tpot is not None]
         if judged:
-            truth = [by_id[r.request_id]["token_times"] for r in judged]
-            tpot_truth = np.median([(t[-1] - t[0]) / (len(t) - 1) for t in truth]) * 1000
-            tpot = np.median([r.tpot for r in judged]) * 1000
-            assert abs(tpot - tpot_truth) < 0.1, adapter
+            errors = np.abs(compare(judged, trace).tpot_error_ms)
+            assert np.median(errors) < 0.1, (adapter, sorted(errors))
 
 
 def first_token_merged(record: RequestRecord) -> bool:
@@ -381,7 +382,7 @@ def test_demo_runs_a_sweep_and_writes_the_report(tmp_path: Path) -> None:
         ],
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # a hang guard only: with two CPU burners beside it the demo took over 120 s
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads((out / "report.json").read_text())
