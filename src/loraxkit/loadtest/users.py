@@ -25,13 +25,13 @@ from loraxkit.loadtest.apis import STREAMING, encode_body, request_body
 from loraxkit.loadtest.backoff import JITTER, backoff_after
 from loraxkit.loadtest.harness import Harness, harness_of
 from loraxkit.loadtest.metrics import RequestRecord, now
-from loraxkit.loadtest.sockstamp import StampedLineReader
 from loraxkit.loadtest.stream import (
     ERR_CANCELLED_AT_STOP,
     ERR_CONNECTION,
     ERR_LOST_MID_STREAM,
     ERR_STALLED,
     ERR_TIMEOUT,
+    SseRecorder,
     read_error_body,
     read_generate,
     read_sse,
@@ -190,16 +190,14 @@ class LoraxUser(FastHttpUser):
         if not kernel_stamps:
             read_sse(lambda: raw.readline(b"\n"), record)
             return
-        reader = StampedLineReader(raw, timeout)
-        try:
-            with reader:  # one timer for the whole stream
-                read_sse(reader.readline, record, lambda: reader.stamp)
-        finally:
-            record.reads, record.read_lag_max = reader.reads, reader.lag_max
-            record.read_lag_sum = reader.lag_sum
-        if reader.timed_out:
+        recorder = SseRecorder(record)
+        stream = harness_of(self.environment).read_loop.read(raw, recorder.line, timeout)
+        record.reads, record.read_lag_max, record.read_lag_sum = stream.reads, stream.lag_max, stream.lag_sum
+        if stream.timed_out:
             record.error_type, record.error = ERR_TIMEOUT, f"no complete response in {timeout:g} s"
             record.end = now()
+        else:
+            recorder.end(stream.ended_at)
 
     def _note_connection(self, sock: Any, record: RequestRecord) -> None:
         """Which TCP connection carried the request, and whether it was opened for it."""
