@@ -27,7 +27,7 @@ from loraxkit.loadtest.metrics import RequestRecord
 from loraxkit.loadtest.selfcheck import merged_events
 from loraxkit.loadtest.sockstamp import ReadLoop, keep_kernel_timestamps_on
 from loraxkit.loadtest.stream import SseRecorder
-from loraxkit.loadtest.txstamp import drain_tx_stamps, enable_tx_stamps
+from loraxkit.loadtest.txstamp import TxStampedSocket, drain_tx_stamps, enable_tx_stamps
 
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n"
 LATE_S = 0.1  # how long the hub is blocked after each burst: every read is at least this late
@@ -260,3 +260,24 @@ def test_a_transmit_stamp_left_on_the_error_queue_is_drained_by_the_loop() -> No
         assert record.ok
         assert drain_tx_stamps(raw) == []
     loop.close()
+
+
+def test_a_token_that_came_with_the_headers_gets_the_kernels_stamp_of_that_read() -> None:
+    # The connection's socket keeps the receive stamp of geventhttpclient's header read (txstamp).
+    loop = ReadLoop()
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = TxStampedSocket(socket.AF_INET, socket.SOCK_STREAM)
+        client.connect(listener.getsockname())
+        peer, _ = listener.accept()
+        with client, peer:
+            client.sendall(b"POST /generate_stream HTTP/1.1\r\n\r\n")  # switches receive stamps on
+            before = time.time()
+            peer.sendall(HEAD + token_event(0))  # headers and the first token in one write
+            after = time.time()
+            time.sleep(LATE_S)  # the user reads its headers late
+            resp = HTTPSocketResponse(client)
+            peer.sendall(final_event(2))
+            ((record, _),) = read_all(loop, [resp])
+    loop.close()
+    assert record.ok
+    assert before <= record.token_times[0] <= after

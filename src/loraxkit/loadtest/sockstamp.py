@@ -28,8 +28,6 @@ from typing import Any
 import gevent
 import gevent.event
 
-from loraxkit.loadtest.txstamp import drain_tx_stamps
-
 SUPPORTED = "geventhttpclient>=2.6.1,<2.7"  # the range tested with this reader (also pinned in pyproject)
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux value; Python does not export it
@@ -131,7 +129,8 @@ class ReadLoop:
         closed, not reused."""
         stream = Stream(response, on_line)
         try:
-            stream.take_lines(time.time())  # lines that came with the headers
+            # lines that came with the headers: the kernel's stamp of that read where the socket kept it
+            stream.take_lines(getattr(response._sock, "rx_stamp", None) or time.time())
             if response.message_complete:
                 stream.done.set()
                 stream.ended_at = time.time()
@@ -193,7 +192,9 @@ class ReadLoop:
 
     def _pump(self, fd: int, stream: Stream, events: int) -> None:
         raw = stream.raw
-        if events & select.EPOLLERR:  # a late transmit stamp on the error queue (see txstamp)
+        if events & select.EPOLLERR:  # a late transmit stamp on the error queue (see txstamp): rare
+            from loraxkit.loadtest.txstamp import drain_tx_stamps
+
             drain_tx_stamps(raw)
         try:
             data, ancdata, _, _ = raw.recvmsg(_BLOCK, _ANC_SPACE)
