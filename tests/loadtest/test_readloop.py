@@ -136,6 +136,7 @@ def test_every_token_of_a_burst_is_stamped_inside_its_own_write_however_late_the
             assert before <= stamp <= after  # the kernel's time, not the (>= 0.1 s later) read
         assert stream.lag_max >= LATE_S * 0.9  # the self-check sees how late the loop read
         assert stream.reads == 1 + tokens + 1  # one read per write: the headers', then each event's
+        assert record.merged_tokens == 0
 
 
 def test_two_events_waiting_in_one_socket_share_the_later_stamp_and_the_self_check_flags_it() -> None:
@@ -168,6 +169,7 @@ def test_two_events_waiting_in_one_socket_share_the_later_stamp_and_the_self_che
     stamps = list(record.token_times)
     assert stamps[0] == stamps[1] < stamps[2]
     assert [i for i, _ in merged_events(np.frombuffer(record.token_times))] == [0]
+    assert record.merged_tokens == 1  # saved with the record (--save-records)
 
 
 def rst(peer: socket.socket) -> None:

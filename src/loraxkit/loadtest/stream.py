@@ -9,6 +9,7 @@ simulator writes with). The stream is read to its end so the connection is reuse
 from __future__ import annotations
 
 import json
+import operator
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -73,6 +74,8 @@ class SseRecorder:
         """The body ended (at `at`, default now): a stream with no final event and no error is incomplete."""
         record = self.record
         record.end = at if at is not None else time.time()
+        stamps = self._stamps
+        record.merged_tokens = sum(map(operator.eq, stamps[1:], stamps[:-1]))  # shared a read's stamp
         if not self.finished and record.error_type is None:
             record.error_type = ERR_INCOMPLETE_STREAM
             record.error = f"stream ended after {len(self._stamps)} token events without a final event"
