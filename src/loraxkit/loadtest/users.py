@@ -99,6 +99,7 @@ class LoraxUser(FastHttpUser):
                 finally:
                     harness.waiting -= 1
         record = self.new_record(harness, request, intended)
+        harness.read_loop.catch_up()  # before a send: other streams' tokens are not left waiting (sockstamp)
         harness.in_flight += 1
         try:
             self.send(harness, request, record)
