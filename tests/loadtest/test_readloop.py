@@ -283,3 +283,21 @@ def test_a_token_that_came_with_the_headers_gets_the_kernels_stamp_of_that_read(
     loop.close()
     assert record.ok
     assert before <= record.token_times[0] <= after
+
+
+def test_catch_up_reads_what_has_arrived_without_the_hub_running_the_loop() -> None:
+    # What a user does before its send: the loop's greenlet does not get to run in between.
+    loop = ReadLoop()
+    with connections(1) as (clients, peers):
+        (resp,) = responses(clients, peers)
+        lines: list[bytes] = []
+        reader = gevent.spawn(loop.read, resp, lambda line, _: lines.append(line), 10.0)
+        gevent.sleep(0.05)  # the stream is in the loop
+        peers[0].sendall(token_event(0))
+        time.sleep(0.05)  # arrived; no greenlet switch since
+        loop.catch_up()
+        assert len(lines) == 1 and lines[0].startswith(b'data:{"token"')
+        peers[0].sendall(final_event(2))
+        reader.get(timeout=10)
+    assert len(lines) == 2
+    loop.close()
