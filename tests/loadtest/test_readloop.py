@@ -86,7 +86,8 @@ def read_all(loop: ReadLoop, resps: list[HTTPSocketResponse], timeout: float = 2
             request_id="r", route=wire.ROUTE_GENERATE_STREAM, adapter="a", sent=0.0, status=200
         )
         recorder = SseRecorder(record)
-        stream = loop.read(resp, recorder.line, timeout)
+        # as a user does: the stamp of the header read, which a TxStampedSocket keeps (users._socket_of)
+        stream = loop.read(resp, recorder.line, timeout, getattr(resp._sock, "rx_stamp", None))
         recorder.end(stream.ended_at)
         return record, stream
 

@@ -124,15 +124,21 @@ class ReadLoop:
         buffer = bytearray(_BLOCK)  # every read lands here: no allocation per read
         self._into, self._view = [buffer], memoryview(buffer)
 
-    def read(self, response: Any, on_line: Callable[[bytes, float], None], timeout: float | None) -> Stream:
+    def read(
+        self,
+        response: Any,
+        on_line: Callable[[bytes, float], None],
+        timeout: float | None,
+        head_stamp: float | None = None,
+    ) -> Stream:
         """Feed the rest of `response`'s body to `on_line` line by line, with each line's arrival stamp;
-        return when the body ended or `timeout` s passed (`Stream.timed_out`). A transport failure or a
-        malformed body raises here (OSError, ConnectionError, HTTPParseError); the connection is then
-        closed, not reused."""
+        return when the body ended or `timeout` s passed (`Stream.timed_out`). `head_stamp` is the kernel's
+        stamp of the read that brought the headers (txstamp's `rx_stamp`), for lines that came with them.
+        A transport failure or a malformed body raises here (OSError, ConnectionError, HTTPParseError); the
+        connection is then closed, not reused."""
         stream = Stream(response, on_line)
         try:
-            # lines that came with the headers: the kernel's stamp of that read where the socket kept it
-            stream.take_lines(getattr(response._sock, "rx_stamp", None) or time.time())
+            stream.take_lines(head_stamp or time.time())  # lines that came with the headers
             if response.message_complete:
                 stream.done.set()
                 stream.ended_at = time.time()

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+from contextvars import ContextVar
 from typing import Any
 
 import gevent.socket
@@ -121,6 +122,7 @@ class TxStampedSocket(gevent.socket.socket):
             self._tx_on = enable_tx_stamps(self)
             enable_kernel_timestamps(self)  # receive stamps from the first response's headers on
         super().sendall(data, flags)
+        _sent_on.set(self)
         if not self._tx_on:
             return
         self._tx_bytes += len(data)
@@ -132,6 +134,22 @@ class TxStampedSocket(gevent.socket.socket):
             self.tx_missing = True
             self._tx_on = False
             disable_tx_stamps(self)
+
+
+# The connection the current greenlet (a Locust user) last wrote a request on. geventhttpclient releases the
+# socket from a response that was complete with its headers (a short stream read late), so the response no
+# longer names it; the user still needs its stamps and identity.
+_sent_on: ContextVar[TxStampedSocket | None] = ContextVar("loraxkit_sent_on", default=None)
+
+
+def forget_sent_socket() -> None:
+    """Before a request: no socket until it is written."""
+    _sent_on.set(None)
+
+
+def sent_socket() -> TxStampedSocket | None:
+    """The socket this greenlet's request was written on since `forget_sent_socket()`, if any."""
+    return _sent_on.get()
 
 
 def tx_stamp_of(sock: Any) -> float | None:
