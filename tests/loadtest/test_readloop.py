@@ -116,9 +116,14 @@ def test_every_token_of_a_burst_is_stamped_inside_its_own_write_however_late_the
         thread = threading.Thread(target=server)
         thread.start()
 
+        def read_by_loop(reads: int) -> None:
+            """Wait (in gevent) until every stream is in the loop and has had `reads` reads."""
+            while len(loop._streams) < streams or any(s.reads < reads for s in loop._streams.values()):
+                gevent.sleep(0.005)
+
         def drive() -> None:
             for k in range(tokens + 1):
-                gevent.sleep(0.05)  # every reader is waiting in the loop
+                read_by_loop(k + 1)  # burst k - 1 read (the headers' read counts one): none left waiting
                 go[k].set()
                 wrote[k].wait(10)  # blocks the hub: nothing is read while the burst arrives...
                 time.sleep(LATE_S)  # ...nor for LATE_S after it
@@ -160,7 +165,8 @@ def test_two_events_waiting_in_one_socket_share_the_later_stamp_and_the_self_che
         sent_two.wait(10)
 
         def later() -> None:
-            gevent.sleep(0.1)  # the loop has read events 0 and 1 by now
+            while not loop._streams or next(iter(loop._streams.values())).reads < 2:
+                gevent.sleep(0.005)  # until the loop has read events 0 and 1
             go_final.set()
 
         gevent.spawn(later)
@@ -219,7 +225,7 @@ def test_a_stream_with_nothing_more_to_read_times_out_and_its_connection_is_clos
         (resp,) = responses(clients, peers)
         peers[0].sendall(token_event(0))
         lines: list[bytes] = []
-        stream = loop.read(resp, lambda line, _: lines.append(line), 0.3)
+        stream = loop.read(resp, lambda line, _: lines.append(line), 1.0)
         assert stream.timed_out
         assert len(lines) == 1
         assert resp._sock is None
