@@ -1,0 +1,176 @@
+"""The wire format's defaults and edges a first suite missed (found by a mutation sample, seed 17): the
+launcher's default limits, which warper values count as sampling (and so report a seed), a `parameters: null`
+body, a merge's `ids` type and LoRAX's externally tagged `tool_choice` object. All in-process, against
+predibase/lorax @a7394ba3."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from loraxkit import wire
+from loraxkit.cli import build_parser
+from loraxkit.wire import BodyRejection, GenerateParams, Limits, LoraxError
+
+PREFIX = "Failed to deserialize the JSON body into the target type: "
+
+
+def _validate_with(limits: Limits, **params: Any) -> None:
+    wire.validate_params(
+        "hi",
+        GenerateParams(**params),
+        streaming=False,
+        max_best_of=limits.max_best_of,
+        max_stop_sequences=limits.max_stop_sequences,
+        max_input_length=limits.max_input_length,
+    )
+
+
+def test_the_default_limits_are_the_launchers_and_the_simulator_cli_uses_them() -> None:
+    # launcher/src/main.rs:419-428 @a7394ba3: `--max-best-of` defaults to 2, `--max-stop-sequences` to 4
+    defaults = Limits()
+    _validate_with(defaults, stop=["a"] * 4)
+    with pytest.raises(LoraxError, match=r"`stop` supports up to 4 stop sequences. Given: 5"):
+        _validate_with(defaults, stop=["a"] * 5)
+    _validate_with(defaults, best_of=2, do_sample=True)
+    with pytest.raises(LoraxError, match=r"`best_of` must be > 0 and <= 2. Given: 3"):
+        _validate_with(defaults, best_of=3, do_sample=True)
+    args = build_parser().parse_args(["sim"])
+    assert (args.max_stop_sequences, args.max_best_of) == (defaults.max_stop_sequences, defaults.max_best_of)
+    assert (args.max_input_length, args.max_total_tokens) == (
+        defaults.max_input_length,
+        defaults.max_total_tokens,
+    )
+
+
+@pytest.mark.parametrize(
+    ("temperature", "sampling"),
+    [(None, False), (1.0, False), (0.0, False), (0.5, True), (1.5, True), (1.01, True)],
+)
+def test_a_temperature_of_one_or_zero_leaves_the_shard_greedy(
+    temperature: float | None, sampling: bool
+) -> None:
+    # server/lorax_server/utils/tokens.py:313-335 @a7394ba3: the temperature warper is added only when the
+    # temperature is neither 1.0 (no change) nor 0 (greedy); without a warper the shard does not sample
+    assert wire.samples(GenerateParams(temperature=temperature)) is sampling
+
+
+def test_parameters_null_is_refused_unless_lenient() -> None:
+    # lib.rs:335 @a7394ba3 `#[serde(default = "default_parameters")]` covers a missing key, not null
+    body = {"inputs": "x", "parameters": None}
+    with pytest.raises(BodyRejection) as caught:
+        wire.parse_generate_body(body)
+    assert caught.value.status == 422
+    assert str(caught.value) == PREFIX + "parameters: invalid type: null, expected struct GenerateParameters"
+    inputs, params, stream = wire.parse_generate_body(body, lenient=True)
+    assert (inputs, params, stream) == ("x", GenerateParams(), False)
+    assert wire.parse_generate_body({"inputs": "x"})[1] == GenerateParams()  # the missing key: defaults
+
+
+def test_a_merges_ids_must_be_a_sequence() -> None:
+    # AdapterParameters (lib.rs:83-99 @a7394ba3): `ids: Vec<String>`
+    ok = wire.parse_generate_body({"inputs": "x", "parameters": {"merged_adapters": {"ids": ["a"]}}})[1]
+    assert ok.merged_adapters == {"ids": ["a"]}
+    with pytest.raises(BodyRejection) as caught:
+        wire.parse_generate_body({"inputs": "x", "parameters": {"merged_adapters": {"ids": "a"}}})
+    assert (
+        str(caught.value)
+        == PREFIX + 'parameters.merged_adapters.ids: invalid type: string "a", expected a sequence'
+    )
+
+
+def _chat(**extra: Any) -> wire.ChatRequest:
+    return wire.parse_chat_request(
+        {"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra}, "m"
+    )
+
+
+TOOLS = [
+    {"type": "function", "function": {"name": "weather", "parameters": {"type": "object"}}},
+    {"type": "function", "function": {"name": "time", "parameters": {"type": "object"}}},
+]
+
+
+def test_a_tagged_function_choice_names_the_only_tool_in_the_grammar() -> None:
+    # ToolType's externally tagged `{"Function": {"name": ...}}` names one tool, like the plain string does
+    named = wire.plan_tools(_chat(tools=TOOLS, tool_choice={"Function": {"name": "time"}}))
+    assert named.functions is not None and [f["function"]["name"] for f in named.functions] == ["time"]
+    with pytest.raises(
+        BodyRejection, match="data did not match any variant of untagged enum ToolTypeDeserializer"
+    ):
+        _chat(tools=TOOLS, tool_choice={"Function": {"name": 3}})
+
+
+def test_chat_passes_ignore_eos_token_through_and_defaults_it_off() -> None:
+    # ChatCompletionRequest.ignore_eos_token (lib.rs @a7394ba3): an Option<bool>, unset is false
+    def ignore_eos(**extra: Any) -> bool:
+        return wire.parse_chat_body(
+            {"model": "m", "messages": [{"role": "user", "content": "hi"}], **extra}, "m"
+        )[1].ignore_eos_token
+
+    assert (ignore_eos(ignore_eos_token=True), ignore_eos(ignore_eos_token=False), ignore_eos()) == (
+        True,
+        False,
+        False,
+    )
+
+
+def test_a_tools_grammar_schema_keeps_its_description_and_an_absent_one_is_empty() -> None:
+    # tool_grammar.rs:63-102 @a7394ba3: `description: func.description.unwrap_or_default()`, `_name` first
+    parameters = {"properties": {"city": {"type": "string"}}, "required": ["city"]}
+    described = wire.grammar_schema(
+        {"name": "weather", "description": "Today's weather", "parameters": parameters}
+    )
+    assert described == {
+        "description": "Today's weather",
+        "properties": {"_name": {"type": "string", "const": "weather"}, "city": {"type": "string"}},
+        "required": ["_name", "city"],
+    }
+    assert wire.grammar_schema({"name": "time", "parameters": {}})["description"] == ""
+
+
+# ---------------------------------------------------------------- output shapes and the stream reader
+def test_generate_details_report_no_skipped_tokens() -> None:
+    # lib.rs:459-475 @a7394ba3 `Details`; the simulator never skips tokens (skipped_tokens: 0)
+    tokens = [{"id": 5, "text": "a", "logprob": -0.5, "special": False}]
+    assert wire.generate_details("length", 3, tokens, None) == {
+        "finish_reason": "length",
+        "prompt_tokens": 3,
+        "generated_tokens": 1,
+        "skipped_tokens": 0,
+        "seed": None,
+        "prefill": [],
+        "tokens": tokens,
+    }
+
+
+def test_stream_chunks_are_loraxs_fixed_shapes() -> None:
+    # lib.rs:1320-1360 and 1435-1480 @a7394ba3: id and model "null", created 0, one choice of index 0
+    assert wire.completion_chunk("a", "length", 3, 2) == {
+        "id": "null",
+        "object": "text_completion",
+        "created": 0,
+        "model": "null",
+        "choices": [{"index": 0, "text": "a", "logprobs": None, "finish_reason": "length"}],
+        "usage": {"prompt_tokens": 3, "total_tokens": 5, "completion_tokens": 2},
+    }
+    assert wire.chat_chunk("a") == {
+        "id": "null",
+        "object": "chat.completion.chunk",
+        "created": 0,
+        "model": "null",
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": "a"}, "finish_reason": None}],
+    }
+
+
+@pytest.mark.parametrize("line", ["id:  [DONE]", 'id:  {"error": "x"}', 'id:  {"token": {"text": "a"}}'])
+def test_a_line_of_another_sse_field_is_never_an_event_whatever_its_value(line: str) -> None:
+    # only `data:` lines carry events; `id:` with a value that would parse as one is still "other"
+    assert wire.parse_sse_line(line).kind is wire.EventKind.OTHER
+    assert wire.parse_sse_line("data:" + line[5:]).kind is not wire.EventKind.OTHER
+
+
+def test_an_openai_chunk_is_read_from_its_first_choice() -> None:
+    line = 'data: {"choices": [{"index": 0, "text": "a", "finish_reason": null}, {"index": 1, "text": "b"}]}'
+    assert wire.parse_sse_line(line) == wire.SseLine(wire.EventKind.TOKEN, text="a")
