@@ -1,0 +1,101 @@
+"""The engine's per-step figures a seed-17 mutation sample found unread: LoRAX's batch metrics
+(`lorax_batch_inference_count` / `_success` per method, `lorax_batch_current_max_tokens` = the running
+batch's KV blocks x BLOCK_SIZE) and the late-step threshold at exactly 2 ms. Values worked out by hand;
+steps are driven one at a time and the clock is scripted, so no verdict depends on the machine's speed."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+
+import pytest
+
+from loraxkit.sim.adapters import BASE, READY, AdapterQueue
+from loraxkit.sim.engine import BLOCK_SIZE, Engine, EngineConfig, Sequence
+from loraxkit.sim.metrics import Registry
+from loraxkit.sim.profiles import get_profile
+
+
+class _Sink:
+    def on_token(self, seq: Sequence, index: int, last: bool) -> float:
+        return time.time()
+
+    def on_error(self, seq: Sequence, err: object) -> None:
+        raise AssertionError(f"{seq.request_id} failed: {err}")
+
+
+def _ready_engine() -> Engine:
+    profile = dataclasses.replace(get_profile("synthetic"), fixed_decode_ms=1.0, fixed_prefill_ms=1.0)
+    engine = Engine(profile, EngineConfig(10**6, 10**6), Registry(4095, 4096))
+    engine.queues.queues[BASE] = AdapterQueue(BASE, status=READY, downloaded=True)
+    engine.queues.active.append(BASE)
+    engine.queues.tracked.add(BASE)
+    return engine
+
+
+def _seq(name: str, prompt: int, new: int, queued: float) -> Sequence:
+    seq = Sequence(request_id=name, route="/generate", adapter_id=None, input_length=prompt,
+                   max_new_tokens=new, token_ids=[1] * new, finish_reason="length", sink=_Sink(),
+                   arrival=0.0)  # fmt: skip
+    seq.queued = queued
+    return seq
+
+
+def test_each_step_counts_once_per_method_and_the_batch_gauge_is_its_kv_blocks_in_tokens() -> None:
+    # a: 5 + 10 - 1 = 14 tokens -> 1 block; b: 20 + 4 - 1 = 23 tokens -> 2 blocks (16 tokens each)
+    engine = _ready_engine()
+    a, b = _seq("a", 5, 10, 0.0), _seq("b", 20, 4, 1.0)
+    engine.queues.append(BASE, a)
+    engine.queues.append(BASE, b)
+    gauge = engine.metrics.gauges
+
+    async def run() -> list[float]:
+        seen = []
+        await engine._prefill(engine._next_batch())  # token 0 of each
+        seen.append(gauge["lorax_batch_current_max_tokens"][()])
+        for _ in range(3):  # tokens 1-3: b is done after its 4th token
+            await engine._decode()
+        seen.append(gauge["lorax_batch_current_max_tokens"][()])
+        while engine.running:  # a's tokens 4-9: 6 more decode steps
+            await engine._decode()
+        seen.append(gauge["lorax_batch_current_max_tokens"][()])
+        return seen
+
+    assert asyncio.run(run()) == [3 * BLOCK_SIZE, 1 * BLOCK_SIZE, 0]
+    assert (a.generated, b.generated) == (10, 4)
+    counts = {
+        (name, method): engine.metrics.counter_value(f"lorax_batch_inference_{name}", method=method)
+        for name in ("count", "success")
+        for method in ("prefill", "decode")
+    }
+    assert counts == {("count", "prefill"): 1, ("success", "prefill"): 1, ("count", "decode"): 9,
+                      ("success", "decode"): 9}  # fmt: skip
+
+
+class _ScriptedClock:
+    """The engine's view of time.monotonic(), read from a script; everything else of `time` as it is."""
+
+    def __init__(self, readings: list[float]) -> None:
+        self.readings = readings
+
+    def monotonic(self) -> float:
+        return self.readings.pop(0) if len(self.readings) > 1 else self.readings[0]
+
+    def time(self) -> float:
+        return time.time()
+
+
+@pytest.mark.parametrize(("woke", "counted"), [(0.004, False), (0.0041, True)])
+def test_a_step_exactly_two_milliseconds_late_is_not_counted_late(
+    monkeypatch: pytest.MonkeyPatch, woke: float, counted: bool
+) -> None:
+    # a fresh engine's timeline starts at now (0.0): a 2 ms step ends at 0.002; waking at 0.004 is exactly
+    # 2 ms late (0.004 - 0.002 == 0.002 in binary floating point: a power-of-two multiple), not past it
+    import loraxkit.sim.engine as engine_module
+
+    engine = _ready_engine()
+    monkeypatch.setattr(engine_module, "time", _ScriptedClock([0.0, woke, woke]))
+    asyncio.run(engine._sleep_step(0.002))
+    assert engine.lateness_max == pytest.approx(woke - 0.002)
+    assert engine.late_steps == (1 if counted else 0)
