@@ -12,7 +12,7 @@ import time
 import pytest
 
 from loraxkit.sim.adapters import BASE, READY, AdapterQueue
-from loraxkit.sim.engine import BLOCK_SIZE, Engine, EngineConfig, Sequence
+from loraxkit.sim.engine import BLOCK_SIZE, Engine, EngineConfig, Sequence, SpreadStats
 from loraxkit.sim.metrics import Registry
 from loraxkit.sim.profiles import get_profile
 
@@ -99,3 +99,17 @@ def test_a_step_exactly_two_milliseconds_late_is_not_counted_late(
     asyncio.run(engine._sleep_step(0.002))
     assert engine.lateness_max == pytest.approx(woke - 0.002)
     assert engine.late_steps == (1 if counted else 0)
+
+
+def test_the_write_spread_p99_is_below_the_max_with_200_steps_and_figures_keep_three_decimals() -> None:
+    # 200 steps of 1..200 ms: p99 = sorted[int(0.99 x 200)] = sorted[198] = 199 ms, the max is 200 ms
+    # (with 10 steps, as test_engine_paths has, p99 and max are the same step)
+    spread = SpreadStats()
+    for ms in range(200, 0, -1):
+        spread.add(ms / 1000, 1)
+    summary = spread.summary()
+    assert (summary["p50_ms"], summary["p99_ms"], summary["max_ms"]) == (101.0, 199.0, 200.0)
+    # microseconds, not finer: 1.23456 ms is shown as 1.235
+    fine = SpreadStats()
+    fine.add(0.00123456, 1)
+    assert fine.summary()["p50_ms"] == fine.summary()["p99_ms"] == fine.summary()["max_ms"] == 1.235
