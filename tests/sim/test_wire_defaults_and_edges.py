@@ -174,3 +174,29 @@ def test_a_line_of_another_sse_field_is_never_an_event_whatever_its_value(line: 
 def test_an_openai_chunk_is_read_from_its_first_choice() -> None:
     line = 'data: {"choices": [{"index": 0, "text": "a", "finish_reason": null}, {"index": 1, "text": "b"}]}'
     assert wire.parse_sse_line(line) == wire.SseLine(wire.EventKind.TOKEN, text="a")
+
+
+# AdapterParameters (lib.rs:83-99 @a7394ba3): `ids` required; the merge settings typed when given
+MERGE_FIELDS = [
+    ({"ids": ["a"]}, {}, "parameters.merged_adapters: missing field `ids`"),
+    ({"ids": ["a"], "density": 0.5}, {"ids": ["a"], "density": "x"},
+     'parameters.merged_adapters.density: invalid type: string "x", expected f32'),
+    ({"ids": ["a"], "merge_strategy": "ties"}, {"ids": ["a"], "merge_strategy": 3},
+     "parameters.merged_adapters.merge_strategy: invalid type: integer `3`, expected a string"),
+    ({"ids": ["a"], "majority_sign_method": "total"}, {"ids": ["a"], "majority_sign_method": []},
+     "parameters.merged_adapters.majority_sign_method: invalid type: sequence, expected a string"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("accepted", "refused", "message"), MERGE_FIELDS, ids=["ids", "density", "strategy", "sign"]
+)
+def test_a_merge_field_of_its_type_passes_and_another_type_is_refused(
+    accepted: dict[str, Any], refused: dict[str, Any], message: str
+) -> None:
+    body: dict[str, Any] = {"inputs": "x", "parameters": {"merged_adapters": accepted}}
+    assert wire.parse_generate_body(body)[1].merged_adapters == accepted
+    body["parameters"]["merged_adapters"] = refused
+    with pytest.raises(BodyRejection) as caught:
+        wire.parse_generate_body(body)
+    assert str(caught.value) == PREFIX + message
