@@ -56,6 +56,19 @@ def test_a_temperature_of_one_or_zero_leaves_the_shard_greedy(
     assert wire.samples(GenerateParams(temperature=temperature)) is sampling
 
 
+# (parameter, a value that leaves the shard greedy, the nearest value that samples): tokens.py:319-329
+WARPER_EDGES = [("top_k", 0, 1), ("top_p", 1.0, 0.99), ("typical_p", 1.0, 0.99)]
+
+
+@pytest.mark.parametrize(("name", "greedy", "sampling"), WARPER_EDGES, ids=[w[0] for w in WARPER_EDGES])
+def test_a_warper_at_its_neutral_value_leaves_the_shard_greedy_and_one_step_off_samples(
+    name: str, greedy: float, sampling: float
+) -> None:
+    assert wire.samples(GenerateParams(**{name: None})) is False
+    assert wire.samples(GenerateParams(**{name: greedy})) is False
+    assert wire.samples(GenerateParams(**{name: sampling})) is True
+
+
 def test_parameters_null_is_refused_unless_lenient() -> None:
     # lib.rs:335 @a7394ba3 `#[serde(default = "default_parameters")]` covers a missing key, not null
     body = {"inputs": "x", "parameters": None}
