@@ -81,6 +81,21 @@ def test_parameters_null_is_refused_unless_lenient() -> None:
     assert wire.parse_generate_body({"inputs": "x"})[1] == GenerateParams()  # the missing key: defaults
 
 
+STREAM_FLAGS = [(None, True, False), (True, True, True), (False, True, False), (True, False, True)]
+
+
+@pytest.mark.parametrize(("stream", "lenient", "streams"), STREAM_FLAGS)
+def test_a_null_stream_means_no_stream_only_when_lenient(
+    stream: bool | None, lenient: bool, streams: bool
+) -> None:
+    # `stream: bool` with serde's default (lib.rs @a7394ba3): missing is false, null is refused; --lenient
+    # (the simulator's own mapping for popular clients) reads null as false and leaves true and false alone
+    assert wire.parse_generate_body({"inputs": "x", "stream": stream}, lenient=lenient)[2] is streams
+    with pytest.raises(BodyRejection) as caught:
+        wire.parse_generate_body({"inputs": "x", "stream": None})
+    assert str(caught.value) == PREFIX + "stream: invalid type: null, expected a boolean"
+
+
 def test_a_merges_ids_must_be_a_sequence() -> None:
     # AdapterParameters (lib.rs:83-99 @a7394ba3): `ids: Vec<String>`
     ok = wire.parse_generate_body({"inputs": "x", "parameters": {"merged_adapters": {"ids": ["a"]}}})[1]
