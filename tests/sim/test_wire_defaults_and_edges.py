@@ -228,3 +228,14 @@ def test_a_merge_field_of_its_type_passes_and_another_type_is_refused(
     with pytest.raises(BodyRejection) as caught:
         wire.parse_generate_body(body)
     assert str(caught.value) == PREFIX + message
+
+
+def test_a_merge_of_one_adapter_passes_and_a_merge_of_none_is_refused() -> None:
+    # validation.rs:233-241 @a7394ba3: no ids is AdapterIdMissing, even with as many weights (none)
+    def validate(merge: dict[str, Any]) -> None:
+        wire.validate_params("hi", GenerateParams(merged_adapters=merge), streaming=False, max_best_of=2,
+                             max_stop_sequences=4, max_input_length=10)  # fmt: skip
+
+    validate({"ids": ["a"], "weights": [1.0]})
+    with pytest.raises(LoraxError, match="at least one adapter ID must be provided when setting `adapters`"):
+        validate({"ids": [], "weights": []})
