@@ -1,5 +1,6 @@
 """Engine paths a seed-17 mutation sample found untested: the engine's defaults are the launcher's (and the
-simulator CLI's), and a request for an adapter whose queue is already there wakes an idle engine.
+simulator CLI's), a request for an adapter whose queue is already there wakes an idle engine, and the base
+model never fails to load.
 
 Timing never decides a verdict (the cap is a hang guard): they pass beside two CPU burners."""
 
@@ -78,3 +79,41 @@ def test_a_request_whose_queue_exists_wakes_an_idle_engine() -> None:
 
     asyncio.run(run())
     assert sink.events == [("late", 0), ("late", 1), ("late", 2)]
+
+
+class _Outcomes(_Tokens):
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: dict[str, str] = {}
+
+    def on_error(self, seq: Sequence, err: object) -> None:
+        self.errors[seq.request_id] = str(getattr(err, "error_type", err))
+
+
+def test_an_unloadable_pattern_matching_everything_never_fails_the_base_model() -> None:
+    # adapter.py:199-202 @a7394ba3: the base model is never downloaded, so `--unloadable-adapter '*'` fails
+    # every adapter and never the base model (whose queue key, __base_model__, the pattern also matches)
+    profile = dataclasses.replace(get_profile("synthetic"), fixed_decode_ms=1.0, fixed_prefill_ms=1.0)
+    engine = Engine(profile, EngineConfig(10**6, 10**6, adapter_load_ms=1.0, unloadable_adapters=("*",)),
+                    Registry(4095, 4096))  # fmt: skip
+    sink = _Outcomes()
+
+    def seq(name: str, adapter: str | None) -> Sequence:
+        return Sequence(request_id=name, route="/generate", adapter_id=adapter, input_length=5,
+                        max_new_tokens=2, token_ids=[1] * 2, finish_reason="length", sink=sink,
+                        arrival=0.0)  # fmt: skip
+
+    base, adapted = seq("base", None), seq("adapted", "org/a")
+
+    async def run() -> None:
+        engine.start()
+        engine.submit(base)
+        engine.submit(adapted)
+        deadline = time.monotonic() + CAP_S
+        while not (base.done and adapted.done) and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+        await engine.stop()
+
+    asyncio.run(run())
+    assert sink.events == [("base", 0), ("base", 1)]
+    assert sink.errors == {"adapted": "generation"}
