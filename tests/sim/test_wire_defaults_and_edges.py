@@ -239,3 +239,28 @@ def test_a_merge_of_one_adapter_passes_and_a_merge_of_none_is_refused() -> None:
     validate({"ids": ["a"], "weights": [1.0]})
     with pytest.raises(LoraxError, match="at least one adapter ID must be provided when setting `adapters`"):
         validate({"ids": [], "weights": []})
+
+
+NULL_REQUIRED = [
+    (wire.parse_completion_body, {"model": None, "prompt": "p"},
+     "model: invalid type: null, expected a string"),
+    (wire.parse_completion_body, {"model": "m", "prompt": None},
+     "prompt: invalid type: null, expected a string"),
+    (wire.parse_chat_body, {"model": None, "messages": [{"role": "user", "content": "hi"}]},
+     "model: invalid type: null, expected a string"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("parse", "body", "message"), NULL_REQUIRED, ids=["completion-model", "prompt", "chat-model"]
+)
+def test_a_required_openai_field_given_as_null_is_refused(
+    parse: Any, body: dict[str, Any], message: str
+) -> None:
+    # CompletionRequest / ChatCompletionRequest (lib.rs @a7394ba3): `model: String`, `prompt: String`
+    with pytest.raises(BodyRejection) as caught:
+        parse(body, "m")
+    assert str(caught.value) == PREFIX + message
+    assert (
+        parse({**body, **{k: "m" for k, v in body.items() if v is None}}, "m") is not None
+    )  # given: accepted
