@@ -264,3 +264,12 @@ def test_a_required_openai_field_given_as_null_is_refused(
     assert (
         parse({**body, **{k: "m" for k, v in body.items() if v is None}}, "m") is not None
     )  # given: accepted
+
+
+@pytest.mark.parametrize("message", [{"role": "assistant", "content": None}, {"role": "assistant"}])
+def test_a_chat_message_without_content_is_empty_text(message: dict[str, Any]) -> None:
+    # `#[serde(default)] content: Option<MessageContent>` (lib.rs:599-608 @a7394ba3): null or missing is
+    # accepted, not a refusal; the simulator renders it as empty text
+    body = {"model": "m", "messages": [{"role": "user", "content": "hi"}, message]}
+    messages = wire.parse_chat_body(body, "m")[0]
+    assert [(m.role, m.content) for m in messages] == [("user", "hi"), ("assistant", "")]
