@@ -273,3 +273,30 @@ def test_a_chat_message_without_content_is_empty_text(message: dict[str, Any]) -
     body = {"model": "m", "messages": [{"role": "user", "content": "hi"}, message]}
     messages = wire.parse_chat_body(body, "m")[0]
     assert [(m.role, m.content) for m in messages] == [("user", "hi"), ("assistant", "")]
+
+
+# (chat fields accepted, the same with a required field left out, the refusal): JsonSchema and
+# FunctionDefinition (lib.rs @a7394ba3) have `name` and `parameters` without serde defaults
+CHAT_REQUIRED = [
+    ({"response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object"}}}},
+     {"response_format": {"type": "json_schema", "json_schema": {"schema": {"type": "object"}}}},
+     "response_format.json_schema: missing field `name`"),
+    ({"tools": [{"type": "function", "function": {"name": "w", "parameters": {}}}]},
+     {"tools": [{"type": "function", "function": {"parameters": {}}}]},
+     "tools[0].function: missing field `name`"),
+    ({"tools": [{"type": "function", "function": {"name": "w", "parameters": {}}}]},
+     {"tools": [{"type": "function", "function": {"name": "w"}}]},
+     "tools[0].function: missing field `parameters`"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("accepted", "refused", "message"), CHAT_REQUIRED, ids=["schema-name", "fn-name", "fn-params"]
+)
+def test_a_chat_field_with_its_required_keys_passes_and_without_one_is_refused(
+    accepted: dict[str, Any], refused: dict[str, Any], message: str
+) -> None:
+    _chat(**accepted)
+    with pytest.raises(BodyRejection) as caught:
+        _chat(**refused)
+    assert str(caught.value) == PREFIX + message
