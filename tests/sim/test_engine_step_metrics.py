@@ -1,6 +1,7 @@
 """The engine's per-step figures a seed-17 mutation sample found unread: LoRAX's batch metrics
 (`lorax_batch_inference_count` / `_success` per method, `lorax_batch_current_max_tokens` = the running
-batch's KV blocks x BLOCK_SIZE) and the late-step threshold at exactly 2 ms. Values worked out by hand;
+batch's KV blocks x BLOCK_SIZE), the late-step threshold at exactly 2 ms, the write-spread percentiles, and
+no adapter update while too few requests wait to form a batch. Values worked out by hand;
 steps are driven one at a time and the clock is scripted, so no verdict depends on the machine's speed."""
 
 from __future__ import annotations
@@ -113,3 +114,52 @@ def test_the_write_spread_p99_is_below_the_max_with_200_steps_and_figures_keep_t
     fine = SpreadStats()
     fine.add(0.00123456, 1)
     assert fine.summary()["p50_ms"] == fine.summary()["p99_ms"] == fine.summary()["max_ms"] == 1.235
+
+
+class _Hooks(_Sink):
+    """Runs a callable when a request's token with a given index is written."""
+
+    def __init__(self) -> None:
+        self.at: dict[tuple[str, int], object] = {}
+
+    def on_token(self, seq: Sequence, index: int, last: bool) -> float:
+        hook = self.at.pop((seq.request_id, index), None)
+        if callable(hook):
+            hook()
+        return time.time()
+
+
+def test_too_few_waiting_requests_beside_a_running_batch_leave_the_adapters_alone() -> None:
+    # scheduler.rs:296-321 @a7394ba3: next_batch returns before update_adapters when fewer requests wait than
+    # the minimum batch (5 running x 1.2 -> 6): a newcomer's downloaded adapter is not loaded then; once
+    # max_waiting_tokens (20) steps have passed the minimum is gone and it loads and joins
+    profile = dataclasses.replace(get_profile("synthetic"), fixed_decode_ms=1.0, fixed_prefill_ms=1.0)
+    engine = Engine(profile, EngineConfig(10**6, 10**6, adapter_load_ms=0.0), Registry(4095, 4096))
+    hooks = _Hooks()
+    running = [Sequence(request_id=f"r{i}", route="/generate", adapter_id=None, input_length=5,
+                        max_new_tokens=60, token_ids=[1] * 60, finish_reason="length", sink=hooks,
+                        arrival=0.0) for i in range(5)]  # fmt: skip
+    newcomer = Sequence(request_id="n", route="/generate", adapter_id="org/a", input_length=5,
+                        max_new_tokens=2, token_ids=[1] * 2, finish_reason="length", sink=hooks,
+                        arrival=0.0)  # fmt: skip
+    seen: dict[int, str] = {}
+
+    def status() -> str:
+        return engine.queues.queues["org/a"].status
+
+    hooks.at[("r0", 1)] = lambda: engine.submit(newcomer)
+    for index in (10, 15):
+        hooks.at[("r0", index)] = lambda index=index: seen.__setitem__(index, status())
+
+    async def run() -> None:
+        engine.start()
+        for seq in running:
+            engine.submit(seq)
+        deadline = time.monotonic() + 60.0  # a hang guard only
+        while not newcomer.done and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+        await engine.stop()
+
+    asyncio.run(run())
+    assert seen == {10: "downloaded", 15: "downloaded"}
+    assert newcomer.generated == 2
