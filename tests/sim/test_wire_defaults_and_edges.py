@@ -300,3 +300,14 @@ def test_a_chat_field_with_its_required_keys_passes_and_without_one_is_refused(
     with pytest.raises(BodyRejection) as caught:
         _chat(**refused)
     assert str(caught.value) == PREFIX + message
+
+
+@pytest.mark.parametrize(
+    ("messages", "kind"), [("hi", 'string "hi"'), ({}, "map"), ({"role": "user", "content": "x"}, "map")]
+)
+def test_chat_messages_must_be_a_sequence(messages: Any, kind: str) -> None:
+    # ChatCompletionRequest.messages: Vec<Message> (lib.rs @a7394ba3); a string or one message is refused
+    with pytest.raises(BodyRejection) as caught:
+        wire.parse_chat_body({"model": "m", "messages": messages}, "m")
+    assert str(caught.value) == PREFIX + f"messages: invalid type: {kind}, expected a sequence"
+    assert wire.parse_chat_body({"model": "m", "messages": []}, "m")[0] == []
