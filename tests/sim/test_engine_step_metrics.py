@@ -163,3 +163,12 @@ def test_too_few_waiting_requests_beside_a_running_batch_leave_the_adapters_alon
     asyncio.run(run())
     assert seen == {10: "downloaded", 15: "downloaded"}
     assert newcomer.generated == 2
+
+
+@pytest.mark.parametrize("jitter", [0.0, -0.5, -1.0])
+def test_no_or_a_negative_jitter_leaves_every_step_its_length(jitter: float) -> None:
+    # only a positive --step-jitter draws (the clip [1 - 2j, 1 + 2j] of a negative j would be empty)
+    engine = Engine(
+        get_profile("synthetic"), EngineConfig(10**6, 10**6, step_jitter=jitter), Registry(4095, 4096)
+    )
+    assert [engine._jitter(0.010) for _ in range(3)] == [0.010, 0.010, 0.010]

@@ -311,3 +311,13 @@ def test_chat_messages_must_be_a_sequence(messages: Any, kind: str) -> None:
         wire.parse_chat_body({"model": "m", "messages": messages}, "m")
     assert str(caught.value) == PREFIX + f"messages: invalid type: {kind}, expected a sequence"
     assert wire.parse_chat_body({"model": "m", "messages": []}, "m")[0] == []
+
+
+def test_response_format_and_tools_each_pass_alone_and_are_refused_together() -> None:
+    # server.rs:428-434 @a7394ba3 (prepare_chat_input): the two are mutually exclusive
+    response_format = {"type": "json_object"}
+    tools = [{"type": "function", "function": {"name": "w", "parameters": {}}}]
+    assert wire.plan_tools(_chat(response_format=response_format)).functions is None
+    assert wire.plan_tools(_chat(tools=tools)).functions is not None
+    with pytest.raises(LoraxError, match="Response format and tools are mutually exclusive"):
+        wire.plan_tools(_chat(response_format=response_format, tools=tools))
