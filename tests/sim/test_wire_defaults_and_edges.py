@@ -321,3 +321,18 @@ def test_response_format_and_tools_each_pass_alone_and_are_refused_together() ->
     assert wire.plan_tools(_chat(tools=tools)).functions is not None
     with pytest.raises(LoraxError, match="Response format and tools are mutually exclusive"):
         wire.plan_tools(_chat(response_format=response_format, tools=tools))
+
+
+def test_generated_text_naming_no_tool_is_content_and_any_other_name_a_call() -> None:
+    # server.rs:340-392 @a7394ba3: `_name` "no_tool" answers in text (its `content`), any other is a call
+    assert wire.tool_calls_from_text('{"function": {"_name": "no_tool", "content": "Hi."}}') == (None, "Hi.")
+    with pytest.raises(LoraxError, match="No `content` found in generated text"):
+        wire.tool_calls_from_text('{"function": {"_name": "no_tool"}}')
+    calls, content = wire.tool_calls_from_text('{"function": {"_name": "w", "city": "Oslo"}}')
+    assert content is None and calls == [
+        {
+            "id": "0",
+            "type": "function",
+            "function": {"description": None, "name": "w", "arguments": '{"city":"Oslo"}'},
+        }
+    ]
