@@ -336,3 +336,16 @@ def test_generated_text_naming_no_tool_is_content_and_any_other_name_a_call() ->
             "function": {"description": None, "name": "w", "arguments": '{"city":"Oslo"}'},
         }
     ]
+
+
+def test_token_best_of_and_mid_stream_chunk_defaults() -> None:
+    # lib.rs:405-419 @a7394ba3: a token is not special unless said; BestOfSequence (:445-457) with no
+    # prefill has []; a completion chunk before the last has no details: usage 0/0/0 (lib.rs:1322-1328)
+    assert wire.token_json(5, "a", -0.5) == {"id": 5, "text": "a", "logprob": -0.5, "special": False}
+    assert wire.best_of_sequence("ab", "length", [], None)["prefill"] == []
+    assert wire.completion_chunk("a")["usage"] == {
+        "prompt_tokens": 0,
+        "total_tokens": 0,
+        "completion_tokens": 0,
+    }
+    assert wire.completion_chunk("a")["choices"][0]["finish_reason"] is None
