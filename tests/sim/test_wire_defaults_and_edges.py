@@ -341,7 +341,13 @@ def test_generated_text_naming_no_tool_is_content_and_any_other_name_a_call() ->
 def test_token_best_of_and_mid_stream_chunk_defaults() -> None:
     # lib.rs:405-419 @a7394ba3: a token is not special unless said; BestOfSequence (:445-457) with no
     # prefill has []; a completion chunk before the last has no details: usage 0/0/0 (lib.rs:1322-1328)
-    assert wire.token_json(5, "a", -0.5) == {"id": 5, "text": "a", "logprob": -0.5, "special": False}
+    assert wire.token_json(5, "a", -0.5) == {
+        "id": 5,
+        "text": "a",
+        "logprob": -0.5,
+        "special": False,
+        "skipped": False,
+    }
     assert wire.best_of_sequence("ab", "length", [], None)["prefill"] == []
     assert wire.completion_chunk("a")["usage"] == {
         "prompt_tokens": 0,
@@ -349,3 +355,12 @@ def test_token_best_of_and_mid_stream_chunk_defaults() -> None:
         "completion_tokens": 0,
     }
     assert wire.completion_chunk("a")["choices"][0]["finish_reason"] is None
+
+
+def test_only_an_object_with_error_and_neither_token_nor_choices_is_an_error_event() -> None:
+    token = 'data: {"token": {"id": 1, "text": "a"}, "generated_text": null, "error": null}'
+    assert wire.parse_sse_line(token) == wire.SseLine(wire.EventKind.TOKEN, text="a")
+    chunk = 'data: {"choices": [{"text": "a", "finish_reason": null}], "error": null}'
+    assert wire.parse_sse_line(chunk) == wire.SseLine(wire.EventKind.TOKEN, text="a")
+    error = wire.parse_sse_line('data: {"error": "boom", "error_type": "generation"}')
+    assert (error.kind, error.error, error.error_type) == (wire.EventKind.ERROR, "boom", "generation")
