@@ -364,3 +364,13 @@ def test_only_an_object_with_error_and_neither_token_nor_choices_is_an_error_eve
     assert wire.parse_sse_line(chunk) == wire.SseLine(wire.EventKind.TOKEN, text="a")
     error = wire.parse_sse_line('data: {"error": "boom", "error_type": "generation"}')
     assert (error.kind, error.error, error.error_type) == (wire.EventKind.ERROR, "boom", "generation")
+
+
+def test_a_chat_response_format_that_is_not_an_object_is_refused() -> None:
+    # ChatCompletionRequest.response_format: Option<OpenAiResponseFormat>, a struct (lib.rs @a7394ba3)
+    with pytest.raises(BodyRejection) as caught:
+        _chat(response_format="json")
+    assert str(caught.value) == (
+        PREFIX + 'response_format: invalid type: string "json", expected struct OpenAiResponseFormat'
+    )
+    assert _chat(response_format=None).response_format is None
