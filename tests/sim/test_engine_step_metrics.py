@@ -65,6 +65,10 @@ def test_each_step_counts_once_per_method_and_the_batch_gauge_is_its_kv_blocks_i
 
     assert asyncio.run(run()) == [3 * BLOCK_SIZE, 1 * BLOCK_SIZE, 0]
     assert (a.generated, b.generated) == (10, 4)
+    # the write spread measures decode steps only (a prefill's burst is not one): 3 steps writing to a and
+    # b, then 6 writing to a alone
+    spread = engine.spread.summary()
+    assert (spread["steps"], spread["writes"]) == (9, 3 * 2 + 6 * 1)
     counts = {
         (name, method): engine.metrics.counter_value(f"lorax_batch_inference_{name}", method=method)
         for name in ("count", "success")
