@@ -10,7 +10,6 @@ packages are the independent check (tests/sim/test_conformance_*.py).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -1350,7 +1349,3 @@ def _parse_openai(obj: dict[str, Any]) -> SseLine:
         prompt_tokens=use.get("prompt_tokens"),
         finish_reason=finish,
     )
-
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
