@@ -3,7 +3,7 @@
 Helm reads numbers from values files as float64 and prints a float64 of a million or more in exponent form
 ("1e+06"), which the API server refuses for an int32 field; a string value that looks like a number, a bool or
 null changes type unless quoted. An empty image.tag is the chart's appVersion, as validate.yaml reads it.
-Written against survivors of `python3 bench/mutate.py chart-helpers` (seed 17, docs/mutation.md)."""
+Written against survivors of `python3 bench/mutate.py chart-helpers` (docs/mutation.md)."""
 
 from __future__ import annotations
 
@@ -35,3 +35,10 @@ def test_an_empty_image_tag_is_the_charts_app_version() -> None:
     assert container(docs)["image"] == f"ghcr.io/predibase/lorax:{APP_VERSION}"
     labels = find(docs, "Deployment")["metadata"]["labels"]
     assert labels["app.kubernetes.io/version"] == APP_VERSION
+
+
+@pytest.mark.parametrize("probe", ["startup", "readiness", "liveness"])
+def test_an_initial_delay_of_zero_renders_as_zero(probe: str) -> None:
+    # Sprig's default treats 0 as empty: the fallback must be 0 itself, or 0 would render as something else
+    rendered = container(render({"probes": {probe: {"initialDelaySeconds": 0}}}))[f"{probe}Probe"]
+    assert rendered["initialDelaySeconds"] == 0
