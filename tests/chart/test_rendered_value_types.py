@@ -7,6 +7,8 @@ Written against survivors of `python3 bench/mutate.py chart-helpers` (docs/mutat
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 import yaml
 from chart_helpers import CHART_DIR, container, env_of, find, render
@@ -24,10 +26,20 @@ def test_probe_timings_of_a_million_render_as_integers(probe: str) -> None:
         assert rendered[key] == MILLION and isinstance(rendered[key], int), (key, rendered[key])
 
 
-@pytest.mark.parametrize("bucket", ["1234", "true", "null", "1e10"])
-def test_an_s3_bucket_that_reads_as_another_type_is_still_a_string(bucket: str) -> None:
-    values = {"adapters": {"source": "s3", "s3": {"bucket": bucket}}, "serviceAccount": {"create": True}}
-    assert env_of(render(values))["PREDIBASE_MODEL_BUCKET"]["value"] == bucket
+S3 = {"source": "s3", "s3": {"bucket": "adapters"}}
+# (env name, values that set it to the text): every string the chart passes on as an env value
+STRING_ENV = [
+    ("PREDIBASE_MODEL_BUCKET", lambda text: {"adapters": {"source": "s3", "s3": {"bucket": text}}}),
+    ("S3_ENDPOINT_URL", lambda text: {"adapters": {**S3, "s3": {"bucket": "adapters", "endpointUrl": text}}}),
+    ("LOG_LEVEL", lambda text: {"server": {"logLevel": text}}),  # "off" is a tracing level, YAML 1.1's false
+]
+
+
+@pytest.mark.parametrize("text", ["1234", "true", "off", "null", "1e10"])
+@pytest.mark.parametrize(("env", "values"), STRING_ENV, ids=[e for e, _ in STRING_ENV])
+def test_an_env_value_that_reads_as_another_type_is_still_a_string(env: str, values: Any, text: str) -> None:
+    rendered = env_of(render({**values(text), "serviceAccount": {"create": True}}))
+    assert rendered[env]["value"] == text
 
 
 def test_an_empty_image_tag_is_the_charts_app_version() -> None:
