@@ -44,6 +44,9 @@ class TplMutant:
     start: int  # character offsets in the file: text[start:end] becomes `replacement`
     end: int
     replacement: str
+    # The line before and the line it is on (stripped, joined by " / "), to tell equal changes apart:
+    # a template repeats short lines (`value: {{ . | quote }}` under each env name).
+    context: str = ""
 
 
 def _line(text: str, offset: int) -> int:
@@ -102,7 +105,10 @@ def mutants(text: str) -> list[TplMutant]:
             continue
         seen.add((start, end, replacement))
         before, after = _snippet(text, start, end, replacement)
-        found.append(TplMutant(_line(text, start), operator, before, after, start, end, replacement))
+        line = _line(text, start)
+        lines = text.splitlines()
+        context = " / ".join(x.strip() for x in lines[max(0, line - 2) : line])
+        found.append(TplMutant(line, operator, before, after, start, end, replacement, context))
     return sorted(found, key=lambda m: (m.start, m.end))
 
 
