@@ -282,6 +282,18 @@ def _in_function(tree: ast.Module, path: Path) -> bool:
     return False
 
 
+def _defaults_of(tree: ast.Module, path: Path) -> ast.FunctionDef | ast.AsyncFunctionDef | None:
+    """The function whose signature (a default value) the path is in, if any. A default is evaluated once,
+    when the `def` runs at import, but read by every call that leaves the argument out: its tests are those
+    that run the function's body, not those that ran the `def` line at import."""
+    node: ast.AST = tree
+    for step in path:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and step == ("args", None):
+            return node
+        node = _get(node, (step,))
+    return None
+
+
 def mutants(source: str, others: str = "") -> list[PyMutant]:
     """Every mutant of `source`; `others` is the text of the code that may import from it."""
     tree = ast.parse(source)
@@ -298,6 +310,9 @@ def mutants(source: str, others: str = "") -> list[PyMutant]:
         use_lines, exported, module_level = (), False, not _in_function(tree, path)
         if module_level:
             use_lines, exported = scope[int(path[0][1] or 0)]
+        elif (function := _defaults_of(tree, path)) is not None:  # read where the body runs
+            body = range(function.body[0].lineno, _end(function) + 1)
+            use_lines, module_level = tuple(body), True
         line = getattr(node, "lineno", 0)
         found.append(
             PyMutant(

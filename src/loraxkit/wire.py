@@ -10,7 +10,6 @@ packages are the independent check (tests/sim/test_conformance_*.py).
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -1275,6 +1274,19 @@ _KEEP = SseLine(EventKind.KEEP_ALIVE)
 _DONE = SseLine(EventKind.DONE)
 
 
+# A native token event as LoRAX writes it: `StreamResponse` (lib.rs @a7394ba3) serialized in field order,
+# `generated_text` and `details` null on every event but the last.
+_NATIVE_TOKEN_HEAD = b'data:{"token":'
+_NATIVE_TOKEN_TAIL = b',"generated_text":null,"details":null}'
+
+
+def is_native_token_line(line: bytes) -> bool:
+    """True for a native stream's token event, told from its first and last bytes (no JSON parse): the
+    harness's fast path. The tail's top-level `generated_text` null is what makes it a token, not the final
+    event (see `parse_sse_line`); anything else, e.g. "\r\n" line ends, returns False: parse it instead."""
+    return line.startswith(_NATIVE_TOKEN_HEAD) and line.endswith(_NATIVE_TOKEN_TAIL)
+
+
 def parse_sse_line(line: str | bytes) -> SseLine:
     """Classify one line of a LoRAX SSE stream (native or OpenAI-compatible)."""
     if isinstance(line, bytes):
@@ -1337,7 +1349,3 @@ def _parse_openai(obj: dict[str, Any]) -> SseLine:
         prompt_tokens=use.get("prompt_tokens"),
         finish_reason=finish,
     )
-
-
-def is_finite_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

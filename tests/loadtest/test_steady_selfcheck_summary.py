@@ -69,6 +69,20 @@ def test_self_check_verdicts_say_how_much() -> None:
     assert busy["verdicts"][1].startswith("send side UNRELIABLE")
 
 
+@pytest.mark.parametrize(
+    ("first_merged", "verdict"), [(1, "receive side ok"), (2, "receive side UNRELIABLE")]
+)
+def test_first_tokens_merged_in_at_most_a_thousandth_of_requests_are_reported_but_reliable(
+    first_merged: int, verdict: str
+) -> None:
+    # 1000 requests of 3 token events; only first tokens merge (1 of 3000 events is under 0.1 % either way)
+    records = [rec(0.0, [0.1, 0.1, 0.12] if i < first_merged else [0.1, 0.11, 0.12]) for i in range(1000)]
+    line = self_check(records, [0.0001] * 50)["verdicts"][0]
+    assert line.startswith(verdict + ":")
+    assert f"{first_merged} request(s) ({first_merged / 10:.3f}%) had their first token read together" in line
+    assert "nan" not in line  # a first token has no earlier stamp: no ITL bound to print
+
+
 def test_send_side_says_which_requests_the_kernel_timed() -> None:
     kernel = rec(1.0, [1.1, 1.12])
     kernel.sent_user = 0.998  # the Python stamp came 2 ms before the kernel's transmit stamp

@@ -101,3 +101,24 @@ def test_a_socket_without_transmit_stamps_keeps_the_python_stamp() -> None:
     finally:
         client.close()
         b.close()
+
+
+def test_the_socket_a_greenlet_last_wrote_on_is_kept_for_it_alone(connected) -> None:
+    # A response complete with its headers is released by geventhttpclient at once: the user still finds
+    # the connection (its stamps, its name) through sent_socket().
+    import gevent
+
+    from loraxkit.loadtest.txstamp import forget_sent_socket, sent_socket
+
+    client, _ = connected
+
+    def user(write: bool) -> object:
+        forget_sent_socket()
+        if write:
+            client.sendall(b"GET / HTTP/1.1\r\n\r\n")
+        return sent_socket()
+
+    assert gevent.spawn(user, True).get() is client
+    assert gevent.spawn(user, False).get() is None  # another user, no write: not the first one's socket
+    forget_sent_socket()
+    assert sent_socket() is None

@@ -41,6 +41,7 @@ from loraxkit.loadtest.slo import configured_gates, evaluate_run, exit_code
 from loraxkit.loadtest.sockstamp import (
     SUPPORTED,
     GeventHttpClientChanged,
+    ReadLoop,
     check_geventhttpclient,
     keep_kernel_timestamps_on,
 )
@@ -84,6 +85,7 @@ class Harness:
         self._finished = False
         self._flushed: set[str] = set()
         self._stamp_keeper: socket.socket | None = None  # open for the process's life: see sockstamp
+        self.read_loop = ReadLoop()  # reads every stream of this process (sockstamp)
         self._users = 0
         self.loop_lags: list[float] = []  # event-loop lateness samples (s), see selfcheck
         self._unshipped_lags: list[float] = []
@@ -447,6 +449,7 @@ class Harness:
         for g in self._greenlets:
             g.kill(block=False)
         self._greenlets.clear()
+        self.read_loop.close()
 
     def build_report(self) -> dict[str, Any]:
         assert self.workload is not None

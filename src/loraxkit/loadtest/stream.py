@@ -1,6 +1,6 @@
 """The measured request path: read the response as it arrives and fill a RequestRecord.
 
-Streams are read one line at a time as they arrive (sockstamp.StampedLineReader under Locust): never
+Streams are read as they arrive (sockstamp.ReadLoop under Locust), never with
 `iter_content(1024)`/`FastHttpSession.iter_lines`, which buffer 1 KiB and bunch tokens together. Each line
 carries its arrival stamp, then is classified by `loraxkit.wire.parse_sse_line` (the same module the
 simulator writes with). The stream is read to its end so the connection is reused.
@@ -9,6 +9,7 @@ simulator writes with). The stream is read to its end so the connection is reuse
 from __future__ import annotations
 
 import json
+import operator
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -37,6 +38,47 @@ _TIMING_HEADERS = {
 _TOKEN = wire.EventKind.TOKEN
 _FINAL = wire.EventKind.FINAL
 _ERROR = wire.EventKind.ERROR
+_is_token = wire.is_native_token_line
+
+
+class SseRecorder:
+    """Fills a RequestRecord from SSE lines (token stamps, server counts, in-stream errors) as they arrive."""
+
+    __slots__ = ("_stamps", "finished", "record")
+
+    def __init__(self, record: RequestRecord) -> None:
+        self.record = record
+        self._stamps = record.token_times
+        self.finished = False
+
+    def line(self, line: bytes, t: float) -> None:
+        """One non-blank SSE line without its line end, `t` its arrival stamp."""
+        if _is_token(line):  # nearly every line: no JSON parse
+            self._stamps.append(t)
+            return
+        event = wire.parse_sse_line(line.decode("utf-8", "replace"))
+        kind = event.kind
+        if kind is _TOKEN:
+            self._stamps.append(t)
+        elif kind is _FINAL:
+            self._stamps.append(t)  # LoRAX's final event carries the last token (empty text on EOS)
+            self.finished = True
+            record = self.record
+            record.server_tokens = event.generated_tokens
+            record.server_prompt_tokens = event.prompt_tokens
+        elif kind is _ERROR and self.record.error_type is None:
+            self.record.error_type = event.error_type or "unknown"
+            self.record.error = (event.error or "")[:300]
+
+    def end(self, at: float | None = None) -> None:
+        """The body ended (at `at`, default now): a stream with no final event and no error is incomplete."""
+        record = self.record
+        record.end = at if at is not None else time.time()
+        stamps = self._stamps
+        record.merged_tokens = sum(map(operator.eq, stamps[1:], stamps[:-1]))  # shared a read's stamp
+        if not self.finished and record.error_type is None:
+            record.error_type = ERR_INCOMPLETE_STREAM
+            record.error = f"stream ended after {len(self._stamps)} token events without a final event"
 
 
 def read_sse(
@@ -47,32 +89,15 @@ def read_sse(
     `readline` returns one line including its newline, or b"" at the end of the body; `arrival` gives the
     arrival time of the line just returned (the kernel's receive stamp, or the clock when read).
     """
-    stamps = record.token_times
-    parse = wire.parse_sse_line
-    finished = False
+    recorder = SseRecorder(record)
     while True:
         line = readline()
         if not line:
             break
         t = arrival()
-        if len(line) < 3:  # the blank line that ends each event
-            continue
-        event = parse(line.decode("utf-8", "replace"))
-        kind = event.kind
-        if kind is _TOKEN:
-            stamps.append(t)
-        elif kind is _FINAL:
-            stamps.append(t)  # LoRAX's final event carries the last token (empty text on EOS)
-            finished = True
-            record.server_tokens = event.generated_tokens
-            record.server_prompt_tokens = event.prompt_tokens
-        elif kind is _ERROR and record.error_type is None:
-            record.error_type = event.error_type or "unknown"
-            record.error = (event.error or "")[:300]
-    record.end = time.time()
-    if not finished and record.error_type is None:
-        record.error_type = ERR_INCOMPLETE_STREAM
-        record.error = f"stream ended after {len(stamps)} token events without a final event"
+        if len(line) >= 3:  # not the blank line that ends each event
+            recorder.line(bytes(line).rstrip(b"\r\n"), t)
+    recorder.end()
 
 
 def read_generate(body: bytes, headers: Mapping[str, str], record: RequestRecord) -> None:

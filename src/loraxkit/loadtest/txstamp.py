@@ -21,9 +21,12 @@ from __future__ import annotations
 import contextlib
 import socket
 import struct
+from contextvars import ContextVar
 from typing import Any
 
 import gevent.socket
+
+from loraxkit.loadtest.sockstamp import enable_kernel_timestamps, kernel_time
 
 SO_TIMESTAMPING = getattr(socket, "SO_TIMESTAMPING", 37)  # Linux value; Python does not export it
 _TX_SOFTWARE = 1 << 1  # stamp when the packet is handed to the device
@@ -42,6 +45,7 @@ _ENOMSG = 42
 _ORIGIN_TIMESTAMPING = 4  # SO_EE_ORIGIN_TIMESTAMPING
 _RECVERR = {(socket.IPPROTO_IP, 11), (socket.IPPROTO_IPV6, 25)}  # IP_RECVERR, IPV6_RECVERR
 _ANC_SPACE = 512
+_RX_ANC_SPACE = socket.CMSG_SPACE(16)  # one struct timespec (SO_TIMESTAMPNS)
 
 
 def enable_tx_stamps(sock: Any) -> bool:
@@ -90,7 +94,8 @@ def drain_tx_stamps(raw: Any) -> list[tuple[int | None, float | None]]:
 
 
 class TxStampedSocket(gevent.socket.socket):
-    """gevent socket whose `sendall` leaves `tx_stamp`: the kernel's transmit time of the write's last byte.
+    """gevent socket whose `sendall` leaves `tx_stamp`: the kernel's transmit time of the write's last byte
+    (and whose `recv` leaves `rx_stamp`, the receive time of what it read).
 
     `tx_stamp` is None when the kernel gave none for that write (then `tx_missing` is True, and the socket
     asks for no more stamps). The stamping starts at the first write (the id needs a connected socket).
@@ -99,15 +104,25 @@ class TxStampedSocket(gevent.socket.socket):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.tx_stamp: float | None = None
+        self.rx_stamp: float | None = None  # the kernel's receive time of the last recv's bytes
         self.tx_missing = False
         self._tx_on: bool | None = None  # None: not asked yet
         self._tx_bytes = 0  # bytes written since stamping was switched on (the ids count them)
 
+    def recv(self, size: int, flags: int = 0) -> bytes:  # type: ignore[override]
+        """gevent's recv, keeping the kernel's receive stamp of the bytes as `rx_stamp`: geventhttpclient
+        reads the response headers with it, and token events that came with them are stamped with it."""
+        data, ancdata, _, _ = self.recvmsg(size, _RX_ANC_SPACE, flags)
+        self.rx_stamp = kernel_time(ancdata)
+        return data
+
     def sendall(self, data: Any, flags: int = 0) -> None:  # type: ignore[override]
-        self.tx_stamp = None
+        self.tx_stamp = self.rx_stamp = None  # a new request: no stamp of the last response's reads
         if self._tx_on is None:
             self._tx_on = enable_tx_stamps(self)
+            enable_kernel_timestamps(self)  # receive stamps from the first response's headers on
         super().sendall(data, flags)
+        _sent_on.set(self)
         if not self._tx_on:
             return
         self._tx_bytes += len(data)
@@ -119,6 +134,22 @@ class TxStampedSocket(gevent.socket.socket):
             self.tx_missing = True
             self._tx_on = False
             disable_tx_stamps(self)
+
+
+# The connection the current greenlet (a Locust user) last wrote a request on. geventhttpclient releases the
+# socket from a response that was complete with its headers (a short stream read late), so the response no
+# longer names it; the user still needs its stamps and identity.
+_sent_on: ContextVar[TxStampedSocket | None] = ContextVar("loraxkit_sent_on", default=None)
+
+
+def forget_sent_socket() -> None:
+    """Before a request: no socket until it is written."""
+    _sent_on.set(None)
+
+
+def sent_socket() -> TxStampedSocket | None:
+    """The socket this greenlet's request was written on since `forget_sent_socket()`, if any."""
+    return _sent_on.get()
 
 
 def tx_stamp_of(sock: Any) -> float | None:

@@ -25,18 +25,18 @@ from loraxkit.loadtest.apis import STREAMING, encode_body, request_body
 from loraxkit.loadtest.backoff import JITTER, backoff_after
 from loraxkit.loadtest.harness import Harness, harness_of
 from loraxkit.loadtest.metrics import RequestRecord, now
-from loraxkit.loadtest.sockstamp import StampedLineReader
 from loraxkit.loadtest.stream import (
     ERR_CANCELLED_AT_STOP,
     ERR_CONNECTION,
     ERR_LOST_MID_STREAM,
     ERR_STALLED,
     ERR_TIMEOUT,
+    SseRecorder,
     read_error_body,
     read_generate,
     read_sse,
 )
-from loraxkit.loadtest.txstamp import tx_stamp_of
+from loraxkit.loadtest.txstamp import forget_sent_socket, sent_socket, tx_stamp_of
 from loraxkit.loadtest.workload import PlannedRequest
 
 ERR_CLIENT = "client_error"  # an exception in the harness itself (a bug): counted, logged with its traceback
@@ -47,6 +47,14 @@ log = logging.getLogger("loraxkit.loadtest")
 def _think_time(user: FastHttpUser) -> float:
     options = user.environment.parsed_options
     return float(getattr(options, "think_time", 0.0) or 0.0) if options else 0.0
+
+
+def _socket_of(resp: Any) -> Any:
+    """The connection a response came on: geventhttpclient's response names it until it releases it (a body
+    complete with the headers is released at once); then the socket this user last wrote on (txstamp)."""
+    raw = getattr(resp, "_response", None)  # geventhttpclient's response (guarded at start-up)
+    sock = getattr(raw, "_sock", None)
+    return sock if sock is not None else sent_socket()
 
 
 class LoraxUser(FastHttpUser):
@@ -99,6 +107,7 @@ class LoraxUser(FastHttpUser):
                 finally:
                     harness.waiting -= 1
         record = self.new_record(harness, request, intended)
+        harness.read_loop.catch_up()  # before a send: other streams' tokens are not left waiting (sockstamp)
         harness.in_flight += 1
         try:
             self.send(harness, request, record)
@@ -135,6 +144,7 @@ class LoraxUser(FastHttpUser):
         rid = record.request_id
         headers = {"Content-Type": "application/json", "Accept-Encoding": "identity", wire.H_REQUEST_ID: rid}
         name = self.route if harness.options.stats_by == "route" else f"{self.route} [{record.adapter_label}]"
+        forget_sent_socket()
         record.sent = now()
         with self.client.request(
             "POST", self.route, data=body, headers=headers, stream=streaming, catch_response=True, name=name
@@ -150,8 +160,7 @@ class LoraxUser(FastHttpUser):
     def _take_tx_stamp(resp: Any, record: RequestRecord) -> None:
         """Measure from the kernel's transmit time of the request's last byte when the connection has it
         (txstamp.py): the Python stamp before the client call is kept as `sent_user`."""
-        raw = getattr(resp, "_response", None)  # geventhttpclient's response (guarded at start-up)
-        tx = tx_stamp_of(getattr(raw, "_sock", None))
+        tx = tx_stamp_of(_socket_of(resp))
         if tx is not None and tx >= record.sent:  # the write came after the Python stamp, never before
             record.sent_user, record.sent = record.sent, tx
 
@@ -186,20 +195,20 @@ class LoraxUser(FastHttpUser):
 
     def _read_stream(self, resp: Any, record: RequestRecord, kernel_stamps: bool, timeout: float) -> None:
         raw = resp._response  # geventhttpclient's response object (guarded at start-up: harness)
-        self._note_connection(raw._sock, record)
+        sock = _socket_of(resp)
+        self._note_connection(sock, record)
         if not kernel_stamps:
             read_sse(lambda: raw.readline(b"\n"), record)
             return
-        reader = StampedLineReader(raw, timeout)
-        try:
-            with reader:  # one timer for the whole stream
-                read_sse(reader.readline, record, lambda: reader.stamp)
-        finally:
-            record.reads, record.read_lag_max = reader.reads, reader.lag_max
-            record.read_lag_sum = reader.lag_sum
-        if reader.timed_out:
+        recorder = SseRecorder(record)
+        head_stamp = getattr(sock, "rx_stamp", None)
+        stream = harness_of(self.environment).read_loop.read(raw, recorder.line, timeout, head_stamp)
+        record.reads, record.read_lag_max, record.read_lag_sum = stream.reads, stream.lag_max, stream.lag_sum
+        if stream.timed_out:
             record.error_type, record.error = ERR_TIMEOUT, f"no complete response in {timeout:g} s"
             record.end = now()
+        else:
+            recorder.end(stream.ended_at)
 
     def _note_connection(self, sock: Any, record: RequestRecord) -> None:
         """Which TCP connection carried the request, and whether it was opened for it."""

@@ -1,0 +1,178 @@
+"""The engine's per-step figures a seed-17 mutation sample found unread: LoRAX's batch metrics
+(`lorax_batch_inference_count` / `_success` per method, `lorax_batch_current_max_tokens` = the running
+batch's KV blocks x BLOCK_SIZE), the late-step threshold at exactly 2 ms, the write-spread percentiles, and
+no adapter update while too few requests wait to form a batch. Values worked out by hand;
+steps are driven one at a time and the clock is scripted, so no verdict depends on the machine's speed."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+
+import pytest
+
+from loraxkit.sim.adapters import BASE, READY, AdapterQueue
+from loraxkit.sim.engine import BLOCK_SIZE, Engine, EngineConfig, Sequence, SpreadStats
+from loraxkit.sim.metrics import Registry
+from loraxkit.sim.profiles import get_profile
+
+
+class _Sink:
+    def on_token(self, seq: Sequence, index: int, last: bool) -> float:
+        return time.time()
+
+    def on_error(self, seq: Sequence, err: object) -> None:
+        raise AssertionError(f"{seq.request_id} failed: {err}")
+
+
+def _ready_engine() -> Engine:
+    profile = dataclasses.replace(get_profile("synthetic"), fixed_decode_ms=1.0, fixed_prefill_ms=1.0)
+    engine = Engine(profile, EngineConfig(10**6, 10**6), Registry(4095, 4096))
+    engine.queues.queues[BASE] = AdapterQueue(BASE, status=READY, downloaded=True)
+    engine.queues.active.append(BASE)
+    engine.queues.tracked.add(BASE)
+    return engine
+
+
+def _seq(name: str, prompt: int, new: int, queued: float) -> Sequence:
+    seq = Sequence(request_id=name, route="/generate", adapter_id=None, input_length=prompt,
+                   max_new_tokens=new, token_ids=[1] * new, finish_reason="length", sink=_Sink(),
+                   arrival=0.0)  # fmt: skip
+    seq.queued = queued
+    return seq
+
+
+def test_each_step_counts_once_per_method_and_the_batch_gauge_is_its_kv_blocks_in_tokens() -> None:
+    # a: 5 + 10 - 1 = 14 tokens -> 1 block; b: 20 + 4 - 1 = 23 tokens -> 2 blocks (16 tokens each)
+    engine = _ready_engine()
+    a, b = _seq("a", 5, 10, 0.0), _seq("b", 20, 4, 1.0)
+    engine.queues.append(BASE, a)
+    engine.queues.append(BASE, b)
+    gauge = engine.metrics.gauges
+
+    async def run() -> list[float]:
+        seen = []
+        await engine._prefill(engine._next_batch())  # token 0 of each
+        seen.append(gauge["lorax_batch_current_max_tokens"][()])
+        for _ in range(3):  # tokens 1-3: b is done after its 4th token
+            await engine._decode()
+        seen.append(gauge["lorax_batch_current_max_tokens"][()])
+        while engine.running:  # a's tokens 4-9: 6 more decode steps
+            await engine._decode()
+        seen.append(gauge["lorax_batch_current_max_tokens"][()])
+        return seen
+
+    assert asyncio.run(run()) == [3 * BLOCK_SIZE, 1 * BLOCK_SIZE, 0]
+    assert (a.generated, b.generated) == (10, 4)
+    # the write spread measures decode steps only (a prefill's burst is not one): 3 steps writing to a and
+    # b, then 6 writing to a alone
+    spread = engine.spread.summary()
+    assert (spread["steps"], spread["writes"]) == (9, 3 * 2 + 6 * 1)
+    counts = {
+        (name, method): engine.metrics.counter_value(f"lorax_batch_inference_{name}", method=method)
+        for name in ("count", "success")
+        for method in ("prefill", "decode")
+    }
+    assert counts == {("count", "prefill"): 1, ("success", "prefill"): 1, ("count", "decode"): 9,
+                      ("success", "decode"): 9}  # fmt: skip
+
+
+class _ScriptedClock:
+    """The engine's view of time.monotonic(), read from a script; everything else of `time` as it is."""
+
+    def __init__(self, readings: list[float]) -> None:
+        self.readings = readings
+
+    def monotonic(self) -> float:
+        return self.readings.pop(0) if len(self.readings) > 1 else self.readings[0]
+
+    def time(self) -> float:
+        return time.time()
+
+
+@pytest.mark.parametrize(("woke", "counted"), [(0.004, False), (0.0041, True)])
+def test_a_step_exactly_two_milliseconds_late_is_not_counted_late(
+    monkeypatch: pytest.MonkeyPatch, woke: float, counted: bool
+) -> None:
+    # a fresh engine's timeline starts at now (0.0): a 2 ms step ends at 0.002; waking at 0.004 is exactly
+    # 2 ms late (0.004 - 0.002 == 0.002 in binary floating point: a power-of-two multiple), not past it
+    import loraxkit.sim.engine as engine_module
+
+    engine = _ready_engine()
+    monkeypatch.setattr(engine_module, "time", _ScriptedClock([0.0, woke, woke]))
+    asyncio.run(engine._sleep_step(0.002))
+    assert engine.lateness_max == pytest.approx(woke - 0.002)
+    assert engine.late_steps == (1 if counted else 0)
+
+
+def test_the_write_spread_p99_is_below_the_max_with_200_steps_and_figures_keep_three_decimals() -> None:
+    # 200 steps of 1..200 ms: p99 = sorted[int(0.99 x 200)] = sorted[198] = 199 ms, the max is 200 ms
+    # (with 10 steps, as test_engine_paths has, p99 and max are the same step)
+    spread = SpreadStats()
+    for ms in range(200, 0, -1):
+        spread.add(ms / 1000, 1)
+    summary = spread.summary()
+    assert (summary["p50_ms"], summary["p99_ms"], summary["max_ms"]) == (101.0, 199.0, 200.0)
+    # microseconds, not finer: 1.23456 ms is shown as 1.235
+    fine = SpreadStats()
+    fine.add(0.00123456, 1)
+    assert fine.summary()["p50_ms"] == fine.summary()["p99_ms"] == fine.summary()["max_ms"] == 1.235
+
+
+class _Hooks(_Sink):
+    """Runs a callable when a request's token with a given index is written."""
+
+    def __init__(self) -> None:
+        self.at: dict[tuple[str, int], object] = {}
+
+    def on_token(self, seq: Sequence, index: int, last: bool) -> float:
+        hook = self.at.pop((seq.request_id, index), None)
+        if callable(hook):
+            hook()
+        return time.time()
+
+
+def test_too_few_waiting_requests_beside_a_running_batch_leave_the_adapters_alone() -> None:
+    # scheduler.rs:296-321 @a7394ba3: next_batch returns before update_adapters when fewer requests wait than
+    # the minimum batch (5 running x 1.2 -> 6): a newcomer's downloaded adapter is not loaded then; once
+    # max_waiting_tokens (20) steps have passed the minimum is gone and it loads and joins
+    profile = dataclasses.replace(get_profile("synthetic"), fixed_decode_ms=1.0, fixed_prefill_ms=1.0)
+    engine = Engine(profile, EngineConfig(10**6, 10**6, adapter_load_ms=0.0), Registry(4095, 4096))
+    hooks = _Hooks()
+    running = [Sequence(request_id=f"r{i}", route="/generate", adapter_id=None, input_length=5,
+                        max_new_tokens=60, token_ids=[1] * 60, finish_reason="length", sink=hooks,
+                        arrival=0.0) for i in range(5)]  # fmt: skip
+    newcomer = Sequence(request_id="n", route="/generate", adapter_id="org/a", input_length=5,
+                        max_new_tokens=2, token_ids=[1] * 2, finish_reason="length", sink=hooks,
+                        arrival=0.0)  # fmt: skip
+    seen: dict[int, str] = {}
+
+    def status() -> str:
+        return engine.queues.queues["org/a"].status
+
+    hooks.at[("r0", 1)] = lambda: engine.submit(newcomer)
+    for index in (10, 15):
+        hooks.at[("r0", index)] = lambda index=index: seen.__setitem__(index, status())
+
+    async def run() -> None:
+        engine.start()
+        for seq in running:
+            engine.submit(seq)
+        deadline = time.monotonic() + 60.0  # a hang guard only
+        while not newcomer.done and time.monotonic() < deadline:
+            await asyncio.sleep(0.001)
+        await engine.stop()
+
+    asyncio.run(run())
+    assert seen == {10: "downloaded", 15: "downloaded"}
+    assert newcomer.generated == 2
+
+
+@pytest.mark.parametrize("jitter", [0.0, -0.5, -1.0])
+def test_no_or_a_negative_jitter_leaves_every_step_its_length(jitter: float) -> None:
+    # only a positive --step-jitter draws (the clip [1 - 2j, 1 + 2j] of a negative j would be empty)
+    engine = Engine(
+        get_profile("synthetic"), EngineConfig(10**6, 10**6, step_jitter=jitter), Registry(4095, 4096)
+    )
+    assert [engine._jitter(0.010) for _ in range(3)] == [0.010, 0.010, 0.010]

@@ -1,0 +1,45 @@
+"""bench/mutate.py runs, for each mutant, only the tests that can see it. A changed default value of a
+function is evaluated when the `def` runs (at import) but read by the calls: its tests are those that run
+the function's body. (Found when wire's `token_json(special=False)` mutant ran only the tests that happened
+to import wire.py first, and survived a test that calls token_json.)"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+
+
+def _mutate_py() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("loraxkit_bench_mutate", BENCH / "mutate.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+SOURCE = """\
+def f(
+    x,
+    flag=False,
+):
+    if x > 1:
+        return flag
+    return x
+"""
+
+
+def test_a_default_values_mutant_runs_the_tests_that_run_the_body_and_not_the_importers() -> None:
+    mutate = _mutate_py()
+    by_line = {m.line: m for m in mutate.pymutants.mutants(SOURCE) if m.before == "False"}
+    default = by_line[3]
+    # line 1 (the def) ran under test 0 at import; lines 5-7 (the body) under test 1 only
+    lines = {1: {0}, 3: {0}, 5: {1}, 6: {1}, 7: {1}}
+    tests, durations = ["imports", "calls"], [0.1, 0.1]
+    assert mutate.candidate_tests(default, tests, durations, lines, {}) == ["calls"]
+    body = next(m for m in mutate.pymutants.mutants(SOURCE) if m.line == 5 and m.operator == "comparison")
+    assert mutate.candidate_tests(body, tests, durations, lines, {}) == ["calls"]
