@@ -176,3 +176,26 @@ def test_no_or_a_negative_jitter_leaves_every_step_its_length(jitter: float) -> 
         get_profile("synthetic"), EngineConfig(10**6, 10**6, step_jitter=jitter), Registry(4095, 4096)
     )
     assert [engine._jitter(0.010) for _ in range(3)] == [0.010, 0.010, 0.010]
+
+
+def test_a_step_catching_up_on_the_timeline_only_yields_once_and_never_waits(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the step's end (0.998 + 0.001) is already past when it starts (now = 1.0, within CATCH_UP_S of the
+    # timeline): the engine yields to the loop once, with no delay, and does not count the step late
+    import loraxkit.sim.engine as engine_module
+
+    engine = _ready_engine()
+    engine._deadline = 0.998
+    monkeypatch.setattr(engine_module, "time", _ScriptedClock([1.0]))
+    delays: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recording_sleep(delay: float) -> None:
+        delays.append(delay)
+        await real_sleep(0)
+
+    monkeypatch.setattr(engine_module.asyncio, "sleep", recording_sleep)
+    asyncio.run(engine._sleep_step(0.001))
+    assert delays == [0]
+    assert engine.late_steps == 0
