@@ -168,6 +168,8 @@ class LoraxUser(FastHttpUser):
         self, resp: Any, record: RequestRecord, streaming: bool, kernel_stamps: bool, timeout: float
     ) -> None:
         status = resp.status_code or 0
+        if status:
+            self._note_connection(_socket_of(resp), record)
         if status == 0:
             record.error_type, record.error = ERR_CONNECTION, str(getattr(resp, "error", ""))[:300]
             record.end = now()
@@ -196,7 +198,6 @@ class LoraxUser(FastHttpUser):
     def _read_stream(self, resp: Any, record: RequestRecord, kernel_stamps: bool, timeout: float) -> None:
         raw = resp._response  # geventhttpclient's response object (guarded at start-up: harness)
         sock = _socket_of(resp)
-        self._note_connection(sock, record)
         if not kernel_stamps:
             read_sse(lambda: raw.readline(b"\n"), record)
             return
