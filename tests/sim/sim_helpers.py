@@ -100,3 +100,16 @@ def metric(text: str, series: str) -> float:
         if line.startswith(series + " "):
             return float(line.rsplit(" ", 1)[1])
     return 0.0
+
+
+class ScriptedClock:
+    """The engine's view of time.monotonic(), read from a script; everything else of `time` as it is."""
+
+    def __init__(self, readings: list[float]) -> None:
+        self.readings = readings
+
+    def monotonic(self) -> float:
+        return self.readings.pop(0) if len(self.readings) > 1 else self.readings[0]
+
+    def time(self) -> float:
+        return time.time()

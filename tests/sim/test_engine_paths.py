@@ -14,6 +14,7 @@ import random
 import time
 
 import pytest
+from sim_helpers import ScriptedClock
 
 from loraxkit.sim.adapters import BASE, READY, AdapterQueue
 from loraxkit.sim.engine import BLOCK_SIZE, SPIN_S, Engine, EngineConfig, Sequence, SpreadStats, _p99
@@ -740,19 +741,6 @@ def test_stop_ends_the_engine_even_when_a_wake_up_arrives_with_the_cancel() -> N
     assert engine._task is not None and engine._task.cancelled()
 
 
-class _ScriptedClock:
-    """The engine's view of time.monotonic(), read from a script; everything else of `time` as it is."""
-
-    def __init__(self, readings: list[float]) -> None:
-        self.readings = readings
-
-    def monotonic(self) -> float:
-        return self.readings.pop(0) if len(self.readings) > 1 else self.readings[0]
-
-    def time(self) -> float:
-        return time.time()
-
-
 @pytest.mark.parametrize(("late_ms", "counted"), [(2.125, True), (1.5, False)])
 def test_a_step_is_counted_late_only_past_two_milliseconds(
     monkeypatch: pytest.MonkeyPatch, late_ms: float, counted: bool
@@ -763,7 +751,7 @@ def test_a_step_is_counted_late_only_past_two_milliseconds(
 
     engine = _engine()
     woke = 100.010 + late_ms / 1000
-    monkeypatch.setattr(engine_module, "time", _ScriptedClock([100.0, woke, woke]))
+    monkeypatch.setattr(engine_module, "time", ScriptedClock([100.0, woke, woke]))
     asyncio.run(engine._sleep_step(0.010))
     assert engine.lateness_max == pytest.approx(late_ms / 1000)
     assert engine.late_steps == (1 if counted else 0)

@@ -11,6 +11,7 @@ import dataclasses
 import time
 
 import pytest
+from sim_helpers import ScriptedClock
 
 from loraxkit.sim.adapters import BASE, READY, AdapterQueue
 from loraxkit.sim.engine import BLOCK_SIZE, Engine, EngineConfig, Sequence, SpreadStats
@@ -78,19 +79,6 @@ def test_each_step_counts_once_per_method_and_the_batch_gauge_is_its_kv_blocks_i
                       ("success", "decode"): 9}  # fmt: skip
 
 
-class _ScriptedClock:
-    """The engine's view of time.monotonic(), read from a script; everything else of `time` as it is."""
-
-    def __init__(self, readings: list[float]) -> None:
-        self.readings = readings
-
-    def monotonic(self) -> float:
-        return self.readings.pop(0) if len(self.readings) > 1 else self.readings[0]
-
-    def time(self) -> float:
-        return time.time()
-
-
 @pytest.mark.parametrize(("woke", "counted"), [(0.004, False), (0.0041, True)])
 def test_a_step_exactly_two_milliseconds_late_is_not_counted_late(
     monkeypatch: pytest.MonkeyPatch, woke: float, counted: bool
@@ -100,7 +88,7 @@ def test_a_step_exactly_two_milliseconds_late_is_not_counted_late(
     import loraxkit.sim.engine as engine_module
 
     engine = _ready_engine()
-    monkeypatch.setattr(engine_module, "time", _ScriptedClock([0.0, woke, woke]))
+    monkeypatch.setattr(engine_module, "time", ScriptedClock([0.0, woke, woke]))
     asyncio.run(engine._sleep_step(0.002))
     assert engine.lateness_max == pytest.approx(woke - 0.002)
     assert engine.late_steps == (1 if counted else 0)
@@ -187,7 +175,7 @@ def test_a_step_catching_up_on_the_timeline_only_yields_once_and_never_waits(
 
     engine = _ready_engine()
     engine._deadline = 0.998
-    monkeypatch.setattr(engine_module, "time", _ScriptedClock([1.0]))
+    monkeypatch.setattr(engine_module, "time", ScriptedClock([1.0]))
     delays: list[float] = []
     real_sleep = asyncio.sleep
 
