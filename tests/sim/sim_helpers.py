@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import socket
 import time
 
 import httpx
 
+from loraxkit.sim.adapters import BASE, READY, AdapterQueue
+from loraxkit.sim.engine import Engine, EngineConfig
+from loraxkit.sim.metrics import Registry
+from loraxkit.sim.profiles import get_profile
 from loraxkit.sim.trace import read_trace
 
 # Synthetic profile with fast fixed step times: tests exercise behaviour, not GPU speed.
@@ -113,3 +118,13 @@ class ScriptedClock:
 
     def time(self) -> float:
         return time.time()
+
+
+def ready_base_engine() -> Engine:
+    """An in-process engine (1 ms steps) whose base model is downloaded and active: nothing to load."""
+    profile = dataclasses.replace(get_profile("synthetic"), fixed_decode_ms=1.0, fixed_prefill_ms=1.0)
+    engine = Engine(profile, EngineConfig(10**6, 10**6), Registry(4095, 4096))
+    engine.queues.queues[BASE] = AdapterQueue(BASE, status=READY, downloaded=True)
+    engine.queues.active.append(BASE)
+    engine.queues.tracked.add(BASE)
+    return engine

@@ -10,8 +10,9 @@ import asyncio
 import dataclasses
 import time
 
+from sim_helpers import ready_base_engine
+
 from loraxkit.cli import build_parser
-from loraxkit.sim.adapters import BASE, READY, AdapterQueue
 from loraxkit.sim.engine import Engine, EngineConfig, Sequence
 from loraxkit.sim.metrics import Registry
 from loraxkit.sim.profiles import get_profile
@@ -57,11 +58,7 @@ def test_a_request_whose_queue_exists_wakes_an_idle_engine() -> None:
     # The base model's queue is downloaded and active: a new request neither creates a queue nor asks the
     # loader for anything, so only submit() itself can wake the engine that sleeps with nothing to do
     # (nothing is pending, so it does not re-check after a cycle either).
-    profile = dataclasses.replace(get_profile("synthetic"), fixed_decode_ms=1.0, fixed_prefill_ms=1.0)
-    engine = Engine(profile, EngineConfig(10**6, 10**6), Registry(4095, 4096))
-    engine.queues.queues[BASE] = AdapterQueue(BASE, status=READY, downloaded=True)
-    engine.queues.active.append(BASE)
-    engine.queues.tracked.add(BASE)
+    engine = ready_base_engine()
     sink = _Tokens()
     seq = Sequence(request_id="late", route="/generate", adapter_id=None, input_length=5, max_new_tokens=3,
                    token_ids=[1] * 3, finish_reason="length", sink=sink, arrival=0.0)  # fmt: skip

@@ -11,9 +11,9 @@ import dataclasses
 import time
 
 import pytest
-from sim_helpers import ScriptedClock
+from sim_helpers import ScriptedClock, ready_base_engine
 
-from loraxkit.sim.adapters import BASE, READY, AdapterQueue
+from loraxkit.sim.adapters import BASE
 from loraxkit.sim.engine import BLOCK_SIZE, Engine, EngineConfig, Sequence, SpreadStats
 from loraxkit.sim.metrics import Registry
 from loraxkit.sim.profiles import get_profile
@@ -27,15 +27,6 @@ class _Sink:
         raise AssertionError(f"{seq.request_id} failed: {err}")
 
 
-def _ready_engine() -> Engine:
-    profile = dataclasses.replace(get_profile("synthetic"), fixed_decode_ms=1.0, fixed_prefill_ms=1.0)
-    engine = Engine(profile, EngineConfig(10**6, 10**6), Registry(4095, 4096))
-    engine.queues.queues[BASE] = AdapterQueue(BASE, status=READY, downloaded=True)
-    engine.queues.active.append(BASE)
-    engine.queues.tracked.add(BASE)
-    return engine
-
-
 def _seq(name: str, prompt: int, new: int, queued: float) -> Sequence:
     seq = Sequence(request_id=name, route="/generate", adapter_id=None, input_length=prompt,
                    max_new_tokens=new, token_ids=[1] * new, finish_reason="length", sink=_Sink(),
@@ -46,7 +37,7 @@ def _seq(name: str, prompt: int, new: int, queued: float) -> Sequence:
 
 def test_each_step_counts_once_per_method_and_the_batch_gauge_is_its_kv_blocks_in_tokens() -> None:
     # a: 5 + 10 - 1 = 14 tokens -> 1 block; b: 20 + 4 - 1 = 23 tokens -> 2 blocks (16 tokens each)
-    engine = _ready_engine()
+    engine = ready_base_engine()
     a, b = _seq("a", 5, 10, 0.0), _seq("b", 20, 4, 1.0)
     engine.queues.append(BASE, a)
     engine.queues.append(BASE, b)
@@ -87,7 +78,7 @@ def test_a_step_exactly_two_milliseconds_late_is_not_counted_late(
     # 2 ms late (0.004 - 0.002 == 0.002 in binary floating point: a power-of-two multiple), not past it
     import loraxkit.sim.engine as engine_module
 
-    engine = _ready_engine()
+    engine = ready_base_engine()
     monkeypatch.setattr(engine_module, "time", ScriptedClock([0.0, woke, woke]))
     asyncio.run(engine._sleep_step(0.002))
     assert engine.lateness_max == pytest.approx(woke - 0.002)
@@ -173,7 +164,7 @@ def test_a_step_catching_up_on_the_timeline_only_yields_once_and_never_waits(
     # timeline): the engine yields to the loop once, with no delay, and does not count the step late
     import loraxkit.sim.engine as engine_module
 
-    engine = _ready_engine()
+    engine = ready_base_engine()
     engine._deadline = 0.998
     monkeypatch.setattr(engine_module, "time", ScriptedClock([1.0]))
     delays: list[float] = []
