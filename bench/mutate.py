@@ -58,6 +58,11 @@ class Target:
     path: str
     tests: list[str]
     pytest_args: list[str] = field(default_factory=list)
+    judged_as: str = ""  # the module whose equivalent.toml entries apply (default: its own name)
+
+    @property
+    def equivalents(self) -> str:
+        return self.judged_as or self.name
 
     @property
     def is_python(self) -> bool:
@@ -82,7 +87,8 @@ class Outcome:
 def load_targets() -> dict[str, Target]:
     data = tomllib.loads(CONFIG.read_text())
     return {
-        name: Target(name, t["path"], list(t["tests"]), list(t.get("pytest_args", [])))
+        name: Target(name, t["path"], list(t["tests"]), list(t.get("pytest_args", [])),
+                     judged_as=t.get("judged_as", ""))
         for name, t in data["module"].items()
     }
 
@@ -252,7 +258,7 @@ def run_mutants(
     source = source_path.read_text()
     module = pymutants if target.is_python else tplmutants
     all_mutants = make_mutants(target)
-    equivalent = load_equivalent(target.name)
+    equivalent = load_equivalent(target.equivalents)
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix=f"mutate-{target.name}-") as tmp:
         work = Path(tmp)
@@ -446,8 +452,10 @@ def report() -> None:
     print("| module | file | mutants | killed | survived | equivalent | score (non-equivalent killed) |")
     print("|---|---|---|---|---|---|---|")
     saved = [json.loads(p.read_text()) for p in sorted(RESULTS.glob("*.json"))]
+    targets = load_targets()
     for data in saved:  # judgements added to equivalent.toml since the run apply too
-        equivalent = load_equivalent(data["module"])
+        target = targets.get(data["module"])
+        equivalent = load_equivalent(target.equivalents if target else data["module"])
         outcomes = [Outcome(**m) for m in data["mutants"]]
         for o in outcomes:
             why = judge(o, equivalent)
@@ -477,7 +485,7 @@ def report() -> None:
 
 def judged_unrun(target: Target, only: list[int] | None) -> list[Outcome]:
     """--skip-judged: the selected mutants equivalent.toml judges equivalent, as outcomes, not run."""
-    equivalent, skipped = load_equivalent(target.name), []
+    equivalent, skipped = load_equivalent(target.equivalents), []
     for i, m in enumerate(make_mutants(target)):
         why = judge(m, equivalent) if only is None or i in only else None
         if why is not None:

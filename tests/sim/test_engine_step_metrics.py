@@ -178,3 +178,20 @@ def test_a_step_catching_up_on_the_timeline_only_yields_once_and_never_waits(
     asyncio.run(engine._sleep_step(0.001))
     assert delays == [0]
     assert engine.late_steps == 0
+
+
+def test_the_queue_gauge_moves_only_when_a_batch_is_formed_and_counts_the_queue_before_it() -> None:
+    # scheduler.rs:294-295 @a7394ba3: next_batch sets lorax_queue_length to the queue's length before it takes
+    # any request, and nothing else sets it, so arrivals leave it alone and it reads stale until the next call
+    engine = ready_base_engine()
+    queue_gauge = engine.metrics.gauges.setdefault("lorax_queue_length", {})
+    for name in ("a", "b", "c"):
+        engine.submit(_seq(name, 5, 10, 0.0))
+    assert queue_gauge.get(()) is None  # three arrivals, no batch yet
+    assert len(engine._next_batch()) == 3
+    assert queue_gauge[()] == 3  # the count before the batch took all three
+    engine.submit(_seq("d", 5, 10, 0.0))
+    engine.submit(_seq("e", 5, 10, 0.0))
+    assert queue_gauge[()] == 3  # still the last batch's figure
+    assert engine._next_batch(min_size=3) == []  # too few waiting to join: no batch, but the gauge is read
+    assert queue_gauge[()] == 2

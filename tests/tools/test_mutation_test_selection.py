@@ -43,3 +43,14 @@ def test_a_default_values_mutant_runs_the_tests_that_run_the_body_and_not_the_im
     assert mutate.candidate_tests(default, tests, durations, lines, {}) == ["calls"]
     body = next(m for m in mutate.pymutants.mutants(SOURCE) if m.line == 5 and m.operator == "comparison")
     assert mutate.candidate_tests(body, tests, durations, lines, {}) == ["calls"]
+
+
+def test_a_discovery_config_of_the_same_file_uses_that_files_equivalents() -> None:
+    # wire-inprocess mutates wire.py against fewer tests: a mutant judged equivalent for wire is equivalent
+    # there too, and the judgement is written once
+    mutate = _mutate_py()
+    targets = mutate.load_targets()
+    assert targets["wire-inprocess"].path == targets["wire"].path
+    wire_judged = mutate.load_equivalent("wire")
+    assert wire_judged and mutate.load_equivalent(targets["wire-inprocess"].equivalents) == wire_judged
+    assert targets["sim-engine"].equivalents == "sim-engine"

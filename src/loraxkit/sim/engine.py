@@ -153,7 +153,7 @@ class Engine:
             self._sources[key] = seq.adapter_source
         if self.queues.append(key, seq):
             self._request_adapter(key)
-        self.metrics.set("lorax_queue_length", self.queues.size)
+        # no lorax_queue_length here: LoRAX sets that gauge only in next_batch (scheduler.rs:294-295 @a7394ba3)
         self._wake.set()
 
     def cancel(self, seq: Sequence) -> None:
@@ -223,7 +223,6 @@ class Engine:
                 self.metrics.inc("lorax_request_failure", err="download_adapter")
                 for seq in self.queues.terminate(adapter_id):
                     self._fail(seq, err)
-                self.metrics.set("lorax_queue_length", self.queues.size)
             else:
                 self.queues.downloaded_ok(adapter_id)
         elif kind == "load":
@@ -263,7 +262,9 @@ class Engine:
 
     def _next_batch(self, min_size: int | None = None) -> list[Sequence]:
         """scheduler.rs:281-529 `next_batch`: requests in `next_entry` order while their prompt fits the
-        prefill budget and their KV blocks fit the free blocks; the first that does not fit stays first."""
+        prefill budget and their KV blocks fit the free blocks; the first that does not fit stays first.
+        `lorax_queue_length` is the queue's size as next_batch starts, before it takes any request
+        (scheduler.rs:294-295): LoRAX sets it nowhere else, so it keeps that value until the next call."""
         self.metrics.set("lorax_queue_length", self.queues.size)
         if self.queues.size == 0 or (min_size is not None and self.queues.size < min_size):
             return []
@@ -290,7 +291,6 @@ class Engine:
         self.free_blocks = free
         for _, seq, need in chosen:
             self._blocks[id(seq)] = need
-        self.metrics.set("lorax_queue_length", self.queues.size)
         if self.running:  # joins the running batch (infer.rs:1139-1149 counts why it was let in)
             reason = "backpressure" if min_size is not None else "wait_exceeded"
             self.metrics.inc("lorax_batch_concat", reason=reason)

@@ -5,8 +5,8 @@ Each fault moves LoRAX's own series the way LoRAX's router moves them (predibase
 
 - `hang`: tokens stop, new requests queue, `/health` stays 200 (lorax#779).
   `lorax_batch_inference_count{method}` counts the stuck step and `..._success` stops (infer.rs:1303,1316).
-  The simulator's engine sets `lorax_queue_length` as requests arrive; LoRAX sets it only from its batching
-  loop (scheduler.rs:295), so there it keeps its last value during a hang (the alert does not rely on it).
+  `lorax_queue_length` keeps its last value: LoRAX (and the simulator's engine) sets it only from the batching
+  loop (scheduler.rs:295), which a hung step holds up; the alert does not rely on it.
 - `fail_ratio` (+ `fail_after_tokens`): that share of requests ends with a `generation` error, inside the
   stream under HTTP 200 on streams, 424 otherwise; `lorax_request_failure{err="generation"}` (infer.rs:1653).
 - `adapter_fail` (globs): requests for matching adapters get 424 `generation`;
