@@ -159,7 +159,7 @@ KINDS: list[tuple[dict[str, Any], dict[str, Any], str]] = [
     ({"top_p": 0.5}, {"top_p": "0.5"}, 'parameters.top_p: invalid type: string "0.5", expected f32'),
     ({"best_of": 1}, {"best_of": True}, "parameters.best_of: invalid type: boolean `true`, expected usize"),
     ({"top_k": -1}, {"top_k": 1.5}, "parameters.top_k: invalid type: floating point `1.5`, expected i32"),
-    ({"seed": 2}, {"seed": 2.0}, "parameters.seed: invalid type: floating point `2.0`, expected u64"),
+    ({"seed": 2}, {"seed": 2.5}, "parameters.seed: invalid type: floating point `2.5`, expected u64"),
     (
         {"max_new_tokens": 8},
         {"max_new_tokens": "8"},
