@@ -10,6 +10,7 @@ import asyncio
 import dataclasses
 import time
 
+import pytest
 from sim_helpers import ready_base_engine
 
 from loraxkit.cli import build_parser
@@ -114,3 +115,22 @@ def test_an_unloadable_pattern_matching_everything_never_fails_the_base_model() 
     asyncio.run(run())
     assert sink.events == [("base", 0), ("base", 1)]
     assert sink.errors == {"adapted": "generation"}
+
+
+@pytest.mark.parametrize(("given", "kept"), [("0", 0.0), ("0.05", 0.05), ("0.4999", 0.4999)])
+def test_step_jitter_accepts_fractions_from_zero_to_below_one_half(given: str, kept: float) -> None:
+    assert build_parser().parse_args(["sim", "--step-jitter", given]).step_jitter == kept
+
+
+OUTSIDE = "outside 0 to below 0.5"
+
+
+@pytest.mark.parametrize(("given", "says"), [("-0.01", OUTSIDE), ("0.5", OUTSIDE), ("five", "not a number")])
+def test_step_jitter_refuses_what_would_be_ignored_or_allow_zero_length_steps(
+    given: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["sim", "--step-jitter", given])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--step-jitter" in err and says in err

@@ -153,7 +153,7 @@ class Engine:
             self._sources[key] = seq.adapter_source
         if self.queues.append(key, seq):
             self._request_adapter(key)
-        # no lorax_queue_length here: LoRAX sets that gauge only in next_batch (scheduler.rs:294-295 @a7394ba3)
+        # no lorax_queue_length here: LoRAX sets it only in next_batch (scheduler.rs:294-295 @a7394ba3)
         self._wake.set()
 
     def cancel(self, seq: Sequence) -> None:
