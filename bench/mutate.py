@@ -87,8 +87,13 @@ class Outcome:
 def load_targets() -> dict[str, Target]:
     data = tomllib.loads(CONFIG.read_text())
     return {
-        name: Target(name, t["path"], list(t["tests"]), list(t.get("pytest_args", [])),
-                     judged_as=t.get("judged_as", ""))
+        name: Target(
+            name,
+            t["path"],
+            list(t["tests"]),
+            list(t.get("pytest_args", [])),
+            judged_as=t.get("judged_as", ""),
+        )
         for name, t in data["module"].items()
     }
 
