@@ -14,9 +14,9 @@ import pytest
 from sim_helpers import ready_base_engine
 
 from loraxkit.cli import build_parser
-from loraxkit.sim.engine import Engine, EngineConfig, Sequence
+from loraxkit.sim.engine import SPIN_S, Engine, EngineConfig, Sequence
 from loraxkit.sim.metrics import Registry
-from loraxkit.sim.profiles import get_profile
+from loraxkit.sim.profiles import Profile, get_profile
 
 CAP_S = 60.0  # a hang guard, far above what a busy machine needs
 
@@ -134,3 +134,19 @@ def test_step_jitter_refuses_what_would_be_ignored_or_allow_zero_length_steps(
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert "--step-jitter" in err and says in err
+
+
+def test_the_engines_default_download_time_is_the_profiles_default() -> None:
+    # an engine built without the simulator's CLI (as the in-process tests build it) downloads adapters in
+    # the documented default time (docs/simulator.md: `--adapter-load-ms`, profile default 800 ms)
+    profile_default = {f.name: f.default for f in dataclasses.fields(Profile)}["adapter_load_ms"]
+    config = EngineConfig(max_batch_total_tokens=1, max_batch_prefill_tokens=1)
+    assert config.adapter_load_ms == profile_default
+    assert profile_default == 800.0
+
+
+def test_the_step_timer_spins_at_least_the_selectors_millisecond_rounding_and_at_most_two_ms() -> None:
+    # asyncio's epoll selector rounds a timeout up to whole milliseconds (CPython Lib/selectors.py,
+    # EpollSelector.select: math.ceil(timeout * 1e3) * 1e-3), so a timer set under 1 ms early can fire past
+    # the step's end; every millisecond of margin beyond that is spent spinning on a core the harness needs.
+    assert 0.001 <= SPIN_S <= 0.002
