@@ -485,6 +485,18 @@ def test_a_bad_source_for_a_merge_names_the_merged_ids_not_the_merge_settings() 
                       "adapter 'org/a,org/b'"]  # fmt: skip
 
 
+@pytest.mark.parametrize(("new_tokens", "admitted"), [(124, True), (125, False)])
+def test_kv_blocks_exactly_filling_the_free_ones_are_admitted(new_tokens: int, admitted: bool) -> None:
+    # 9 x 16 tokens = 9 blocks, block 0 reserved: 8 free. 5 + 124 - 1 = 128 tokens = 8 blocks fit exactly
+    # (block_allocator.rs:186 @a7394ba3 refuses only `required_blocks > free_blocks.len()`); 129 do not
+    sink = _Log()
+    engine = _ready_engine(max_batch_total_tokens=9 * BLOCK_SIZE)
+    engine.queues.append(BASE, _seq("r", sink, new=new_tokens))
+    batch = engine._next_batch()
+    assert [s.request_id for s in batch] == (["r"] if admitted else [])
+    assert engine.free_blocks == (0 if admitted else 8)
+
+
 def test_a_running_request_cancelled_between_steps_leaves_at_the_step_boundary_with_its_blocks() -> None:
     # cancelled while another batch prefilled (the running batch waits then): the next step boundary
     # drops it and gives its KV blocks back before the next decode counts it in the batch
