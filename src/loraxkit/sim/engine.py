@@ -431,8 +431,7 @@ class Engine:
         last = index + 1 >= len(seq.token_ids)
         try:
             sent = seq.sink.on_token(seq, index, last)
-        except Exception as exc:  # a sink failure must never stop the batch
-            seq.done = True
+        except Exception as exc:  # a sink failure must never stop the batch (_fail marks the sequence done)
             self._fail(seq, LoraxError("incomplete_generation", f"Incomplete generation ({exc})"))
             return None
         seq.generated += 1
