@@ -372,3 +372,27 @@ def test_an_idle_adapter_is_offloaded_to_downloaded_as_a_waiting_one_is_loaded()
 
     asyncio.run(run())
     assert (engine.queues.queues[BASE].status, engine.queues.queues["org/b"].status) == (DOWNLOADED, READY)
+
+
+def test_a_step_ends_when_the_clock_reaches_its_deadline_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the spin loop waits while now < deadline: a reading equal to the deadline ends the step, not late
+    import loraxkit.sim.engine as engine_module
+
+    engine = ready_base_engine()
+    monkeypatch.setattr(engine_module, "time", ScriptedClock([0.0, 0.002]))
+
+    async def step() -> None:
+        await asyncio.wait_for(engine._sleep_step(0.002), timeout=30.0)  # a hang guard only
+
+    asyncio.run(step())
+    assert (engine.lateness_max, engine.late_steps) == (0.0, 0)
+
+
+def test_the_lateness_record_stops_at_100000_steps() -> None:
+    # a memory bound for long runs: the p99 is read from the first 100,000 steps
+    engine = ready_base_engine()
+    engine._lateness = [0.0] * 99_998
+    for _ in range(4):
+        engine._deadline = 0.0  # far behind: each step starts from now, so none is already over
+        asyncio.run(engine._sleep_step(0.0001))  # under SPIN_S: no timer, a short spin
+    assert len(engine._lateness) == 100_000
