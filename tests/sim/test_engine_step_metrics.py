@@ -13,10 +13,12 @@ import time
 import pytest
 from sim_helpers import ScriptedClock, ready_base_engine
 
-from loraxkit.sim.adapters import BASE
+from loraxkit.sim.adapters import BASE, DOWNLOADED, READY
 from loraxkit.sim.engine import BLOCK_SIZE, Engine, EngineConfig, Sequence, SpreadStats
+from loraxkit.sim.faults import Faults, FaultSpec
 from loraxkit.sim.metrics import Registry
 from loraxkit.sim.profiles import get_profile
+from loraxkit.wire import LoraxError
 
 
 class _Sink:
@@ -195,3 +197,202 @@ def test_the_queue_gauge_moves_only_when_a_batch_is_formed_and_counts_the_queue_
     assert queue_gauge[()] == 3  # still the last batch's figure
     assert engine._next_batch(min_size=3) == []  # too few waiting to join: no batch, but the gauge is read
     assert queue_gauge[()] == 2
+
+
+class _Recorder:
+    """Records tokens and errors; raises (as a broken HTTP writer would) at the (request, index) given."""
+
+    def __init__(self, raise_at: tuple[str, int] | None = None) -> None:
+        self.raise_at = raise_at
+        self.events: list[tuple[str, int | str]] = []
+
+    def on_token(self, seq: Sequence, index: int, last: bool) -> float:
+        if (seq.request_id, index) == self.raise_at:
+            raise OSError("broken pipe")
+        self.events.append((seq.request_id, index))
+        return time.time()
+
+    def on_error(self, seq: Sequence, err: LoraxError) -> None:
+        self.events.append((seq.request_id, err.error_type))
+
+
+def _queued(engine: Engine, sink: _Recorder, *names: str, new: int = 3) -> list[Sequence]:
+    seqs = [Sequence(request_id=name, route="/generate", adapter_id=None, input_length=5, max_new_tokens=new,
+                     token_ids=[1] * new, finish_reason="length", sink=sink, arrival=0.0)
+            for name in names]  # fmt: skip
+    for i, seq in enumerate(seqs):
+        seq.queued = float(i)
+        engine.queues.append(BASE, seq)
+    return seqs
+
+
+async def _drain(engine: Engine) -> None:
+    await engine._prefill(engine._next_batch())
+    while engine.running:
+        await engine._decode()
+
+
+def test_a_sink_that_fails_ends_its_request_with_incomplete_generation_and_the_batch_goes_on() -> None:
+    engine, sink = ready_base_engine(), _Recorder(raise_at=("bad", 1))
+    bad, _ = _queued(engine, sink, "bad", "good")
+    asyncio.run(_drain(engine))
+    assert [e for e in sink.events if e[0] == "bad"] == [("bad", 0), ("bad", "incomplete_generation")]
+    assert [e for e in sink.events if e[0] == "good"] == [("good", 0), ("good", 1), ("good", 2)]
+    assert (bad.done, bad.generated, bad.error_type) == (True, 1, "incomplete_generation")
+
+
+@pytest.mark.parametrize("fail_at", [0, 2])
+def test_a_doomed_request_writes_exactly_fail_at_tokens_then_its_error(fail_at: int) -> None:
+    # faults.fail_after_tokens N: N tokens are written, the (N+1)-th is the generation error
+    engine, sink = ready_base_engine(), _Recorder()
+    (seq,) = _queued(engine, sink, "r", new=5)
+    seq.fail_at = fail_at
+    asyncio.run(_drain(engine))
+    assert sink.events == [*(("r", i) for i in range(fail_at)), ("r", "generation")]
+
+
+def test_a_decode_step_lasts_the_profiles_milliseconds_in_seconds() -> None:
+    profile = dataclasses.replace(get_profile("synthetic"), fixed_decode_ms=7.0, fixed_prefill_ms=3.0)
+    engine = Engine(profile, EngineConfig(10**6, 10**6), Registry(4095, 4096))
+    ready = ready_base_engine()
+    engine.queues = ready.queues
+    steps: list[tuple[str, float]] = []
+
+    async def record(method: str, seconds: float) -> None:
+        steps.append((method, seconds))
+
+    engine._timed_step = record  # type: ignore[method-assign]
+    _queued(engine, _Recorder(), "r", new=2)
+    asyncio.run(_drain(engine))
+    assert steps == [("prefill", pytest.approx(0.003)), ("decode", pytest.approx(0.007))]
+
+
+def test_each_token_records_the_end_of_the_step_that_made_it() -> None:
+    # token_steps[i] is the simulated step end of token i (the trace's `token_steps`): one per token, and each
+    # step ends after the one before it on the engine's timeline
+    engine = ready_base_engine()
+    (seq,) = _queued(engine, _Recorder(), "r", new=4)
+    asyncio.run(_drain(engine))
+    assert len(seq.token_steps) == seq.generated == 4
+    assert all(a < b for a, b in zip(seq.token_steps, seq.token_steps[1:], strict=False))
+
+
+def test_the_state_shows_lateness_in_milliseconds_to_three_decimals() -> None:
+    engine = ready_base_engine()
+    engine.lateness_max = 0.00123456
+    engine._lateness = [0.00123456]
+    state = engine.state()
+    assert (state["lateness_max_ms"], state["lateness_p99_ms"]) == (1.235, 1.235)
+
+
+def _lagging(monkeypatch: pytest.MonkeyPatch, lag: float) -> Engine:
+    """An engine whose last step ended `lag` seconds before the loop's next reading of the clock."""
+    import loraxkit.sim.engine as engine_module
+
+    engine = ready_base_engine()
+    engine._deadline = 1.0
+    monkeypatch.setattr(engine_module, "time", ScriptedClock([1.0 + lag, 5.0, 5.0]))
+    return engine
+
+
+@pytest.mark.parametrize(("lag", "start"), [(0.2499, 1.0), (0.25, 1.25), (0.3, 1.3)])
+def test_a_loop_lagging_the_timeline_by_catch_up_s_or_more_restarts_it_from_now(
+    monkeypatch: pytest.MonkeyPatch, lag: float, start: float
+) -> None:
+    # under CATCH_UP_S (0.25 s) behind, the next step starts at the previous one's end (the GPU ran on); at
+    # 0.25 s or more the timeline restarts from now
+    engine = _lagging(monkeypatch, lag)
+    asyncio.run(engine._sleep_step(0.010))
+    assert engine._deadline == pytest.approx(start + 0.010)
+
+
+def test_step_ends_and_token_stamps_are_epoch_seconds() -> None:
+    # token_steps are compared with token_times (time.time()) in the trace: both must be epoch seconds
+    engine = ready_base_engine()
+    (seq,) = _queued(engine, _Recorder(), "r", new=3)
+    asyncio.run(_drain(engine))
+    assert all(abs(step - sent) < 60.0 for step, sent in zip(seq.token_steps, seq.token_times, strict=True))
+
+
+def test_the_engine_uses_the_faults_it_is_given() -> None:
+    # a decode_factor fault slows each decode step by that factor (the simulator passes its live Faults)
+    faults = Faults(FaultSpec(decode_factor=3.0))
+    profile = dataclasses.replace(get_profile("synthetic"), fixed_decode_ms=2.0, fixed_prefill_ms=1.0)
+    engine = Engine(profile, EngineConfig(10**6, 10**6), Registry(4095, 4096), faults=faults)
+    engine.queues = ready_base_engine().queues
+    steps: list[tuple[str, float]] = []
+
+    async def record(method: str, seconds: float) -> None:
+        steps.append((method, seconds))
+
+    engine._timed_step = record  # type: ignore[method-assign]
+    _queued(engine, _Recorder(), "r", new=2)
+    asyncio.run(_drain(engine))
+    assert engine.faults is faults
+    assert steps == [("prefill", pytest.approx(0.001)), ("decode", pytest.approx(0.006))]
+
+
+def test_stop_ends_a_started_engine_and_is_harmless_on_one_never_started() -> None:
+    async def run() -> tuple[bool, bool]:
+        await ready_base_engine().stop()  # never started: nothing to cancel
+        engine = ready_base_engine()
+        engine.start()
+        await asyncio.sleep(0)
+        await engine.stop()
+        assert engine._task is not None
+        return engine._task.done(), engine._task.cancelled()
+
+    assert asyncio.run(run()) == (True, True)
+
+
+def test_an_idle_loader_with_nothing_queued_does_nothing() -> None:
+    # _loader_done calls _loader_next after every command: with none left it must simply return
+    engine = ready_base_engine()
+    engine._loader_next()
+    assert not engine._loader_busy and not engine._loader
+
+
+def test_an_idle_adapter_is_offloaded_to_downloaded_as_a_waiting_one_is_loaded() -> None:
+    # scheduler.rs:533-559 / queue.rs: with a request pending, an active adapter with no queued request leaves
+    # its slot (offload: the weights stay on disk, status downloaded) and the pending one loads (ready)
+    engine = ready_base_engine()
+    engine.queues.max_active = 1
+    waiting = Sequence(request_id="w", route="/generate", adapter_id="org/b", input_length=5,
+                       max_new_tokens=2, token_ids=[1, 1], finish_reason="length", sink=_Recorder(),
+                       arrival=0.0)  # fmt: skip
+    waiting.queued = 0.0
+    engine.queues.append("org/b", waiting)
+    engine.queues.downloaded_ok("org/b")
+    engine.queues.set_status("org/b", DOWNLOADED)
+
+    async def run() -> None:
+        engine._update_adapters()
+        for _ in range(10):  # offload and load are call_soon callbacks, one after the other
+            await asyncio.sleep(0)
+
+    asyncio.run(run())
+    assert (engine.queues.queues[BASE].status, engine.queues.queues["org/b"].status) == (DOWNLOADED, READY)
+
+
+def test_a_step_ends_when_the_clock_reaches_its_deadline_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the spin loop waits while now < deadline: a reading equal to the deadline ends the step, not late
+    import loraxkit.sim.engine as engine_module
+
+    engine = ready_base_engine()
+    monkeypatch.setattr(engine_module, "time", ScriptedClock([0.0, 0.002]))
+
+    async def step() -> None:
+        await asyncio.wait_for(engine._sleep_step(0.002), timeout=30.0)  # a hang guard only
+
+    asyncio.run(step())
+    assert (engine.lateness_max, engine.late_steps) == (0.0, 0)
+
+
+def test_the_lateness_record_stops_at_100000_steps() -> None:
+    # a memory bound for long runs: the p99 is read from the first 100,000 steps
+    engine = ready_base_engine()
+    engine._lateness = [0.0] * 99_998
+    for _ in range(4):
+        engine._deadline = 0.0  # far behind: each step starts from now, so none is already over
+        asyncio.run(engine._sleep_step(0.0001))  # under SPIN_S: no timer, a short spin
+    assert len(engine._lateness) == 100_000
