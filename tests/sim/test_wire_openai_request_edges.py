@@ -78,6 +78,17 @@ def test_a_required_field_left_out_or_of_another_type_is_refused_by_name(
     assert parse(fixed, BASE) is not None  # both given as strings: accepted
 
 
+@pytest.mark.parametrize(
+    ("body", "kind"), [("p", 'string "p"'), (None, "null"), (7, "integer `7`"), (False, "boolean `false`")]
+)
+def test_a_completion_body_that_is_not_an_object_is_refused(body: Any, kind: str) -> None:
+    # the whole body is a CompletionRequest struct: serde names no path, only the found and expected types
+    # (no sequence row: serde_json reads a struct from a sequence of its fields, with its own message)
+    assert _refusal(lambda: wire.parse_completion_body(body, BASE)) == (
+        f"invalid type: {kind}, expected struct CompletionRequest"
+    )
+
+
 @pytest.mark.parametrize("route", ["completion", "chat"])
 @pytest.mark.parametrize(
     ("model", "adapter"), [(BASE, None), ("", None), ("me/adapter", "me/adapter"), (BASE + "-2", BASE + "-2")]
@@ -196,9 +207,11 @@ def _messages(*messages: Any) -> list[wire.ChatMessageIn]:
 
 
 @pytest.mark.parametrize(
-    ("message", "kind"), [("hi", 'string "hi"'), (3, "integer `3`"), (None, "null"), (["hi"], "sequence")]
+    ("message", "kind"), [("hi", 'string "hi"'), (3, "integer `3`"), (None, "null"), (True, "boolean `true`")]
 )
 def test_a_message_that_is_not_an_object_is_refused_naming_its_index(message: Any, kind: str) -> None:
+    # (no sequence here: serde_json reads a struct from a sequence of its fields in order, so LoRAX takes
+    # `["user"]` as a message; see the report)
     assert (
         _refusal(lambda: _messages(HI[0], message))
         == f"messages[1]: invalid type: {kind}, expected struct Message"
@@ -274,10 +287,10 @@ def test_each_response_format_type_takes_its_own_schema_or_the_arbitrary_json_on
 
 
 # JsonSchema {description: Option<String>, name: String, schema: Option<Value>, strict: Option<bool>}
-# (lib.rs:555-564 @a7394ba3), checked even when the type is `text` (serde reads the whole struct first)
+# (lib.rs:555-564 @a7394ba3), checked even when the type is `text` (serde reads the whole struct first). No
+# sequence row: serde_json reads a struct from a sequence too, with its own invalid-length message.
 JSON_SCHEMA_REFUSALS = [
     ("x", 'response_format.json_schema: invalid type: string "x", expected struct JsonSchema'),
-    (["n"], "response_format.json_schema: invalid type: sequence, expected struct JsonSchema"),
     (3, "response_format.json_schema: invalid type: integer `3`, expected struct JsonSchema"),
     ({"name": 3}, "response_format.json_schema.name: invalid type: integer `3`, expected a string"),
     ({"name": ["n"]}, "response_format.json_schema.name: invalid type: sequence, expected a string"),
