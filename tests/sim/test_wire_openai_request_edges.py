@@ -103,6 +103,38 @@ def test_the_served_model_id_and_the_empty_model_mean_the_base_model(
     assert params.adapter_id == adapter
 
 
+# The typed fields both OpenAI bodies share (CompletionRequest lib.rs:972-1000, ChatCompletionRequest
+# lib.rs:668-720 @a7394ba3): each end of an integer's range passes, one past is serde's "invalid value"; a
+# float field takes integers but not booleans; a string field takes nothing else.
+I32_LOW, I32_HIGH = -(2**31), 2**31 - 1
+I32_PAST = "invalid value: integer `2147483648`, expected i32"
+COMMON_KINDS = [
+    ("max_tokens", (I32_LOW, I32_HIGH), I32_HIGH + 1, "max_tokens: " + I32_PAST),
+    ("max_tokens", (0,), I32_LOW - 1, "max_tokens: invalid value: integer `-2147483649`, expected i32"),
+    ("n", (I32_LOW, I32_HIGH), I32_HIGH + 1, "n: " + I32_PAST),
+    ("top_k", (I32_LOW, I32_HIGH), I32_LOW - 1, "top_k: invalid value: integer `-2147483649`, expected i32"),
+    ("seed", (0, 2**64 - 1), -1, "seed: invalid value: integer `-1`, expected u64"),
+    ("temperature", (1, 0.5, 0), True, "temperature: invalid type: boolean `true`, expected f32"),
+    ("top_p", (1.0, 1), "0.9", 'top_p: invalid type: string "0.9", expected f32'),
+    ("repetition_penalty", (1.2,), [1.2], "repetition_penalty: invalid type: sequence, expected f32"),
+    ("adapter_source", ("hub", None), 3, "adapter_source: invalid type: integer `3`, expected a string"),
+    ("api_token", ("t",), {"t": 1}, "api_token: invalid type: map, expected a string"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("route", ["completion", "chat"])
+@pytest.mark.parametrize(
+    ("key", "accepted", "refused", "message"), COMMON_KINDS, ids=[k[3] for k in COMMON_KINDS]
+)
+def test_a_shared_openai_field_takes_its_whole_type_and_nothing_past_it(
+    route: str, key: str, accepted: tuple[Any, ...], refused: Any, message: str
+) -> None:
+    parse = PARSERS[route]
+    for value in accepted:
+        parse(**{key: value})
+    assert _refusal(lambda: parse(**{key: refused})) == message
+
+
 # ---------------------------------------------------------------------------- From<CompletionRequest>
 # lib.rs:1251-1285 @a7394ba3: (fields, the GenerateParams / stream they give)
 COMPLETION_MAPPING = [
