@@ -87,8 +87,13 @@ class Outcome:
 def load_targets() -> dict[str, Target]:
     data = tomllib.loads(CONFIG.read_text())
     return {
-        name: Target(name, t["path"], list(t["tests"]), list(t.get("pytest_args", [])),
-                     judged_as=t.get("judged_as", ""))
+        name: Target(
+            name,
+            t["path"],
+            list(t["tests"]),
+            list(t.get("pytest_args", [])),
+            judged_as=t.get("judged_as", ""),
+        )
         for name, t in data["module"].items()
     }
 
@@ -238,10 +243,14 @@ def _ordered(chosen: set[int], tests: list[str], durations: list[float], kills: 
 
 
 def importers_text(target: Target) -> str:
-    """The other Python code that could read the module's names (for module-level mutants)."""
+    """The other Python code that could read the module's names (for module-level mutants): the project's
+    modules and the target's own test files (a test that imports a constant sees its mutant directly)."""
     own = (REPO / target.path).resolve()
     files = [*(REPO / "src").rglob("*.py"), *(REPO / "loadtest").rglob("*.py")]
-    return "\n".join(p.read_text() for p in files if p.resolve() != own)
+    for test in target.tests:
+        path = REPO / test.split("::")[0]
+        files.extend(path.rglob("*.py") if path.is_dir() else [path] if path.suffix == ".py" else [])
+    return "\n".join(p.read_text() for p in files if p.resolve() != own and p.exists())
 
 
 def make_mutants(target: Target) -> list[Any]:

@@ -17,7 +17,9 @@ LB_PUBLIC = {"enabled": True, "scheme": "internet-facing"}
 # (id, bad values, text the message must contain, a good neighbour that renders)
 LAUNCHER: list[tuple[str, dict[str, Any], str, dict[str, Any]]] = [
     ("tag-v-prefix", {"image": {"tag": "v0.12.1"}}, "image.tag=0.12.1", {"image": {"tag": "0.12.1"}}),
-    ("tag-moving", {"image": {"tag": "latest"}}, "image.tag is latest", {}),
+    # the moving-tag message, not the unknown-build one that also starts "image.tag is latest"
+    ("tag-moving", {"image": {"tag": "latest"}}, "image.tag is latest, a moving tag", {}),
+    ("tag-moving-main", {"image": {"tag": "main"}}, "image.tag is main, a moving tag", {}),
     ("tag-unknown", {"image": {"tag": "0.13.0"}}, "describes LoRAX 0.12.1 only", {}),
     ("one-limit-alone", {"server": {"maxInputLength": 8000}}, "server.maxTotalTokens is unset",
      {"server": {"maxInputLength": 8000, "maxTotalTokens": 8192, "maxBatchPrefillTokens": 8050}}),

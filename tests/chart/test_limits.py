@@ -262,6 +262,12 @@ SECOND_POD = [
         {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "1%"}}},
         "updateStrategy is a RollingUpdate with maxSurge 1%",
     ),
+    # no rollingUpdate: the API server defaults maxSurge to 25% (kubernetes v1.35.4
+    # pkg/apis/apps/v1/defaults.go:35, SetDefaults_Deployment), and the message says so
+    (
+        {"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": None}},
+        "updateStrategy is a RollingUpdate with maxSurge 25%:",
+    ),
 ]
 ONE_POD = [
     {"updateStrategy": {"type": "Recreate"}},

@@ -42,6 +42,23 @@ def test_a_disabled_probe_is_not_checked() -> None:
     render({"probes": {"readiness": {"enabled": False, "path": "/healthz"}}})
 
 
+@pytest.mark.parametrize(
+    "probes",
+    [
+        {"liveness": {"enabled": False, "path": "/healthz"}},  # off: no probe uses the path
+        # the deep check is the liveness probe then (exec): liveness.path is not used
+        {
+            **ON,
+            "liveness": {"enabled": True, "path": "/healthz"},
+            "deepCheck": {"enabled": True, "method": "exec"},
+        },
+    ],
+    ids=["liveness-off", "replaced-by-deep-check"],
+)
+def test_an_unused_liveness_path_is_not_checked(probes: dict[str, Any]) -> None:
+    render({"probes": probes})
+
+
 def test_only_a_startup_path_gets_the_startup_route_hint() -> None:
     hint = "/startup only exists in builds after 0.12.1; use probes.deepCheck.method=exec"
     for path, hinted in (("/startup", True), ("/healthz", False)):

@@ -10,12 +10,13 @@ import asyncio
 import dataclasses
 import time
 
+import pytest
 from sim_helpers import ready_base_engine
 
 from loraxkit.cli import build_parser
-from loraxkit.sim.engine import Engine, EngineConfig, Sequence
+from loraxkit.sim.engine import SPIN_S, Engine, EngineConfig, Sequence
 from loraxkit.sim.metrics import Registry
-from loraxkit.sim.profiles import get_profile
+from loraxkit.sim.profiles import Profile, get_profile
 
 CAP_S = 60.0  # a hang guard, far above what a busy machine needs
 
@@ -114,3 +115,38 @@ def test_an_unloadable_pattern_matching_everything_never_fails_the_base_model() 
     asyncio.run(run())
     assert sink.events == [("base", 0), ("base", 1)]
     assert sink.errors == {"adapted": "generation"}
+
+
+@pytest.mark.parametrize(("given", "kept"), [("0", 0.0), ("0.05", 0.05), ("0.4999", 0.4999)])
+def test_step_jitter_accepts_fractions_from_zero_to_below_one_half(given: str, kept: float) -> None:
+    assert build_parser().parse_args(["sim", "--step-jitter", given]).step_jitter == kept
+
+
+OUTSIDE = "outside 0 to below 0.5"
+
+
+@pytest.mark.parametrize(("given", "says"), [("-0.01", OUTSIDE), ("0.5", OUTSIDE), ("five", "not a number")])
+def test_step_jitter_refuses_what_would_be_ignored_or_allow_zero_length_steps(
+    given: str, says: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        build_parser().parse_args(["sim", "--step-jitter", given])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "--step-jitter" in err and says in err
+
+
+def test_the_engines_default_download_time_is_the_profiles_default() -> None:
+    # an engine built without the simulator's CLI (as the in-process tests build it) downloads adapters in
+    # the documented default time (docs/simulator.md: `--adapter-load-ms`, profile default 800 ms)
+    profile_default = {f.name: f.default for f in dataclasses.fields(Profile)}["adapter_load_ms"]
+    config = EngineConfig(max_batch_total_tokens=1, max_batch_prefill_tokens=1)
+    assert config.adapter_load_ms == profile_default
+    assert profile_default == 800.0
+
+
+def test_the_step_timer_spins_at_least_the_selectors_millisecond_rounding_and_at_most_two_ms() -> None:
+    # asyncio's epoll selector rounds a timeout up to whole milliseconds (CPython Lib/selectors.py,
+    # EpollSelector.select: math.ceil(timeout * 1e3) * 1e-3), so a timer set under 1 ms early can fire past
+    # the step's end; every millisecond of margin beyond that is spent spinning on a core the harness needs.
+    assert 0.001 <= SPIN_S <= 0.002

@@ -465,6 +465,38 @@ def test_a_bad_source_is_refused_before_any_download() -> None:
     assert sink.events == [("a", "generation")]
 
 
+def test_a_bad_source_for_a_merge_names_the_merged_ids_not_the_merge_settings() -> None:
+    # a merge's queue key is "ids|settings" (wire.adapter_key); LoRAX's message names the ids joined by ","
+    # (router/client/src/client.rs:262-266 @a7394ba3: `adapter_parameters.adapter_ids.join(",")`)
+    errors: list[str] = []
+    sink = _Log()
+    sink.on_error = lambda seq, err: errors.append(err.message)  # type: ignore[method-assign]
+    engine = _engine(adapter_load_ms=600_000.0)
+    seq = _seq("m", sink, 'org/a,org/b|[[0.5,0.5],"linear",0.0,null]', new=2)
+    seq.adapter_source = "gcs"
+
+    async def run() -> None:
+        engine.start()
+        engine.submit(seq)
+        await _until(lambda: seq.done, engine)
+
+    asyncio.run(run())
+    assert errors == ["Request failed during generation: Server error: Invalid source 'gcs' when downloading "
+                      "adapter 'org/a,org/b'"]  # fmt: skip
+
+
+@pytest.mark.parametrize(("new_tokens", "admitted"), [(124, True), (125, False)])
+def test_kv_blocks_exactly_filling_the_free_ones_are_admitted(new_tokens: int, admitted: bool) -> None:
+    # 9 x 16 tokens = 9 blocks, block 0 reserved: 8 free. 5 + 124 - 1 = 128 tokens = 8 blocks fit exactly
+    # (block_allocator.rs:186 @a7394ba3 refuses only `required_blocks > free_blocks.len()`); 129 do not
+    sink = _Log()
+    engine = _ready_engine(max_batch_total_tokens=9 * BLOCK_SIZE)
+    engine.queues.append(BASE, _seq("r", sink, new=new_tokens))
+    batch = engine._next_batch()
+    assert [s.request_id for s in batch] == (["r"] if admitted else [])
+    assert engine.free_blocks == (0 if admitted else 8)
+
+
 def test_a_running_request_cancelled_between_steps_leaves_at_the_step_boundary_with_its_blocks() -> None:
     # cancelled while another batch prefilled (the running batch waits then): the next step boundary
     # drops it and gives its KV blocks back before the next decode counts it in the batch

@@ -17,6 +17,7 @@ from loraxkit.sim.adapters import BASE
 from loraxkit.sim.engine import BLOCK_SIZE, Engine, EngineConfig, Sequence, SpreadStats
 from loraxkit.sim.metrics import Registry
 from loraxkit.sim.profiles import get_profile
+from loraxkit.wire import LoraxError
 
 
 class _Sink:
@@ -195,3 +196,89 @@ def test_the_queue_gauge_moves_only_when_a_batch_is_formed_and_counts_the_queue_
     assert queue_gauge[()] == 3  # still the last batch's figure
     assert engine._next_batch(min_size=3) == []  # too few waiting to join: no batch, but the gauge is read
     assert queue_gauge[()] == 2
+
+
+class _Recorder:
+    """Records tokens and errors; raises (as a broken HTTP writer would) at the (request, index) given."""
+
+    def __init__(self, raise_at: tuple[str, int] | None = None) -> None:
+        self.raise_at = raise_at
+        self.events: list[tuple[str, int | str]] = []
+
+    def on_token(self, seq: Sequence, index: int, last: bool) -> float:
+        if (seq.request_id, index) == self.raise_at:
+            raise OSError("broken pipe")
+        self.events.append((seq.request_id, index))
+        return time.time()
+
+    def on_error(self, seq: Sequence, err: LoraxError) -> None:
+        self.events.append((seq.request_id, err.error_type))
+
+
+def _queued(engine: Engine, sink: _Recorder, *names: str, new: int = 3) -> list[Sequence]:
+    seqs = [Sequence(request_id=name, route="/generate", adapter_id=None, input_length=5, max_new_tokens=new,
+                     token_ids=[1] * new, finish_reason="length", sink=sink, arrival=0.0)
+            for name in names]  # fmt: skip
+    for i, seq in enumerate(seqs):
+        seq.queued = float(i)
+        engine.queues.append(BASE, seq)
+    return seqs
+
+
+async def _drain(engine: Engine) -> None:
+    await engine._prefill(engine._next_batch())
+    while engine.running:
+        await engine._decode()
+
+
+def test_a_sink_that_fails_ends_its_request_with_incomplete_generation_and_the_batch_goes_on() -> None:
+    engine, sink = ready_base_engine(), _Recorder(raise_at=("bad", 1))
+    bad, _ = _queued(engine, sink, "bad", "good")
+    asyncio.run(_drain(engine))
+    assert [e for e in sink.events if e[0] == "bad"] == [("bad", 0), ("bad", "incomplete_generation")]
+    assert [e for e in sink.events if e[0] == "good"] == [("good", 0), ("good", 1), ("good", 2)]
+    assert (bad.done, bad.generated, bad.error_type) == (True, 1, "incomplete_generation")
+
+
+@pytest.mark.parametrize("fail_at", [0, 2])
+def test_a_doomed_request_writes_exactly_fail_at_tokens_then_its_error(fail_at: int) -> None:
+    # faults.fail_after_tokens N: N tokens are written, the (N+1)-th is the generation error
+    engine, sink = ready_base_engine(), _Recorder()
+    (seq,) = _queued(engine, sink, "r", new=5)
+    seq.fail_at = fail_at
+    asyncio.run(_drain(engine))
+    assert sink.events == [*(("r", i) for i in range(fail_at)), ("r", "generation")]
+
+
+def test_a_decode_step_lasts_the_profiles_milliseconds_in_seconds() -> None:
+    profile = dataclasses.replace(get_profile("synthetic"), fixed_decode_ms=7.0, fixed_prefill_ms=3.0)
+    engine = Engine(profile, EngineConfig(10**6, 10**6), Registry(4095, 4096))
+    ready = ready_base_engine()
+    engine.queues = ready.queues
+    steps: list[tuple[str, float]] = []
+
+    async def record(method: str, seconds: float) -> None:
+        steps.append((method, seconds))
+
+    engine._timed_step = record  # type: ignore[method-assign]
+    _queued(engine, _Recorder(), "r", new=2)
+    asyncio.run(_drain(engine))
+    assert steps == [("prefill", pytest.approx(0.003)), ("decode", pytest.approx(0.007))]
+
+
+def test_each_token_records_the_end_of_the_step_that_made_it() -> None:
+    # token_steps[i] is the simulated step end of token i (the trace's `token_steps`): one per token, and each
+    # step ends after the one before it on the engine's timeline
+    engine = ready_base_engine()
+    (seq,) = _queued(engine, _Recorder(), "r", new=4)
+    asyncio.run(_drain(engine))
+    assert len(seq.token_steps) == seq.generated == 4
+    assert all(a < b for a, b in zip(seq.token_steps, seq.token_steps[1:], strict=False))
+
+
+def test_the_state_shows_lateness_in_milliseconds_to_three_decimals() -> None:
+    engine = ready_base_engine()
+    engine.lateness_max = 0.00123456
+    engine._lateness = [0.00123456]
+    state = engine.state()
+    assert (state["lateness_max_ms"], state["lateness_p99_ms"]) == (1.235, 1.235)

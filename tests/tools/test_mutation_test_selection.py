@@ -54,3 +54,14 @@ def test_a_discovery_config_of_the_same_file_uses_that_files_equivalents() -> No
     wire_judged = mutate.load_equivalent("wire")
     assert wire_judged and mutate.load_equivalent(targets["wire-inprocess"].equivalents) == wire_judged
     assert targets["sim-engine"].equivalents == "sim-engine"
+
+
+def test_a_constant_a_listed_test_imports_is_exported_so_every_test_runs_for_its_mutants() -> None:
+    # sim/engine.py's SPIN_S is read by no other module of the project, but tests/sim/test_engine_paths.py
+    # imports it: its mutant must reach that test (it was given none before, and survived a test of its bound)
+    mutate = _mutate_py()
+    target = mutate.load_targets()["sim-engine"]
+    spin = [m for m in mutate.make_mutants(target) if m.before == "0.0015"]
+    assert spin and all(m.exported for m in spin)
+    only_src = mutate.Target("x", target.path, [])
+    assert not any(m.exported for m in mutate.make_mutants(only_src) if m.before == "0.0015")

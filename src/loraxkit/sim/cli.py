@@ -22,6 +22,18 @@ def _profiles_help() -> str:
     return "\n".join(f"  {p.name:<20} {p.description}" for p in PROFILES.values())
 
 
+def _jitter_fraction(text: str) -> float:
+    """A step's factor is drawn from N(1, j) and clipped to [1 - 2j, 1 + 2j]: a negative j has an empty clip
+    and j >= 0.5 allows steps of no time at all, so both are refused rather than ignored or distorted."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r} (a fraction such as 0.05)") from None
+    if not 0.0 <= value < 0.5:
+        raise argparse.ArgumentTypeError(f"{text} is outside 0 to below 0.5 (0.05 jitters steps by 5%)")
+    return value
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = subparsers.add_parser(
         "sim",
@@ -148,10 +160,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     )
     p.add_argument(
         "--step-jitter",
-        type=float,
+        type=_jitter_fraction,
         default=0.0,
         metavar="FRACTION",
-        help="Gaussian jitter of step times, e.g. 0.05 (seeded; default 0)",
+        help="Gaussian jitter of step times, e.g. 0.05 (seeded; default 0; from 0 to below 0.5)",
     )
     p.add_argument(
         "--keep-alive",

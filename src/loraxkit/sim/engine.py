@@ -153,7 +153,7 @@ class Engine:
             self._sources[key] = seq.adapter_source
         if self.queues.append(key, seq):
             self._request_adapter(key)
-        # no lorax_queue_length here: LoRAX sets that gauge only in next_batch (scheduler.rs:294-295 @a7394ba3)
+        # no lorax_queue_length here: LoRAX sets it only in next_batch (scheduler.rs:294-295 @a7394ba3)
         self._wake.set()
 
     def cancel(self, seq: Sequence) -> None:
@@ -431,8 +431,7 @@ class Engine:
         last = index + 1 >= len(seq.token_ids)
         try:
             sent = seq.sink.on_token(seq, index, last)
-        except Exception as exc:  # a sink failure must never stop the batch
-            seq.done = True
+        except Exception as exc:  # a sink failure must never stop the batch (_fail marks the sequence done)
             self._fail(seq, LoraxError("incomplete_generation", f"Incomplete generation ({exc})"))
             return None
         seq.generated += 1
