@@ -150,3 +150,8 @@ def test_the_step_timer_spins_at_least_the_selectors_millisecond_rounding_and_at
     # EpollSelector.select: math.ceil(timeout * 1e3) * 1e-3), so a timer set under 1 ms early can fire past
     # the step's end; every millisecond of margin beyond that is spent spinning on a core the harness needs.
     assert 0.001 <= SPIN_S <= 0.002
+
+
+def test_the_engines_default_seed_is_the_simulators() -> None:
+    config = EngineConfig(max_batch_total_tokens=1, max_batch_prefill_tokens=1)
+    assert config.seed == build_parser().parse_args(["sim"]).seed == 0

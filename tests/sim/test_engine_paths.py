@@ -485,6 +485,41 @@ def test_a_bad_source_for_a_merge_names_the_merged_ids_not_the_merge_settings() 
                       "adapter 'org/a,org/b'"]  # fmt: skip
 
 
+def _load_errors(adapter: str, source: str = "hub", **config: object) -> list[str]:
+    errors: list[str] = []
+    sink = _Log()
+    sink.on_error = lambda seq, err: errors.append(err.message)  # type: ignore[method-assign]
+    engine = _engine(adapter_load_ms=0.0, **config)
+    seq = _seq("m", sink, adapter, new=2)
+    seq.adapter_source = source
+
+    async def run() -> None:
+        engine.start()
+        engine.submit(seq)
+        await _until(lambda: seq.done, engine)
+
+    asyncio.run(run())
+    return errors
+
+
+def test_a_merge_with_an_unloadable_part_fails_naming_its_ids() -> None:
+    # the merged ids are before "|" in the queue key; any one of them that cannot load fails the merge
+    merge = 'org/a,org/b|[[0.5,0.5],"linear",0.0,null]'
+    assert _load_errors(merge, unloadable_adapters=("org/b",)) == [
+        "Request failed during generation: Server error: failed to download or load adapter 'org/a,org/b' "
+        "(simulated: it matches --unloadable-adapter)"
+    ]
+
+
+def test_a_bad_source_is_the_error_even_for_an_unloadable_adapter() -> None:
+    # the router's client refuses the source before any download (router/client/src/client.rs:262-266
+    # @a7394ba3), so the download's own failure never happens
+    assert _load_errors("org/a", source="gcs", unloadable_adapters=("org/a",)) == [
+        "Request failed during generation: Server error: Invalid source 'gcs' when downloading "
+        "adapter 'org/a'"
+    ]
+
+
 @pytest.mark.parametrize(("new_tokens", "admitted"), [(124, True), (125, False)])
 def test_kv_blocks_exactly_filling_the_free_ones_are_admitted(new_tokens: int, admitted: bool) -> None:
     # 9 x 16 tokens = 9 blocks, block 0 reserved: 8 free. 5 + 124 - 1 = 128 tokens = 8 blocks fit exactly

@@ -13,8 +13,9 @@ import time
 import pytest
 from sim_helpers import ScriptedClock, ready_base_engine
 
-from loraxkit.sim.adapters import BASE
+from loraxkit.sim.adapters import BASE, DOWNLOADED, READY
 from loraxkit.sim.engine import BLOCK_SIZE, Engine, EngineConfig, Sequence, SpreadStats
+from loraxkit.sim.faults import Faults, FaultSpec
 from loraxkit.sim.metrics import Registry
 from loraxkit.sim.profiles import get_profile
 from loraxkit.wire import LoraxError
@@ -282,3 +283,116 @@ def test_the_state_shows_lateness_in_milliseconds_to_three_decimals() -> None:
     engine._lateness = [0.00123456]
     state = engine.state()
     assert (state["lateness_max_ms"], state["lateness_p99_ms"]) == (1.235, 1.235)
+
+
+def _lagging(monkeypatch: pytest.MonkeyPatch, lag: float) -> Engine:
+    """An engine whose last step ended `lag` seconds before the loop's next reading of the clock."""
+    import loraxkit.sim.engine as engine_module
+
+    engine = ready_base_engine()
+    engine._deadline = 1.0
+    monkeypatch.setattr(engine_module, "time", ScriptedClock([1.0 + lag, 5.0, 5.0]))
+    return engine
+
+
+@pytest.mark.parametrize(("lag", "start"), [(0.2499, 1.0), (0.25, 1.25), (0.3, 1.3)])
+def test_a_loop_lagging_the_timeline_by_catch_up_s_or_more_restarts_it_from_now(
+    monkeypatch: pytest.MonkeyPatch, lag: float, start: float
+) -> None:
+    # under CATCH_UP_S (0.25 s) behind, the next step starts at the previous one's end (the GPU ran on); at
+    # 0.25 s or more the timeline restarts from now
+    engine = _lagging(monkeypatch, lag)
+    asyncio.run(engine._sleep_step(0.010))
+    assert engine._deadline == pytest.approx(start + 0.010)
+
+
+def test_step_ends_and_token_stamps_are_epoch_seconds() -> None:
+    # token_steps are compared with token_times (time.time()) in the trace: both must be epoch seconds
+    engine = ready_base_engine()
+    (seq,) = _queued(engine, _Recorder(), "r", new=3)
+    asyncio.run(_drain(engine))
+    assert all(abs(step - sent) < 60.0 for step, sent in zip(seq.token_steps, seq.token_times, strict=True))
+
+
+def test_the_engine_uses_the_faults_it_is_given() -> None:
+    # a decode_factor fault slows each decode step by that factor (the simulator passes its live Faults)
+    faults = Faults(FaultSpec(decode_factor=3.0))
+    profile = dataclasses.replace(get_profile("synthetic"), fixed_decode_ms=2.0, fixed_prefill_ms=1.0)
+    engine = Engine(profile, EngineConfig(10**6, 10**6), Registry(4095, 4096), faults=faults)
+    engine.queues = ready_base_engine().queues
+    steps: list[tuple[str, float]] = []
+
+    async def record(method: str, seconds: float) -> None:
+        steps.append((method, seconds))
+
+    engine._timed_step = record  # type: ignore[method-assign]
+    _queued(engine, _Recorder(), "r", new=2)
+    asyncio.run(_drain(engine))
+    assert engine.faults is faults
+    assert steps == [("prefill", pytest.approx(0.001)), ("decode", pytest.approx(0.006))]
+
+
+def test_stop_ends_a_started_engine_and_is_harmless_on_one_never_started() -> None:
+    async def run() -> tuple[bool, bool]:
+        await ready_base_engine().stop()  # never started: nothing to cancel
+        engine = ready_base_engine()
+        engine.start()
+        await asyncio.sleep(0)
+        await engine.stop()
+        assert engine._task is not None
+        return engine._task.done(), engine._task.cancelled()
+
+    assert asyncio.run(run()) == (True, True)
+
+
+def test_an_idle_loader_with_nothing_queued_does_nothing() -> None:
+    # _loader_done calls _loader_next after every command: with none left it must simply return
+    engine = ready_base_engine()
+    engine._loader_next()
+    assert not engine._loader_busy and not engine._loader
+
+
+def test_an_idle_adapter_is_offloaded_to_downloaded_as_a_waiting_one_is_loaded() -> None:
+    # scheduler.rs:533-559 / queue.rs: with a request pending, an active adapter with no queued request leaves
+    # its slot (offload: the weights stay on disk, status downloaded) and the pending one loads (ready)
+    engine = ready_base_engine()
+    engine.queues.max_active = 1
+    waiting = Sequence(request_id="w", route="/generate", adapter_id="org/b", input_length=5,
+                       max_new_tokens=2, token_ids=[1, 1], finish_reason="length", sink=_Recorder(),
+                       arrival=0.0)  # fmt: skip
+    waiting.queued = 0.0
+    engine.queues.append("org/b", waiting)
+    engine.queues.downloaded_ok("org/b")
+    engine.queues.set_status("org/b", DOWNLOADED)
+
+    async def run() -> None:
+        engine._update_adapters()
+        for _ in range(10):  # offload and load are call_soon callbacks, one after the other
+            await asyncio.sleep(0)
+
+    asyncio.run(run())
+    assert (engine.queues.queues[BASE].status, engine.queues.queues["org/b"].status) == (DOWNLOADED, READY)
+
+
+def test_a_step_ends_when_the_clock_reaches_its_deadline_exactly(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the spin loop waits while now < deadline: a reading equal to the deadline ends the step, not late
+    import loraxkit.sim.engine as engine_module
+
+    engine = ready_base_engine()
+    monkeypatch.setattr(engine_module, "time", ScriptedClock([0.0, 0.002]))
+
+    async def step() -> None:
+        await asyncio.wait_for(engine._sleep_step(0.002), timeout=30.0)  # a hang guard only
+
+    asyncio.run(step())
+    assert (engine.lateness_max, engine.late_steps) == (0.0, 0)
+
+
+def test_the_lateness_record_stops_at_100000_steps() -> None:
+    # a memory bound for long runs: the p99 is read from the first 100,000 steps
+    engine = ready_base_engine()
+    engine._lateness = [0.0] * 99_998
+    for _ in range(4):
+        engine._deadline = 0.0  # far behind: each step starts from now, so none is already over
+        asyncio.run(engine._sleep_step(0.0001))  # under SPIN_S: no timer, a short spin
+    assert len(engine._lateness) == 100_000
