@@ -270,13 +270,21 @@ def _check_kind(path: str, value: Any, kind: Kind) -> None:
     """Reject `value` the way serde_json would for a field of `kind` (message names the field)."""
     if value is None and kind not in (Kind.BOOL, Kind.STR_LIST):
         return
-    bad = f"{path}: invalid type: {_serde_type_name(value)}, expected {kind.value}"
+    # Option<T> hands a non-null value to T's own visitor (serde_json de.rs deserialize_option): an optional
+    # boolean's message is bool's
+    expected = Kind.BOOL.value if kind is Kind.OPT_BOOL else kind.value
+    bad = f"{path}: invalid type: {_serde_type_name(value)}, expected {expected}"
     if kind is Kind.BOOL or kind is Kind.OPT_BOOL:
         ok = isinstance(value, bool)
     elif kind is Kind.OPT_STR:
         ok = isinstance(value, str)
     elif kind is Kind.STR_LIST:
-        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                if not isinstance(item, str):  # Vec<String>: the element is named by its index
+                    raise json_data_rejection(
+                        f"{path}[{i}]: invalid type: {_serde_type_name(item)}, expected a string"
+                    )
             return
         ok = False
     elif kind is Kind.OPT_F32:
@@ -610,7 +618,7 @@ def validate_lengths(input_length: int, max_new_tokens: int | None, limits: Limi
             f"`inputs` must have less than {limits.max_input_length} tokens. Given: {input_length}"
         )
     if max_new_tokens is None:
-        return max(limits.max_total_tokens - input_length, 1)
+        return limits.max_total_tokens - input_length  # >= 1: input <= max_input_length < max_total_tokens
     return max_new_tokens
 
 
@@ -634,6 +642,8 @@ _OPENAI_COMMON_KINDS: dict[str, Kind] = {
     "ignore_eos_token": Kind.OPT_BOOL,
     "adapter_source": Kind.OPT_STR,
     "api_token": Kind.OPT_STR,
+    "user": Kind.OPT_STR,  # lib.rs:685 and 983 @a7394ba3 (unused by LoRAX, but typed)
+    "logit_bias": Kind.OPT_OBJECT,  # Option<HashMap<String, f32>> (lib.rs:683, 981); values checked below
 }
 
 
@@ -660,6 +670,10 @@ def _check_openai_common(body: dict[str, Any], required: tuple[tuple[str, Kind],
     for key, kind in _OPENAI_COMMON_KINDS.items():
         if key in body:
             _check_kind(key, body[key], kind)
+    for token, bias in (body.get("logit_bias") or {}).items():
+        _check_kind(f"logit_bias.{token}", bias, Kind.OPT_F32)
+        if bias is None:  # HashMap<String, f32>: the value is not optional
+            raise json_data_rejection(f"logit_bias.{token}: invalid type: null, expected f32")
 
 
 def _adapter_from_model(model: str, base_model_id: str) -> str | None:
@@ -690,7 +704,9 @@ def parse_completion_body(
     if lenient:
         body = _openai_lenient(body)
     _check_openai_common(body, (("model", Kind.OPT_STR), ("prompt", Kind.OPT_STR)))
-    for key, kind in (("best_of", Kind.OPT_I32), ("logprobs", Kind.OPT_I32), ("echo", Kind.OPT_BOOL)):
+    completion_kinds = (("best_of", Kind.OPT_I32), ("logprobs", Kind.OPT_I32), ("echo", Kind.OPT_BOOL),
+                        ("suffix", Kind.OPT_STR))  # fmt: skip  # suffix: lib.rs:976, typed though unused
+    for key, kind in completion_kinds:
         if key in body:
             _check_kind(key, body[key], kind)
     params = GenerateParams(
@@ -894,6 +910,7 @@ def parse_chat_request(body: Any, base_model_id: str, *, lenient: bool = False) 
     tools = _chat_tools(body.get("tools"))
     tool_choice = _tool_choice(body.get("tool_choice"))
     _check_kind("tool_prompt", body.get("tool_prompt"), Kind.OPT_STR)
+    _check_kind("guideline", body.get("guideline"), Kind.OPT_STR)  # lib.rs:714-719
     response_format = _chat_response_format(body.get("response_format"))
     temperature = body.get("temperature")
     # lib.rs:807-810: greedy only when temperature is 0
@@ -1009,9 +1026,9 @@ def tool_calls_from_text(text: str) -> tuple[list[dict[str, Any]] | None, str | 
         value = json.loads(text)
     except ValueError as exc:
         raise tool_error(f"Failed to parse generated text: {exc} {json.dumps(text)}") from None
-    function = value.get("function") if isinstance(value, dict) else None
-    if function is None:
+    if not isinstance(value, dict) or "function" not in value:  # Value::get: None only when absent
         raise tool_error("No function found in generated text")
+    function = value["function"]
     name = function.get("_name") if isinstance(function, dict) else None
     if not isinstance(name, str):
         raise tool_error("No _name found in generated text")

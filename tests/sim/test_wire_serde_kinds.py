@@ -161,3 +161,79 @@ def test_a_tool_call_choice_has_tool_calls_and_no_content_and_stream_chunks_are_
     assert out["choices"][1]["message"] == {"role": "assistant", "content": "text"}
     assert [c["index"] for c in out["choices"]] == [0, 1]
     assert wire.chat_chunk("a")["choices"][0]["index"] == 0
+
+
+# Fidelity fixes the mutation work found (predibase/lorax @a7394ba3, serde_json, serde_path_to_error)
+MODEL = "base"
+CHAT = {"model": MODEL, "messages": [{"role": "user", "content": "hi"}]}
+COMPLETION = {"model": MODEL, "prompt": "hi"}
+
+
+def _openai_refusal(route: str, extra: dict[str, Any]) -> str:
+    parse = wire.parse_chat_request if route == "chat" else wire.parse_completion_body
+    with pytest.raises(BodyRejection) as caught:
+        parse({**(CHAT if route == "chat" else COMPLETION), **extra}, MODEL)
+    assert caught.value.status == 422
+    return str(caught.value).removeprefix(PREFIX)
+
+
+def _openai_accepts(route: str, extra: dict[str, Any]) -> None:
+    parse = wire.parse_chat_request if route == "chat" else wire.parse_completion_body
+    parse({**(CHAT if route == "chat" else COMPLETION), **extra}, MODEL)
+
+
+def test_an_optional_boolean_of_another_type_gets_bools_own_message() -> None:
+    # Option<bool>: serde_json's deserialize_option hands a non-null value to bool's visitor
+    assert _refusal({"return_full_text": "yes"}) == (
+        PREFIX + 'parameters.return_full_text: invalid type: string "yes", expected a boolean'
+    )
+    assert _openai_refusal("chat", {"stream": 3}) == "stream: invalid type: integer `3`, expected a boolean"
+    assert _openai_refusal("completion", {"echo": 1}) == "echo: invalid type: integer `1`, expected a boolean"
+
+
+@pytest.mark.parametrize(("stop", "index", "kind"), [(["a", 1], 1, "integer `1`"), ([None], 0, "null"),
+                                                     (["a", "b", ["c"]], 2, "sequence")])  # fmt: skip
+def test_a_stop_lists_bad_element_is_named_by_its_index(stop: list[Any], index: int, kind: str) -> None:
+    # Vec<String>: serde_path_to_error names the element, `stop[1]`
+    expected = f"stop[{index}]: invalid type: {kind}, expected a string"
+    assert _refusal({"stop": stop}) == PREFIX + "parameters." + expected
+    assert _openai_refusal("completion", {"stop": stop}) == expected
+    assert _params({"stop": ["a", "b"]}).stop == ["a", "b"]
+
+
+@pytest.mark.parametrize("route", ["chat", "completion"])
+def test_user_and_logit_bias_are_typed_though_lorax_ignores_them(route: str) -> None:
+    # lib.rs:683-685 (chat) and 981-983 (completion): user: Option<String>,
+    # logit_bias: Option<HashMap<String, f32>>
+    _openai_accepts(route, {"user": "u-1", "logit_bias": {"50256": -100, "11": 0.5}})
+    _openai_accepts(route, {"user": None, "logit_bias": None})
+    assert _openai_refusal(route, {"user": 3}) == "user: invalid type: integer `3`, expected a string"
+    assert _openai_refusal(route, {"logit_bias": []}) == "logit_bias: invalid type: sequence, expected a map"
+    bias = "logit_bias.7: invalid type: "
+    assert _openai_refusal(route, {"logit_bias": {"7": "x"}}) == bias + 'string "x", expected f32'
+    assert _openai_refusal(route, {"logit_bias": {"7": None}}) == bias + "null, expected f32"
+
+
+def test_a_completions_suffix_and_a_chats_guideline_are_strings() -> None:
+    # lib.rs:976 (suffix: Option<String>), lib.rs:714-719 (guideline: Option<String>)
+    _openai_accepts("completion", {"suffix": "end"})
+    _openai_accepts("chat", {"guideline": "be brief"})
+    assert _openai_refusal("completion", {"suffix": 1}) == (
+        "suffix: invalid type: integer `1`, expected a string"
+    )
+    assert _openai_refusal("chat", {"guideline": []}) == (
+        "guideline: invalid type: sequence, expected a string"
+    )
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ('{"function": null}', "No _name found in generated text"),  # Value::get -> Some(Null), no `_name` in it
+    ('{"function": 3}', "No _name found in generated text"),
+    ('{"other": {}}', "No function found in generated text"),  # absent: None
+    ("[1, 2]", "No function found in generated text"),  # Value::get on an array: None
+])  # fmt: skip
+def test_a_tool_call_text_without_a_usable_function_gets_loraxs_message(text: str, message: str) -> None:
+    # server.rs:347-357 @a7394ba3
+    with pytest.raises(wire.LoraxError) as caught:
+        wire.tool_calls_from_text(text)
+    assert caught.value.message == "Tool error: " + message  # InferError::ToolError's Display
