@@ -448,48 +448,12 @@ def test_later_requests_join_the_queue_with_the_first_requests_source() -> None:
     assert (first.error_type, second.error_type) == (None, None)
 
 
-def test_a_bad_source_is_refused_before_any_download() -> None:
-    # client.rs:251-270 @a7394ba3: the router's client refuses the source before downloading; the download
-    # time is 10 minutes here, so a refusal that waited for it would not come within the test's cap
-    sink = _Log()
-    engine = _engine(adapter_load_ms=600_000.0)
-    seq = _seq("a", sink, "org/a", new=2)
-    seq.adapter_source = "gcs"
-
-    async def run() -> None:
-        engine.start()
-        engine.submit(seq)
-        await _until(lambda: seq.done, engine)
-
-    asyncio.run(run())
-    assert sink.events == [("a", "generation")]
-
-
-def test_a_bad_source_for_a_merge_names_the_merged_ids_not_the_merge_settings() -> None:
-    # a merge's queue key is "ids|settings" (wire.adapter_key); LoRAX's message names the ids joined by ","
-    # (router/client/src/client.rs:262-266 @a7394ba3: `adapter_parameters.adapter_ids.join(",")`)
+def _load_errors(adapter: str, source: str = "hub", load_ms: float = 0.0, **config: object) -> list[str]:
+    """The error messages one request for `adapter` (from `source`) ends with."""
     errors: list[str] = []
     sink = _Log()
     sink.on_error = lambda seq, err: errors.append(err.message)  # type: ignore[method-assign]
-    engine = _engine(adapter_load_ms=600_000.0)
-    seq = _seq("m", sink, 'org/a,org/b|[[0.5,0.5],"linear",0.0,null]', new=2)
-    seq.adapter_source = "gcs"
-
-    async def run() -> None:
-        engine.start()
-        engine.submit(seq)
-        await _until(lambda: seq.done, engine)
-
-    asyncio.run(run())
-    assert errors == ["Request failed during generation: Server error: Invalid source 'gcs' when downloading "
-                      "adapter 'org/a,org/b'"]  # fmt: skip
-
-
-def _load_errors(adapter: str, source: str = "hub", **config: object) -> list[str]:
-    errors: list[str] = []
-    sink = _Log()
-    sink.on_error = lambda seq, err: errors.append(err.message)  # type: ignore[method-assign]
-    engine = _engine(adapter_load_ms=0.0, **config)
+    engine = _engine(adapter_load_ms=load_ms, **config)
     seq = _seq("m", sink, adapter, new=2)
     seq.adapter_source = source
 
@@ -500,6 +464,23 @@ def _load_errors(adapter: str, source: str = "hub", **config: object) -> list[st
 
     asyncio.run(run())
     return errors
+
+
+BAD_SOURCE = "Request failed during generation: Server error: Invalid source 'gcs' when downloading adapter "
+
+
+def test_a_bad_source_is_refused_before_any_download() -> None:
+    # router/client/src/client.rs:251-270 @a7394ba3: the router's client refuses the source before
+    # downloading; the download takes 10 minutes here, so a refusal that waited for it would not come
+    # within the test's cap
+    assert _load_errors("org/a", source="gcs", load_ms=600_000.0) == [BAD_SOURCE + "'org/a'"]
+
+
+def test_a_bad_source_for_a_merge_names_the_merged_ids_not_the_merge_settings() -> None:
+    # a merge's queue key is "ids|settings" (wire.adapter_key); LoRAX's message names the ids joined by ","
+    # (router/client/src/client.rs:262-266 @a7394ba3: `adapter_parameters.adapter_ids.join(",")`)
+    merge = 'org/a,org/b|[[0.5,0.5],"linear",0.0,null]'
+    assert _load_errors(merge, source="gcs", load_ms=600_000.0) == [BAD_SOURCE + "'org/a,org/b'"]
 
 
 def test_a_merge_with_an_unloadable_part_fails_naming_its_ids() -> None:
@@ -514,10 +495,7 @@ def test_a_merge_with_an_unloadable_part_fails_naming_its_ids() -> None:
 def test_a_bad_source_is_the_error_even_for_an_unloadable_adapter() -> None:
     # the router's client refuses the source before any download (router/client/src/client.rs:262-266
     # @a7394ba3), so the download's own failure never happens
-    assert _load_errors("org/a", source="gcs", unloadable_adapters=("org/a",)) == [
-        "Request failed during generation: Server error: Invalid source 'gcs' when downloading "
-        "adapter 'org/a'"
-    ]
+    assert _load_errors("org/a", source="gcs", unloadable_adapters=("org/a",)) == [BAD_SOURCE + "'org/a'"]
 
 
 @pytest.mark.parametrize(("new_tokens", "admitted"), [(124, True), (125, False)])

@@ -232,6 +232,19 @@ async def _drain(engine: Engine) -> None:
         await engine._decode()
 
 
+def _step_times(engine: Engine) -> list[tuple[str, float]]:
+    """(method, seconds) of each step one 2-token request takes, recorded instead of slept."""
+    steps: list[tuple[str, float]] = []
+
+    async def record(method: str, seconds: float) -> None:
+        steps.append((method, seconds))
+
+    engine._timed_step = record  # type: ignore[method-assign]
+    _queued(engine, _Recorder(), "r", new=2)
+    asyncio.run(_drain(engine))
+    return steps
+
+
 def test_a_sink_that_fails_ends_its_request_with_incomplete_generation_and_the_batch_goes_on() -> None:
     engine, sink = ready_base_engine(), _Recorder(raise_at=("bad", 1))
     bad, _ = _queued(engine, sink, "bad", "good")
@@ -256,14 +269,7 @@ def test_a_decode_step_lasts_the_profiles_milliseconds_in_seconds() -> None:
     engine = Engine(profile, EngineConfig(10**6, 10**6), Registry(4095, 4096))
     ready = ready_base_engine()
     engine.queues = ready.queues
-    steps: list[tuple[str, float]] = []
-
-    async def record(method: str, seconds: float) -> None:
-        steps.append((method, seconds))
-
-    engine._timed_step = record  # type: ignore[method-assign]
-    _queued(engine, _Recorder(), "r", new=2)
-    asyncio.run(_drain(engine))
+    steps = _step_times(engine)
     assert steps == [("prefill", pytest.approx(0.003)), ("decode", pytest.approx(0.007))]
 
 
@@ -320,14 +326,7 @@ def test_the_engine_uses_the_faults_it_is_given() -> None:
     profile = dataclasses.replace(get_profile("synthetic"), fixed_decode_ms=2.0, fixed_prefill_ms=1.0)
     engine = Engine(profile, EngineConfig(10**6, 10**6), Registry(4095, 4096), faults=faults)
     engine.queues = ready_base_engine().queues
-    steps: list[tuple[str, float]] = []
-
-    async def record(method: str, seconds: float) -> None:
-        steps.append((method, seconds))
-
-    engine._timed_step = record  # type: ignore[method-assign]
-    _queued(engine, _Recorder(), "r", new=2)
-    asyncio.run(_drain(engine))
+    steps = _step_times(engine)
     assert engine.faults is faults
     assert steps == [("prefill", pytest.approx(0.001)), ("decode", pytest.approx(0.006))]
 
