@@ -232,15 +232,16 @@ async def _drain(engine: Engine) -> None:
         await engine._decode()
 
 
-def _step_times(engine: Engine) -> list[tuple[str, float]]:
-    """(method, seconds) of each step one 2-token request takes, recorded instead of slept."""
+def _step_times(engine: Engine, prompt: int = 5, new: int = 2) -> list[tuple[str, float]]:
+    """(method, seconds) of each step one request takes, recorded instead of slept."""
     steps: list[tuple[str, float]] = []
 
     async def record(method: str, seconds: float) -> None:
         steps.append((method, seconds))
 
     engine._timed_step = record  # type: ignore[method-assign]
-    _queued(engine, _Recorder(), "r", new=2)
+    (seq,) = _queued(engine, _Recorder(), "r", new=new)
+    seq.input_length = prompt
     asyncio.run(_drain(engine))
     return steps
 
@@ -395,3 +396,14 @@ def test_the_lateness_record_stops_at_100000_steps() -> None:
         engine._deadline = 0.0  # far behind: each step starts from now, so none is already over
         asyncio.run(engine._sleep_step(0.0001))  # under SPIN_S: no timer, a short spin
     assert len(engine._lateness) == 100_000
+
+
+def test_a_decode_step_is_timed_for_the_batchs_context_so_far() -> None:
+    # a GPU profile's decode step grows with the KV positions held: each sequence's prompt plus what it
+    # generated so far (100 + 1 at the first decode step, 100 + 2 at the second)
+    profile = get_profile("h100-8b-bf16")
+    engine = Engine(profile, EngineConfig(10**6, 10**6), Registry(4095, 4096))
+    engine.queues = ready_base_engine().queues
+    decodes = [seconds for method, seconds in _step_times(engine, prompt=100, new=3) if method == "decode"]
+    expected = [profile.decode_step_ms(1, 0, 100 + generated) / 1000.0 for generated in (1, 2)]
+    assert decodes == pytest.approx(expected, rel=1e-9)
