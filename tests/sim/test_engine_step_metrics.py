@@ -407,3 +407,44 @@ def test_a_decode_step_is_timed_for_the_batchs_context_so_far() -> None:
     decodes = [seconds for method, seconds in _step_times(engine, prompt=100, new=3) if method == "decode"]
     expected = [profile.decode_step_ms(1, 0, 100 + generated) / 1000.0 for generated in (1, 2)]
     assert decodes == pytest.approx(expected, rel=1e-9)
+
+
+def test_a_step_is_observed_in_the_inference_duration_histogram_with_its_method() -> None:
+    # infer.rs: lorax_batch_inference_duration{method} observes each successful step's time
+    engine = ready_base_engine()
+    asyncio.run(engine._timed_step("decode", 0.0001))
+    series = engine.metrics.histograms["lorax_batch_inference_duration"][(("method", "decode"),)]
+    assert (sum(series.counts), series.total) == (1, 0.0001)
+
+
+def test_a_hung_step_is_counted_as_started_and_succeeds_only_once_healed() -> None:
+    # faults `hang`: the shard call never returns (count +1, no success, no step) until the fault is cleared
+    faults = Faults(FaultSpec(hang=True))
+    profile = dataclasses.replace(get_profile("synthetic"), fixed_decode_ms=1.0, fixed_prefill_ms=1.0)
+    engine = Engine(profile, EngineConfig(10**6, 10**6), Registry(4095, 4096), faults=faults)
+
+    def seen() -> tuple[float, float, int]:
+        value = engine.metrics.counter_value
+        count = value("lorax_batch_inference_count", method="decode")
+        return count, value("lorax_batch_inference_success", method="decode"), engine.steps
+
+    async def run() -> list[tuple[float, float, int]]:
+        step = asyncio.create_task(engine._timed_step("decode", 0.0001))
+        for _ in range(20):
+            await asyncio.sleep(0)
+        during = seen()
+        faults.apply(FaultSpec())
+        await asyncio.wait_for(step, timeout=30.0)  # a hang guard only
+        return [during, seen()]
+
+    assert asyncio.run(run()) == [(1, 0, 0), (1, 1, 1)]
+
+
+def test_the_write_spread_is_the_seconds_from_the_bursts_first_write() -> None:
+    # a decode step's burst to two sequences on this machine: microseconds to milliseconds, never the
+    # epoch time a wrong sign would give
+    engine = ready_base_engine()
+    _queued(engine, _Recorder(), "a", "b", new=3)
+    asyncio.run(_drain(engine))
+    summary = engine.spread.summary()
+    assert summary["steps"] == 2 and 0.0 <= summary["max_ms"] < 60_000.0
