@@ -448,3 +448,18 @@ def test_the_write_spread_is_the_seconds_from_the_bursts_first_write() -> None:
     asyncio.run(_drain(engine))
     summary = engine.spread.summary()
     assert summary["steps"] == 2 and 0.0 <= summary["max_ms"] < 60_000.0
+
+
+def test_the_write_spread_keeps_the_last_100000_steps() -> None:
+    spread = SpreadStats()
+    for i in range(100_001):
+        spread.add(i / 1e6, 1)
+    assert len(spread.values) == 100_000 and spread.values[0] == 1 / 1e6  # step 0 dropped, step 1 kept
+    assert spread.steps == 100_001  # the counts cover every step
+
+
+def test_the_widest_step_is_the_first_to_reach_the_maximum() -> None:
+    spread = SpreadStats()
+    for seconds, writes in ((0.002, 5), (0.002, 9), (0.001, 20)):
+        spread.add(seconds, writes)
+    assert (spread.summary()["max_ms"], spread.summary()["max_step_writes"]) == (2.0, 5)
