@@ -738,33 +738,45 @@ class ChatMessageIn:
     content: str
 
 
+# serde's message for an untagged enum none of whose variants matched (MessageContent, lib.rs:605-610)
+CONTENT_MISMATCH = "data did not match any variant of untagged enum MessageContent"
+
+
+def _chunk_text(chunk: Any) -> str | None:
+    """One MessageChunk as text (lib.rs:647-662 @a7394ba3), or None when it is not one: the enum is
+    internally tagged (lib.rs:590-596): a `text` chunk needs a string `text`, an `image_url` chunk an
+    `image_url` object with a string `url` (shown as a markdown image)."""
+    if not isinstance(chunk, dict):
+        return None
+    if chunk.get("type") == "text" and isinstance(chunk.get("text"), str):
+        return chunk["text"]
+    image = chunk.get("image_url") if chunk.get("type") == "image_url" else None
+    if isinstance(image, dict) and isinstance(image.get("url"), str):
+        return f"![]({image['url']})"
+    return None
+
+
 def _message_text(index: int, message: Any) -> ChatMessageIn:
     if not isinstance(message, dict):
         raise json_data_rejection(
             f"messages[{index}]: invalid type: {_serde_type_name(message)}, expected struct Message"
         )
-    role = message.get("role")
+    if "role" not in message:
+        raise json_data_rejection(f"messages[{index}]: missing field `role`")
+    role = message["role"]
     if not isinstance(role, str):
-        raise json_data_rejection(f"messages[{index}].role: missing or invalid, expected a string")
+        raise json_data_rejection(
+            f"messages[{index}].role: invalid type: {_serde_type_name(role)}, expected a string"
+        )
     content = message.get("content")
     if content is None:
         return ChatMessageIn(role, "")
     if isinstance(content, str):
         return ChatMessageIn(role, content)
-    if isinstance(content, list):
-        # MessageChunk list → one text (lib.rs:647-662 @a7394ba3): text chunks as they are, an image as
-        # a markdown image of its URL
-        parts = []
-        for c in content:
-            if isinstance(c, dict) and c.get("type") == "text":
-                parts.append(str(c.get("text", "")))
-            elif isinstance(c, dict) and c.get("type") == "image_url":
-                parts.append(f"![]({(c.get('image_url') or {}).get('url', '')})")
-        return ChatMessageIn(role, "".join(parts))
-    raise json_data_rejection(
-        f"messages[{index}].content: invalid type: {_serde_type_name(content)}, "
-        "expected a string or a sequence of chunks"
-    )
+    texts = [_chunk_text(c) for c in content] if isinstance(content, list) else [None]
+    if any(t is None for t in texts):  # untagged: a bad chunk fails the sequence variant too
+        raise json_data_rejection(f"messages[{index}].content: {CONTENT_MISMATCH}")
+    return ChatMessageIn(role, "".join(t for t in texts if t is not None))
 
 
 @dataclass

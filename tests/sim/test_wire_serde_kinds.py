@@ -237,3 +237,51 @@ def test_a_tool_call_text_without_a_usable_function_gets_loraxs_message(text: st
     with pytest.raises(wire.LoraxError) as caught:
         wire.tool_calls_from_text(text)
     assert caught.value.message == "Tool error: " + message  # InferError::ToolError's Display
+
+
+def _message(message: Any) -> str:
+    return wire.parse_chat_request({"model": MODEL, "messages": [message]}, MODEL).messages[0].content
+
+
+CHUNK_OK = [
+    ([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}], "ab"),
+    ([{"type": "image_url", "image_url": {"url": "http://x/i.png"}}], "![](http://x/i.png)"),
+    # unknown keys are ignored (no deny_unknown_fields)
+    ([{"type": "text", "text": "see ", "extra": 1},
+      {"type": "image_url", "image_url": {"url": "u", "detail": "low"}}], "see ![](u)"),
+    ([], ""),
+]  # fmt: skip
+CHUNK_BAD = [
+    [{"type": "text"}],  # a text chunk without text
+    [{"type": "text", "text": 1}],
+    [{"type": "image_url"}],
+    [{"type": "image_url", "image_url": {"url": 3}}],
+    [{"type": "image_url", "image_url": "http://x"}],
+    [{"type": "audio", "text": "a"}],  # no such variant
+    [{"text": "a"}],  # no tag
+    ["a"],
+    [{"type": "text", "text": "ok"}, None],  # one bad chunk fails the whole sequence
+]
+
+
+@pytest.mark.parametrize(("content", "text"), CHUNK_OK)
+def test_message_chunks_of_either_variant_become_one_text(content: list[Any], text: str) -> None:
+    # lib.rs:590-596 (MessageChunk, tag = "type") and 647-662 (chunks joined, an image as a markdown image)
+    assert _message({"role": "user", "content": content}) == text
+
+
+@pytest.mark.parametrize("content", [*CHUNK_BAD, 3, {"type": "text", "text": "a"}, True])
+def test_content_that_is_no_string_and_no_list_of_chunks_is_refused_as_serde_words_it(content: Any) -> None:
+    # MessageContent is untagged (lib.rs:605-610): no variant matched, one message for every way
+    assert _openai_refusal("chat", {"messages": [{"role": "user", "content": content}]}) == (
+        "messages[0].content: " + wire.CONTENT_MISMATCH
+    )
+
+
+@pytest.mark.parametrize(("message", "error"), [
+    ({"content": "hi"}, "messages[0]: missing field `role`"),
+    ({"role": 3, "content": "hi"}, "messages[0].role: invalid type: integer `3`, expected a string"),
+    ({"role": None, "content": "hi"}, "messages[0].role: invalid type: null, expected a string"),
+])  # fmt: skip
+def test_a_messages_role_is_a_required_string(message: dict[str, Any], error: str) -> None:
+    assert _openai_refusal("chat", {"messages": [message]}) == error
